@@ -1,0 +1,75 @@
+/*
+ * pa_heap: a first-fit allocator for a range of device addresses.
+ *
+ * It manages [base, base + size) without ever touching that memory: its
+ * bookkeeping lives in ordinary heap memory, so the range may be device
+ * memory, unmapped, or purely numeric.  Blocks are multiples of the heap's
+ * granule; the lowest-addressed block that satisfies size, alignment and
+ * address limit is chosen; freeing coalesces with free neighbours at once.
+ * Every operation costs O(log n) in the number of blocks (an address-ordered
+ * treap whose nodes know the largest free block below them).
+ *
+ * Functions return 0 or a negative errno value and fill their out-parameters
+ * only on success.  Nothing here prints, aborts or is thread-safe: callers
+ * serialise access to one heap.
+ */
+#ifndef PA_HEAP_H
+#define PA_HEAP_H
+
+#include <stdint.h>
+
+typedef struct pa_heap pa_heap;
+
+typedef struct pa_heap_stats {
+    uint64_t total;         /* size of the managed range */
+    uint64_t used;          /* bytes in allocated blocks */
+    uint64_t free;          /* total - used */
+    uint64_t largest_free;  /* largest free block, before alignment */
+    uint64_t blocks;        /* allocated blocks */
+    uint64_t free_blocks;   /* free blocks (fragments) */
+    uint64_t peak_used;     /* highest `used` seen */
+    uint64_t failed;        /* allocations refused with -ENOMEM */
+} pa_heap_stats;
+
+/*
+ * Creates a heap over [base, base + size).  -EINVAL unless granule is a
+ * power of two, base and size are non-zero multiples of it (base may be 0)
+ * and the range does not wrap; -ENOMEM if bookkeeping cannot be allocated.
+ */
+int pa_heap_create(uint64_t base, uint64_t size, uint64_t granule,
+                   pa_heap **out);
+void pa_heap_destroy(pa_heap *heap);
+
+/*
+ * Allocates `size` bytes (rounded up to the granule) starting at a multiple
+ * of `align` (0 means the granule; smaller values are raised to it), ending
+ * at or below `limit` (0 means no limit).  *addr receives the start.
+ * -EINVAL if size is 0 or align is not a power of two; -ENOMEM if no free
+ * block can hold it (the heap is unchanged).
+ */
+int pa_heap_alloc(pa_heap *heap, uint64_t size, uint64_t align,
+                  uint64_t limit, uint64_t *addr);
+
+/* Frees the block starting at addr; -EINVAL if no allocated block does. */
+int pa_heap_free(pa_heap *heap, uint64_t addr);
+
+/*
+ * Finds the allocated block that contains addr: fills *start and *size.
+ * -ENOENT if addr is outside every allocated block.
+ */
+int pa_heap_find(const pa_heap *heap, uint64_t addr, uint64_t *start,
+                 uint64_t *size);
+
+void pa_heap_get_stats(const pa_heap *heap, pa_heap_stats *out);
+
+uint64_t pa_heap_granule(const pa_heap *heap);
+
+/*
+ * Checks every invariant: the blocks tile the range in address order,
+ * no two free blocks touch, the treap's heap order and subtree maxima are
+ * right, and the counters agree with the blocks.  Returns 0 iff they hold,
+ * otherwise a negative code naming the first one broken.  O(n).
+ */
+int pa_heap_check(const pa_heap *heap);
+
+#endif

@@ -1,0 +1,37 @@
+/* A tiny test helper: CHECK(cond) records a failure and carries on. */
+#ifndef PA_CHECK_H
+#define PA_CHECK_H
+
+#include <stdio.h>
+
+static int check_failures;
+
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__,         \
+                    __LINE__, #cond);                                      \
+            check_failures++;                                              \
+        }                                                                  \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                     \
+    do {                                                                   \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);    \
+        if (check_a_ != check_b_) {                                        \
+            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n",      \
+                    __FILE__, __LINE__, #a, #b, check_a_, check_b_);       \
+            check_failures++;                                              \
+        }                                                                  \
+    } while (0)
+
+/* Prints the closing line and returns main's exit status. */
+static int
+check_report(const char *suite, int passed_cases)
+{
+    printf("%s: %d passed, %d failed\n", suite, passed_cases,
+           check_failures);
+    return check_failures != 0;
+}
+
+#endif
