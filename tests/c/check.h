@@ -25,13 +25,28 @@ static int check_failures;
         }                                                                  \
     } while (0)
 
+static int cases_passed, cases_failed;
+
+/* Runs one test case; it fails if any CHECK inside it failed. */
+#define RUN(test)                                                          \
+    do {                                                                   \
+        int before_ = check_failures;                                      \
+        test();                                                            \
+        if (check_failures == before_) {                                   \
+            cases_passed++;                                                \
+        }                                                                  \
+        else {                                                             \
+            fprintf(stderr, "FAILED: %s\n", #test);                        \
+            cases_failed++;                                                \
+        }                                                                  \
+    } while (0)
+
 /* Prints the closing line and returns main's exit status. */
 static int
-check_report(const char *suite, int passed_cases)
+check_report(const char *suite)
 {
-    printf("%s: %d passed, %d failed\n", suite, passed_cases,
-           check_failures);
-    return check_failures != 0;
+    printf("%s: %d passed, %d failed\n", suite, cases_passed, cases_failed);
+    return cases_failed != 0;
 }
 
 #endif

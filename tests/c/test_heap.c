@@ -11,8 +11,6 @@
 #define MiB (1024ull * KiB)
 #define PAGE 4096ull
 
-static int cases;
-
 static void
 test_create_rejects_bad_ranges(void)
 {
@@ -24,7 +22,6 @@ test_create_rejects_bad_ranges(void)
     CHECK_EQ(pa_heap_create(UINT64_MAX - PAGE + 1, 2 * PAGE, PAGE, &h),
              -EINVAL);
     CHECK(h == NULL);
-    cases++;
 }
 
 static void
@@ -57,7 +54,6 @@ test_alloc_rounds_aligns_and_reports(void)
     CHECK_EQ(pa_heap_find(h, b + 2 * PAGE, &start, &size), -ENOENT);
     CHECK_EQ(pa_heap_find(h, 0, &start, &size), -ENOENT);
     pa_heap_destroy(h);
-    cases++;
 }
 
 static void
@@ -81,7 +77,6 @@ test_invalid_requests_change_nothing(void)
     CHECK_EQ(after.failed, 3);
     CHECK_EQ(pa_heap_check(h), 0);
     pa_heap_destroy(h);
-    cases++;
 }
 
 static void
@@ -95,7 +90,6 @@ test_double_free_is_rejected(void)
     CHECK_EQ(pa_heap_free(h, a), -EINVAL);
     CHECK_EQ(pa_heap_check(h), 0);
     pa_heap_destroy(h);
-    cases++;
 }
 
 static void
@@ -116,7 +110,6 @@ test_limit_is_respected(void)
     CHECK_EQ(a, 3 * 1024 * MiB);
     CHECK_EQ(pa_heap_check(h), 0);
     pa_heap_destroy(h);
-    cases++;
 }
 
 static void
@@ -149,7 +142,6 @@ test_free_coalesces_both_sides(void)
     CHECK_EQ(s.peak_used, 5 * PAGE);
     CHECK_EQ(pa_heap_check(h), 0);
     pa_heap_destroy(h);
-    cases++;
 }
 
 /* ---- random stress against a reference model ---- */
@@ -289,18 +281,17 @@ test_random_stress_against_model(void)
     CHECK_EQ(pa_heap_check(h), 0);
     pa_heap_destroy(h);
     free(m.live);
-    cases++;
 }
 
 int
 main(void)
 {
-    test_create_rejects_bad_ranges();
-    test_alloc_rounds_aligns_and_reports();
-    test_invalid_requests_change_nothing();
-    test_double_free_is_rejected();
-    test_limit_is_respected();
-    test_free_coalesces_both_sides();
-    test_random_stress_against_model();
-    return check_report("test_heap", cases - (check_failures ? 1 : 0));
+    RUN(test_create_rejects_bad_ranges);
+    RUN(test_alloc_rounds_aligns_and_reports);
+    RUN(test_invalid_requests_change_nothing);
+    RUN(test_double_free_is_rejected);
+    RUN(test_limit_is_respected);
+    RUN(test_free_coalesces_both_sides);
+    RUN(test_random_stress_against_model);
+    return check_report("test_heap");
 }

@@ -1,0 +1,325 @@
+/*
+ * pa_memory: the backend-independent half of a memory (see memory.h).
+ *
+ * The reuse cache exists because mapping and unmapping cost microseconds,
+ * far more than numpy takes to make an array.  It never changes what a user
+ * can observe: cached blocks count as free in the statistics (they are
+ * released before figures are taken), an allocation that fails is retried
+ * after releasing them, and the device refuses to touch them.
+ */
+#include "memory.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define CACHE_ENTRIES 64
+#define CACHE_MAX_BLOCK (16ull << 20)
+#define CACHE_MAX_BYTES (64ull << 20)
+
+struct pa_memory {
+    const pa_backend_ops *ops;
+    void *state;
+    uint64_t base_address;
+    uint64_t size;
+    pthread_mutex_t lock;
+    uint64_t live;                  /* blocks handed out and not released */
+    pa_block cache[CACHE_ENTRIES];  /* oldest first */
+    int cached;
+    uint64_t cached_bytes;
+};
+
+uint64_t
+pa_page_size(void)
+{
+    static uint64_t page;
+    if (page == 0) {
+        long p = sysconf(_SC_PAGESIZE);
+        page = p > 0 ? (uint64_t)p : 4096;
+    }
+    return page;
+}
+
+int
+pa_memory_create(const pa_backend_ops *ops, void *state,
+                 uint64_t base_address, uint64_t size, pa_memory **out)
+{
+    pa_memory *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return -ENOMEM;
+    }
+    int rc = pthread_mutex_init(&m->lock, NULL);
+    if (rc != 0) {
+        free(m);
+        return -rc;
+    }
+    m->ops = ops;
+    m->state = state;
+    m->base_address = base_address;
+    m->size = size;
+    *out = m;
+    return 0;
+}
+
+void *
+pa_memory_state(const pa_memory *m)
+{
+    return m->state;
+}
+
+int
+pa_map_anonymous_over(void *addr, uint64_t len)
+{
+    void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
+                   MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? -errno : 0;
+}
+
+/* Releases cached blocks for real; the lock is held. */
+static void
+drain_cache(pa_memory *m)
+{
+    for (int i = 0; i < m->cached; i++) {
+        m->ops->free(m, &m->cache[i], 0);
+    }
+    m->cached = 0;
+    m->cached_bytes = 0;
+}
+
+/* Takes a cached block that satisfies the request; the lock is held. */
+static int
+take_cached(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
+            int cacheable, pa_block *out)
+{
+    for (int i = m->cached - 1; i >= 0; i--) {
+        const pa_block *b = &m->cache[i];
+        if (b->size == size && b->cacheable == cacheable
+                && b->device_address % align == 0
+                && b->device_address + size <= limit) {
+            *out = *b;
+            m->cached--;
+            m->cached_bytes -= size;
+            memmove(&m->cache[i], &m->cache[i + 1],
+                    (size_t)(m->cached - i) * sizeof(pa_block));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
+                uint64_t limit, int cacheable, pa_block *out)
+{
+    uint64_t page = pa_page_size();
+    if (align != 0 && (align & (align - 1)) != 0) {
+        return -EINVAL;
+    }
+    if (align < page) {
+        align = page;
+    }
+    if (nbytes > UINT64_MAX - page) {
+        return -ENOMEM;
+    }
+    uint64_t size = nbytes == 0 ? page : (nbytes + page - 1) & ~(page - 1);
+    if (limit == 0) {
+        limit = UINT64_MAX;
+    }
+    cacheable = cacheable != 0;
+
+    pthread_mutex_lock(&m->lock);
+    int rc = 0;
+    if (!take_cached(m, size, align, limit, cacheable, out)) {
+        rc = m->ops->alloc(m, size, align, limit, cacheable, out);
+        if (rc == -ENOMEM && m->cached > 0) {
+            drain_cache(m);
+            rc = m->ops->alloc(m, size, align, limit, cacheable, out);
+        }
+    }
+    if (rc == 0) {
+        m->live++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+void
+pa_memory_release(pa_memory *m, pa_block *blk)
+{
+    pthread_mutex_lock(&m->lock);
+    m->live--;
+    if (m->ops->reuse_blocks && blk->size <= CACHE_MAX_BLOCK) {
+        if (m->cached == CACHE_ENTRIES
+                || m->cached_bytes + blk->size > CACHE_MAX_BYTES) {
+            /* Evict the oldest entries until this one fits. */
+            int drop = 0;
+            uint64_t freed = 0;
+            while (drop < m->cached
+                   && (m->cached - drop == CACHE_ENTRIES
+                       || m->cached_bytes - freed + blk->size
+                          > CACHE_MAX_BYTES)) {
+                freed += m->cache[drop].size;
+                m->ops->free(m, &m->cache[drop], 0);
+                drop++;
+            }
+            m->cached -= drop;
+            m->cached_bytes -= freed;
+            memmove(&m->cache[0], &m->cache[drop],
+                    (size_t)m->cached * sizeof(pa_block));
+        }
+        m->cache[m->cached++] = *blk;
+        m->cached_bytes += blk->size;
+    }
+    else {
+        m->ops->free(m, blk, 0);
+    }
+    pthread_mutex_unlock(&m->lock);
+    memset(blk, 0, sizeof(*blk));
+}
+
+int
+pa_memory_retire(pa_memory *m, pa_block *blk)
+{
+    /* Swap the mapping first: from here on no CPU access reaches the
+     * device memory, so giving it back cannot expose it. */
+    int rc = pa_map_anonymous_over(blk->cpu, blk->size);
+    if (rc != 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&m->lock);
+    m->live--;
+    m->ops->free(m, blk, 1);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+void
+pa_memory_unmap_retired(pa_block *blk)
+{
+    munmap(blk->cpu, blk->size);
+    memset(blk, 0, sizeof(*blk));
+}
+
+static int
+span_ok(const pa_block *blk, uint64_t offset, uint64_t len)
+{
+    return offset <= blk->size && len <= blk->size - offset;
+}
+
+int
+pa_memory_flush(pa_memory *m, const pa_block *blk, uint64_t offset,
+                uint64_t len)
+{
+    if (!span_ok(blk, offset, len)) {
+        return -EINVAL;
+    }
+    if (blk->coherent || len == 0) {
+        return 0;
+    }
+    return m->ops->flush(m, blk, offset, len);
+}
+
+int
+pa_memory_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,
+                     uint64_t len)
+{
+    if (!span_ok(blk, offset, len)) {
+        return -EINVAL;
+    }
+    if (blk->coherent || len == 0) {
+        return 0;
+    }
+    return m->ops->invalidate(m, blk, offset, len);
+}
+
+/* Is any byte of [addr, addr + n) in a cached (released) block? */
+static int
+touches_cache(const pa_memory *m, uint64_t addr, uint64_t n)
+{
+    for (int i = 0; i < m->cached; i++) {
+        const pa_block *b = &m->cache[i];
+        if (addr < b->device_address + b->size
+                && b->device_address < addr + n) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+pa_memory_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n)
+{
+    if (m->ops->device_read == NULL) {
+        return -ENOTSUP;
+    }
+    if (addr + n < addr) {
+        return -EFAULT;
+    }
+    pthread_mutex_lock(&m->lock);
+    int rc = touches_cache(m, addr, n)
+             ? -EFAULT : m->ops->device_read(m, addr, dst, n);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int
+pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
+                       uint64_t n)
+{
+    if (m->ops->device_write == NULL) {
+        return -ENOTSUP;
+    }
+    if (addr + n < addr) {
+        return -EFAULT;
+    }
+    pthread_mutex_lock(&m->lock);
+    int rc = touches_cache(m, addr, n)
+             ? -EFAULT : m->ops->device_write(m, addr, src, n);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+void
+pa_memory_stats(pa_memory *m, pa_stats *out)
+{
+    pthread_mutex_lock(&m->lock);
+    drain_cache(m);
+    m->ops->stats(m, out);
+    out->buffers = m->live;
+    pthread_mutex_unlock(&m->lock);
+}
+
+const char *
+pa_memory_kind(const pa_memory *m)
+{
+    return m->ops->kind;
+}
+
+uint64_t
+pa_memory_base_address(const pa_memory *m)
+{
+    return m->base_address;
+}
+
+uint64_t
+pa_memory_size(const pa_memory *m)
+{
+    return m->size;
+}
+
+void
+pa_memory_close(pa_memory *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&m->lock);
+    drain_cache(m);
+    pthread_mutex_unlock(&m->lock);
+    m->ops->close(m);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}

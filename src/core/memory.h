@@ -1,0 +1,122 @@
+/*
+ * pa_memory: one source of physically contiguous memory, whatever backs it.
+ *
+ * A backend is a table of functions (pa_backend_ops) plus its own state; a
+ * backend's open function builds a pa_memory around them.  This layer adds
+ * what every backend needs the same way: a lock, a count of live blocks and
+ * a small cache that keeps released blocks mapped for reuse (for backends
+ * that sub-allocate, where reuse holds no system memory).
+ *
+ * Functions return 0 or a negative errno value.  Thread-safe: any function
+ * may be called from several threads at once on one memory, except that a
+ * block must not be flushed while it is being released or retired.
+ */
+#ifndef PA_MEMORY_H
+#define PA_MEMORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One allocation: device memory and the CPU mapping of all of it. */
+typedef struct pa_block {
+    uint64_t device_address;
+    void *cpu;              /* page-aligned mapping of the whole block */
+    uint64_t size;          /* bytes, a multiple of the page size */
+    uint64_t handle;        /* the backend's name for it (a GEM handle, ...) */
+    uint8_t cacheable;      /* mapped cached */
+    uint8_t coherent;       /* flush/invalidate are not needed */
+} pa_block;
+
+typedef struct pa_stats {
+    uint64_t total;
+    uint64_t used;
+    uint64_t free;
+    uint64_t largest_free;
+    uint64_t buffers;       /* live blocks, not counting cached ones */
+} pa_stats;
+
+typedef struct pa_memory pa_memory;
+
+typedef struct pa_backend_ops {
+    const char *kind;
+    /* Keep released blocks mapped for reuse (only where that holds no
+     * kernel memory, i.e. the backend sub-allocates a fixed region). */
+    int reuse_blocks;
+    /* size: a page multiple; align: a power of two >= the page size;
+     * limit: the block must end at or below it (UINT64_MAX: none). */
+    int (*alloc)(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
+                 int cacheable, pa_block *blk);
+    /* Gives the device memory back.  keep_va: the CPU range must stay
+     * mapped (the caller has already replaced it with anonymous memory);
+     * otherwise the backend unmaps it. */
+    void (*free)(pa_memory *m, pa_block *blk, int keep_va);
+    /* Cache maintenance of [offset, offset + len) of a non-coherent block. */
+    int (*flush)(pa_memory *m, const pa_block *blk, uint64_t offset,
+                 uint64_t len);
+    int (*invalidate)(pa_memory *m, const pa_block *blk, uint64_t offset,
+                      uint64_t len);
+    /* The device's view of memory; NULL where the backend has none.  They
+     * return -EFAULT unless the range lies inside one allocated block. */
+    int (*device_read)(pa_memory *m, uint64_t addr, void *dst, uint64_t n);
+    int (*device_write)(pa_memory *m, uint64_t addr, const void *src,
+                        uint64_t n);
+    /* total, used, free, largest_free (buffers is filled by the core). */
+    void (*stats)(pa_memory *m, pa_stats *out);
+    void (*close)(pa_memory *m);
+} pa_backend_ops;
+
+/* For backends: wraps ops and state (owned from then on) into a memory. */
+int pa_memory_create(const pa_backend_ops *ops, void *state,
+                     uint64_t base_address, uint64_t size, pa_memory **out);
+void *pa_memory_state(const pa_memory *m);
+
+/* Replaces [addr, addr + len) with fresh anonymous memory, atomically. */
+int pa_map_anonymous_over(void *addr, uint64_t len);
+
+uint64_t pa_page_size(void);
+
+/*
+ * Allocates at least nbytes (0 is allowed: one page) of device memory
+ * starting at a multiple of align (0: the page size) and ending at or
+ * below limit (0: none).  -EINVAL for a bad align; -ENOMEM when no block
+ * fits even after the reuse cache is emptied; other errors from the backend.
+ */
+int pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
+                    uint64_t limit, int cacheable, pa_block *out);
+
+/* Releases a block nothing maps any more; it may be kept for reuse. */
+void pa_memory_release(pa_memory *m, pa_block *blk);
+
+/*
+ * Gives a block's device memory back now, while CPU users may still hold
+ * pointers into it: its CPU range becomes private anonymous memory, so they
+ * stay memory-safe and can never see a later allocation.  Call
+ * pa_memory_unmap_retired once the last of them is gone.
+ */
+int pa_memory_retire(pa_memory *m, pa_block *blk);
+void pa_memory_unmap_retired(pa_block *blk);
+
+/* Cache maintenance of [offset, offset + len) of blk; no-op if coherent.
+ * -EINVAL if the range passes the end of the block. */
+int pa_memory_flush(pa_memory *m, const pa_block *blk, uint64_t offset,
+                    uint64_t len);
+int pa_memory_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,
+                         uint64_t len);
+
+/* As the device sees memory.  -EFAULT unless [addr, addr + n) lies inside
+ * one live block; -ENOTSUP if the backend cannot. */
+int pa_memory_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n);
+int pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
+                           uint64_t n);
+
+/* Exact figures: cached blocks are released first, so they count as free. */
+void pa_memory_stats(pa_memory *m, pa_stats *out);
+
+const char *pa_memory_kind(const pa_memory *m);
+uint64_t pa_memory_base_address(const pa_memory *m);
+uint64_t pa_memory_size(const pa_memory *m);
+
+/* Closes a memory whose blocks have all been released or retired. */
+void pa_memory_close(pa_memory *m);
+
+#endif

@@ -1,0 +1,269 @@
+/* Tests of pa_memory over the simulated backend. */
+#include "../../src/core/memory.h"
+#include "../../src/core/sim.h"
+#include "check.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MiB (1024ull * 1024ull)
+#define PAGE 4096ull
+#define BASE 0x10000000ull
+
+static pa_memory *
+open_sim(uint64_t size)
+{
+    pa_memory *m = NULL;
+    CHECK_EQ(pa_sim_open(BASE, size, &m), 0);
+    return m;
+}
+
+static void
+test_open_rejects_bad_pools(void)
+{
+    pa_memory *m = NULL;
+    CHECK_EQ(pa_sim_open(BASE, 0, &m), -EINVAL);
+    CHECK_EQ(pa_sim_open(BASE + 1, MiB, &m), -EINVAL);
+    CHECK_EQ(pa_sim_open(BASE, MiB + 7, &m), -EINVAL);
+    CHECK_EQ(pa_sim_open(UINT64_MAX - PAGE + 1, MiB, &m), -EINVAL);
+    CHECK(m == NULL);
+}
+
+static void
+test_cacheable_block_is_not_coherent(void)
+{
+    pa_memory *m = open_sim(4 * MiB);
+    pa_block b;
+    uint8_t seen[64];
+    CHECK_EQ(pa_memory_alloc(m, 100, 0, 0, 1, &b), 0);
+    CHECK_EQ(b.size, PAGE);
+    CHECK(b.cacheable && !b.coherent);
+    memset(b.cpu, 0xAB, 64);
+    CHECK_EQ(pa_memory_device_read(m, b.device_address, seen, 64), 0);
+    CHECK_EQ(seen[0], 0);                   /* not flushed yet */
+    /* A partial flush moves exactly its span. */
+    CHECK_EQ(pa_memory_flush(m, &b, 8, 16), 0);
+    CHECK_EQ(pa_memory_device_read(m, b.device_address, seen, 64), 0);
+    CHECK_EQ(seen[7], 0);
+    CHECK_EQ(seen[8], 0xAB);
+    CHECK_EQ(seen[23], 0xAB);
+    CHECK_EQ(seen[24], 0);
+    /* Device writes reach the CPU only through invalidate. */
+    memset(seen, 0x5A, sizeof(seen));
+    CHECK_EQ(pa_memory_device_write(m, b.device_address + 32, seen, 8), 0);
+    CHECK_EQ(((uint8_t *)b.cpu)[32], 0xAB);
+    CHECK_EQ(pa_memory_invalidate(m, &b, 32, 4), 0);
+    CHECK_EQ(((uint8_t *)b.cpu)[32], 0x5A);
+    CHECK_EQ(((uint8_t *)b.cpu)[35], 0x5A);
+    CHECK_EQ(((uint8_t *)b.cpu)[36], 0xAB);   /* outside the span */
+    CHECK_EQ(pa_memory_flush(m, &b, PAGE - 8, 16), -EINVAL);
+    CHECK_EQ(pa_memory_invalidate(m, &b, PAGE + 1, 0), -EINVAL);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+test_uncached_block_is_coherent(void)
+{
+    pa_memory *m = open_sim(4 * MiB);
+    pa_block b;
+    uint32_t word = 0;
+    CHECK_EQ(pa_memory_alloc(m, 4096, 0, 0, 0, &b), 0);
+    CHECK(!b.cacheable && b.coherent);
+    ((uint32_t *)b.cpu)[1] = 0xC0FFEE;
+    CHECK_EQ(pa_memory_device_read(m, b.device_address + 4, &word, 4), 0);
+    CHECK_EQ(word, 0xC0FFEE);
+    word = 77;
+    CHECK_EQ(pa_memory_device_write(m, b.device_address + 8, &word, 4), 0);
+    CHECK_EQ(((uint32_t *)b.cpu)[2], 77);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+test_device_refuses_ranges_outside_live_blocks(void)
+{
+    pa_memory *m = open_sim(4 * MiB);
+    pa_block a, b;
+    uint8_t buf[2 * PAGE];
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 1, &a), 0);
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 1, &b), 0);
+    CHECK_EQ(b.device_address, a.device_address + PAGE);
+    CHECK_EQ(pa_memory_device_read(m, a.device_address, buf, PAGE), 0);
+    /* Two adjacent blocks are still two allocations. */
+    CHECK_EQ(pa_memory_device_read(m, a.device_address, buf, PAGE + 1),
+             -EFAULT);
+    CHECK_EQ(pa_memory_device_write(m, b.device_address + PAGE, buf, 1),
+             -EFAULT);
+    CHECK_EQ(pa_memory_device_read(m, BASE - 1, buf, 1), -EFAULT);
+    CHECK_EQ(pa_memory_device_read(m, UINT64_MAX, buf, 2), -EFAULT);
+    /* A released block is not live, even while it is kept for reuse. */
+    uint64_t gone = b.device_address;
+    pa_memory_release(m, &b);
+    CHECK_EQ(pa_memory_device_read(m, gone, buf, 1), -EFAULT);
+    CHECK_EQ(pa_memory_device_write(m, gone, buf, 1), -EFAULT);
+    pa_memory_release(m, &a);
+    pa_memory_close(m);
+}
+
+static void
+test_reuse_is_invisible_in_stats(void)
+{
+    pa_memory *m = open_sim(4 * MiB);
+    pa_block a, b;
+    pa_stats s;
+    CHECK_EQ(pa_memory_alloc(m, 3 * PAGE, 0, 0, 1, &a), 0);
+    void *cpu = a.cpu;
+    uint64_t addr = a.device_address;
+    pa_memory_stats(m, &s);
+    CHECK_EQ(s.used, 3 * PAGE);
+    CHECK_EQ(s.buffers, 1);
+    pa_memory_release(m, &a);
+    CHECK_EQ(pa_memory_alloc(m, 3 * PAGE - 5, 0, 0, 1, &b), 0);
+    CHECK(b.cpu == cpu);                    /* reused, no new mapping */
+    CHECK_EQ(b.device_address, addr);
+    pa_memory_release(m, &b);
+    pa_memory_stats(m, &s);
+    CHECK_EQ(s.used, 0);
+    CHECK_EQ(s.free, 4 * MiB);
+    CHECK_EQ(s.largest_free, 4 * MiB);
+    CHECK_EQ(s.buffers, 0);
+
+    /* Cached blocks never make an allocation fail. */
+    pa_block small[8];
+    for (int i = 0; i < 8; i++) {
+        CHECK_EQ(pa_memory_alloc(m, 512 * 1024, 0, 0, i % 2, &small[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pa_memory_release(m, &small[i]);
+    }
+    CHECK_EQ(pa_memory_alloc(m, 4 * MiB, 0, 0, 1, &a), 0);
+    CHECK_EQ(pa_memory_alloc(m, 1, 0, 0, 1, &b), -ENOMEM);
+    pa_memory_release(m, &a);
+    pa_memory_close(m);
+}
+
+static void
+test_alignment_and_limit(void)
+{
+    pa_memory *m = open_sim(64 * MiB);
+    pa_block a, b;
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 1, &a), 0);
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 2 * MiB, 0, 1, &b), 0);
+    CHECK_EQ(b.device_address % (2 * MiB), 0);
+    pa_memory_release(m, &b);
+    /* A cached block that is not aligned enough is not reused. */
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 4 * MiB, 0, 1, &b), 0);
+    CHECK_EQ(b.device_address % (4 * MiB), 0);
+    pa_memory_release(m, &b);
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 3 * PAGE, 0, 1, &b), -EINVAL);
+    CHECK_EQ(pa_memory_alloc(m, 2 * PAGE, 0, BASE + 2 * PAGE, 1, &b),
+             -ENOMEM);
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, BASE + 2 * PAGE, 1, &b), 0);
+    CHECK(b.device_address + b.size <= BASE + 2 * PAGE);
+    pa_memory_release(m, &b);
+    pa_memory_release(m, &a);
+    pa_memory_close(m);
+}
+
+static void
+test_retired_block_stays_mapped_but_detached(void)
+{
+    pa_memory *m = open_sim(4 * MiB);
+    pa_block a, b;
+    pa_stats s;
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &a), 0);
+    memset(a.cpu, 0x11, PAGE);
+    CHECK_EQ(pa_memory_retire(m, &a), 0);
+    pa_memory_stats(m, &s);
+    CHECK_EQ(s.used, 0);
+    CHECK_EQ(s.buffers, 0);
+    /* The old range is still ours to touch... */
+    uint8_t *old = a.cpu;
+    CHECK_EQ(old[5], 0);
+    old[5] = 0x22;
+    /* ...and is not the memory that the next allocation receives. */
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &b), 0);
+    CHECK_EQ(b.device_address, a.device_address);
+    CHECK(b.cpu != a.cpu);
+    CHECK_EQ(((uint8_t *)b.cpu)[5], 0x11);
+    old[6] = 0x33;
+    uint8_t dev;
+    CHECK_EQ(pa_memory_device_read(m, b.device_address + 6, &dev, 1), 0);
+    CHECK_EQ(dev, 0x11);
+    pa_memory_unmap_retired(&a);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+typedef struct worker_arg {
+    pa_memory *m;
+    int seed;
+    int errors;
+} worker_arg;
+
+static void *
+worker(void *p)
+{
+    worker_arg *w = p;
+    pa_block held[16];
+    unsigned x = (unsigned)w->seed;
+    for (int i = 0; i < 2000; i++) {
+        int n = 1 + (int)(x % 16);
+        for (int j = 0; j < n; j++) {
+            x = x * 1103515245u + 12345u;
+            if (pa_memory_alloc(w->m, (x >> 8) % (64 * 1024), 0, 0,
+                                (int)(x & 1), &held[j]) != 0) {
+                w->errors++;
+                n = j;
+                break;
+            }
+            memset(held[j].cpu, w->seed, 8);
+        }
+        for (int j = 0; j < n; j++) {
+            if (((uint8_t *)held[j].cpu)[7] != (uint8_t)w->seed) {
+                w->errors++;    /* another thread got the same block */
+            }
+            pa_memory_release(w->m, &held[j]);
+        }
+    }
+    return NULL;
+}
+
+static void
+test_threads_share_a_memory(void)
+{
+    pa_memory *m = open_sim(64 * MiB);
+    pthread_t t[4];
+    worker_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (worker_arg){m, i + 1, 0};
+        pthread_create(&t[i], NULL, worker, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_EQ(args[i].errors, 0);
+    }
+    pa_stats s;
+    pa_memory_stats(m, &s);
+    CHECK_EQ(s.used, 0);
+    CHECK_EQ(s.buffers, 0);
+    CHECK_EQ(s.largest_free, 64 * MiB);
+    pa_memory_close(m);
+}
+
+int
+main(void)
+{
+    RUN(test_open_rejects_bad_pools);
+    RUN(test_cacheable_block_is_not_coherent);
+    RUN(test_uncached_block_is_coherent);
+    RUN(test_device_refuses_ranges_outside_live_blocks);
+    RUN(test_reuse_is_invisible_in_stats);
+    RUN(test_alignment_and_limit);
+    RUN(test_retired_block_stays_mapped_but_detached);
+    RUN(test_threads_share_a_memory);
+    return check_report("test_memory");
+}
