@@ -110,28 +110,53 @@ take_cached(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     return 0;
 }
 
+/* Turns a request into what backends take (see pa_backend_ops.alloc). */
+static int
+normalize(uint64_t *size, uint64_t *align, uint64_t *limit)
+{
+    uint64_t page = pa_page_size();
+    if (*align != 0 && (*align & (*align - 1)) != 0) {
+        return -EINVAL;
+    }
+    if (*align < page) {
+        *align = page;
+    }
+    if (*size > UINT64_MAX - page) {
+        return -ENOMEM;
+    }
+    *size = *size == 0 ? page : (*size + page - 1) & ~(page - 1);
+    if (*limit == 0) {
+        *limit = UINT64_MAX;
+    }
+    return 0;
+}
+
+int
+pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
+                    uint64_t limit, int cacheable, pa_block *out)
+{
+    if (!m->ops->reuse_blocks || normalize(&nbytes, &align, &limit) != 0) {
+        return 0;
+    }
+    pthread_mutex_lock(&m->lock);
+    int hit = take_cached(m, nbytes, align, limit, cacheable != 0, out);
+    m->live += (uint64_t)hit;
+    pthread_mutex_unlock(&m->lock);
+    return hit;
+}
+
 int
 pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
                 uint64_t limit, int cacheable, pa_block *out)
 {
-    uint64_t page = pa_page_size();
-    if (align != 0 && (align & (align - 1)) != 0) {
-        return -EINVAL;
-    }
-    if (align < page) {
-        align = page;
-    }
-    if (nbytes > UINT64_MAX - page) {
-        return -ENOMEM;
-    }
-    uint64_t size = nbytes == 0 ? page : (nbytes + page - 1) & ~(page - 1);
-    if (limit == 0) {
-        limit = UINT64_MAX;
+    uint64_t size = nbytes;
+    int rc = normalize(&size, &align, &limit);
+    if (rc != 0) {
+        return rc;
     }
     cacheable = cacheable != 0;
 
     pthread_mutex_lock(&m->lock);
-    int rc = 0;
     if (!take_cached(m, size, align, limit, cacheable, out)) {
         rc = m->ops->alloc(m, size, align, limit, cacheable, out);
         if (rc == -ENOMEM && m->cached > 0) {

@@ -84,6 +84,14 @@ uint64_t pa_page_size(void);
 int pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
                     uint64_t limit, int cacheable, pa_block *out);
 
+/*
+ * Serves the request from blocks kept for reuse only: 1 and *out filled on
+ * a hit, else 0.  It never makes a system call, so callers may skip
+ * releasing locks of their own (such as the GIL) around it.
+ */
+int pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
+                        uint64_t limit, int cacheable, pa_block *out);
+
 /* Releases a block nothing maps any more; it may be kept for reuse. */
 void pa_memory_release(pa_memory *m, pa_block *blk);
 

@@ -121,9 +121,15 @@ test_reuse_is_invisible_in_stats(void)
     CHECK_EQ(s.used, 3 * PAGE);
     CHECK_EQ(s.buffers, 1);
     pa_memory_release(m, &a);
-    CHECK_EQ(pa_memory_alloc(m, 3 * PAGE - 5, 0, 0, 1, &b), 0);
+    /* Only an exact match is reused: size, cacheability, align, limit. */
+    CHECK_EQ(pa_memory_try_reuse(m, 2 * PAGE, 0, 0, 1, &b), 0);
+    CHECK_EQ(pa_memory_try_reuse(m, 3 * PAGE, 0, 0, 0, &b), 0);
+    CHECK_EQ(pa_memory_try_reuse(m, 3 * PAGE, 0, addr + PAGE, 1, &b), 0);
+    CHECK_EQ(pa_memory_try_reuse(m, 3 * PAGE - 5, 0, 0, 1, &b), 1);
     CHECK(b.cpu == cpu);                    /* reused, no new mapping */
     CHECK_EQ(b.device_address, addr);
+    pa_memory_stats(m, &s);
+    CHECK_EQ(s.buffers, 1);
     pa_memory_release(m, &b);
     pa_memory_stats(m, &s);
     CHECK_EQ(s.used, 0);
