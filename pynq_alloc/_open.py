@@ -1,0 +1,97 @@
+"""Opening memories by name, and choosing the default one.
+
+A spec names a backend and its options, as `open_memory()` takes them or
+as the PYNQ_ALLOC_MEMORY variable spells them: ``sim``,
+``sim:size=64M,base_address=0x10000000``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict
+
+from . import _core
+
+ENV_VAR = "PYNQ_ALLOC_MEMORY"
+
+_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """An int from '4096', '0x1000', '64M' or '1G' (powers of 1024)."""
+    t = text.strip().replace("_", "")
+    scale = 1
+    if t[-1:].upper() in _SUFFIXES and not t.lower().startswith("0x"):
+        scale = _SUFFIXES[t[-1].upper()]
+        t = t[:-1]
+    try:
+        return int(t, 0) * scale
+    except ValueError:
+        raise ValueError(f"not a size or address: {text!r}") from None
+
+
+def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000) -> _core.Memory:
+    size = parse_size(size) if isinstance(size, str) else int(size)
+    base = parse_size(base_address) if isinstance(base_address, str) else int(base_address)
+    if size <= 0 or base < 0:
+        raise ValueError(
+            f"the simulated memory needs size > 0 and base_address >= 0; "
+            f"got size={size}, base_address={base:#x}")
+    return _core._open_sim(base_address=base, size=size)
+
+
+# kind -> function(**options) that opens it.
+BACKENDS: Dict[str, Callable[..., _core.Memory]] = {
+    "sim": _open_sim,
+}
+
+# Kinds the contract names that this build cannot open yet.
+_PLANNED = ("zocl", "udmabuf", "xlnk", "hugepage")
+
+
+def parse_spec(spec: str) -> tuple[str, Dict[str, str]]:
+    """'kind:key=value,key=value' -> (kind, {key: value})."""
+    kind, _, rest = spec.strip().partition(":")
+    options: Dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"bad option {item!r} in memory spec {spec!r}: "
+                             "expected key=value")
+        options[key.strip()] = value.strip()
+    return kind.strip(), options
+
+
+def open_memory(spec: str = "sim", **options: Any) -> _core.Memory:
+    """Open a Memory: ``open_memory('sim', size=64 << 20)``.
+
+    `spec` names the backend and may carry options after a colon, as
+    PYNQ_ALLOC_MEMORY does (``'sim:size=64M'``); keyword options override
+    those.  Unknown backends and options are a ValueError; a backend whose
+    device cannot be opened is an OSError.
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a str, not {type(spec).__name__}")
+    kind, from_spec = parse_spec(spec)
+    merged: Dict[str, Any] = {**from_spec, **options}
+    opener = BACKENDS.get(kind)
+    if opener is None:
+        if kind in _PLANNED:
+            raise ValueError(f"the {kind!r} backend is not available in this "
+                             f"version of pynq_alloc; available: "
+                             f"{', '.join(sorted(BACKENDS))}")
+        raise ValueError(f"unknown memory kind {kind!r}; available: "
+                         f"{', '.join(sorted(BACKENDS))}")
+    try:
+        return opener(**merged)
+    except TypeError as e:
+        if "unexpected keyword" in str(e):
+            raise ValueError(f"{kind!r} memory: {e}") from None
+        raise
+
+
+def resolve_default() -> _core.Memory:
+    """The Memory allocate() uses by default: PYNQ_ALLOC_MEMORY, else sim."""
+    spec = os.environ.get(ENV_VAR, "").strip()
+    if spec:
+        return open_memory(spec)
+    return open_memory("sim")

@@ -1,0 +1,29 @@
+"""Declares the C extension; everything else is in pyproject.toml."""
+import glob
+
+import numpy
+from setuptools import Extension, setup
+
+core = sorted(glob.glob("src/core/*.c"))
+glue = sorted(glob.glob("src/python/*.c"))
+
+setup(
+    ext_modules=[
+        Extension(
+            "pynq_alloc._core",
+            sources=core + glue,
+            include_dirs=["src/core", numpy.get_include()],
+            define_macros=[
+                # One build, built against numpy 2, runs on 1.26 and 2.x.
+                ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION"),
+                ("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION"),
+                ("_GNU_SOURCE", None),
+            ],
+            extra_compile_args=[
+                "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",
+                "-Wno-unused-parameter", "-Wno-missing-field-initializers",
+                "-fvisibility=hidden",
+            ],
+        )
+    ],
+)

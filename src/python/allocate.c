@@ -1,0 +1,396 @@
+/*
+ * allocate(shape, dtype='u4', target=None, *, order='C', cacheable=True,
+ *          align=None, max_address=None)
+ *
+ * Every argument is checked before any memory is taken, so a failed call
+ * leaves the Memory exactly as it was.  This is the hot path: arguments are
+ * matched by pointer against interned names (as numpy's own parser does),
+ * and a request that a released block can serve makes no system call.
+ */
+#include "glue.h"
+
+#include <errno.h>
+
+enum { ARG_SHAPE, ARG_DTYPE, ARG_TARGET, ARG_ORDER, ARG_CACHEABLE,
+       ARG_ALIGN, ARG_MAX_ADDRESS, ARG_COUNT };
+
+static const char *const arg_names[ARG_COUNT] = {
+    "shape", "dtype", "target", "order", "cacheable", "align", "max_address",
+};
+static PyObject *arg_interned[ARG_COUNT];
+static PyArray_Descr *default_dtype;    /* uint32, as in PYNQ */
+
+int
+pa_allocate_init(void)
+{
+    for (int i = 0; i < ARG_COUNT; i++) {
+        arg_interned[i] = PyUnicode_InternFromString(arg_names[i]);
+        if (arg_interned[i] == NULL) {
+            return -1;
+        }
+    }
+    default_dtype = PyArray_DescrFromType(NPY_UINT32);
+    return default_dtype == NULL ? -1 : 0;
+}
+
+/* Fills out[] (borrowed, NULL when absent) from a vectorcall. */
+static int
+parse_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+           int accept_target, PyObject *out[ARG_COUNT])
+{
+    Py_ssize_t max_positional = accept_target ? 3 : 2;
+    if (nargs > max_positional) {
+        PyErr_Format(PyExc_TypeError, "allocate() takes at most %zd "
+                     "positional arguments (%zd given)", max_positional,
+                     nargs);
+        return -1;
+    }
+    for (int i = 0; i < ARG_COUNT; i++) {
+        out[i] = i < nargs ? args[i] : NULL;
+    }
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int found = -1;
+        for (int i = 0; i < ARG_COUNT && found < 0; i++) {
+            if (name == arg_interned[i]) {
+                found = i;
+            }
+        }
+        for (int i = 0; i < ARG_COUNT && found < 0; i++) {
+            if (PyUnicode_Compare(name, arg_interned[i]) == 0) {
+                found = i;
+            }
+        }
+        if (found < 0 || (found == ARG_TARGET && !accept_target)) {
+            PyErr_Format(PyExc_TypeError, "allocate() got an unexpected "
+                         "keyword argument '%U'", name);
+            return -1;
+        }
+        if (out[found] != NULL) {
+            PyErr_Format(PyExc_TypeError, "allocate() got multiple values "
+                         "for argument '%s'", arg_names[found]);
+            return -1;
+        }
+        out[found] = args[nargs + k];
+    }
+    if (out[ARG_SHAPE] == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "allocate() missing required argument 'shape'");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+max_dims(void)
+{
+    return PyArray_RUNTIME_VERSION >= NPY_2_0_API_VERSION ? 64 : 32;
+}
+
+/* An int or a sequence of ints, as numpy.empty takes; 0 or -1. */
+static int
+parse_shape(PyObject *obj, npy_intp *dims, int *nd)
+{
+    if (PyUnicode_Check(obj) || PyBytes_Check(obj) || obj == Py_None) {
+        PyErr_Format(PyExc_TypeError, "shape must be an int or a sequence "
+                     "of ints, not %s", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (PyLong_Check(obj) || (!PySequence_Check(obj) && PyIndex_Check(obj))) {
+        dims[0] = PyArray_PyIntAsIntp(obj);
+        if (dims[0] == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        *nd = 1;
+    }
+    else {
+        PyObject *seq = PySequence_Fast(obj, "shape must be an int or a "
+                                        "sequence of ints");
+        if (seq == NULL) {
+            return -1;
+        }
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        if (n > max_dims()) {
+            Py_DECREF(seq);
+            PyErr_Format(PyExc_ValueError, "shape has %zd dimensions; this "
+                         "numpy supports at most %d", n, max_dims());
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            dims[i] = PyArray_PyIntAsIntp(PySequence_Fast_GET_ITEM(seq, i));
+            if (dims[i] == -1 && PyErr_Occurred()) {
+                Py_DECREF(seq);
+                return -1;
+            }
+        }
+        Py_DECREF(seq);
+        *nd = (int)n;
+    }
+    for (int i = 0; i < *nd; i++) {
+        if (dims[i] < 0) {
+            PyErr_Format(PyExc_ValueError, "negative dimensions are not "
+                         "allowed: shape[%d] is %zd", i, (Py_ssize_t)dims[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A new reference to the dtype, or NULL. */
+static PyArray_Descr *
+parse_dtype(PyObject *obj)
+{
+    PyArray_Descr *descr = NULL;
+    if (obj == NULL) {
+        Py_INCREF(default_dtype);
+        descr = default_dtype;
+    }
+    else if (PyArray_DescrCheck(obj)) {
+        Py_INCREF(obj);
+        descr = (PyArray_Descr *)obj;
+    }
+    else if (!PyArray_DescrConverter(obj, &descr)) {
+        return NULL;
+    }
+    if (PyDataType_REFCHK(descr)) {
+        PyErr_Format(PyExc_TypeError, "dtype %R holds Python objects, which "
+                     "cannot be placed in device memory", (PyObject *)descr);
+        Py_DECREF(descr);
+        return NULL;
+    }
+    if (PyDataType_ELSIZE(descr) == 0
+            && (descr->type_num == NPY_STRING
+                || descr->type_num == NPY_UNICODE)) {
+        /* numpy.empty(n, 'S') makes 'S1'; size it now, before allocating. */
+        PyArray_Descr *sized = NULL;
+        PyObject *spec = Py_BuildValue("(Oi)", (PyObject *)descr, 1);
+        Py_DECREF(descr);
+        if (spec == NULL) {
+            return NULL;
+        }
+        int ok = PyArray_DescrConverter(spec, &sized);
+        Py_DECREF(spec);
+        return ok ? sized : NULL;
+    }
+    return descr;
+}
+
+/* 'C' or 'F' (None means 'C'); returns 1 for Fortran order, 0, or -1. */
+static int
+parse_order(PyObject *obj)
+{
+    if (obj == NULL || obj == Py_None) {
+        return 0;
+    }
+    if (PyUnicode_Check(obj) && PyUnicode_GET_LENGTH(obj) == 1) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(obj, 0);
+        if (c == 'C' || c == 'c') {
+            return 0;
+        }
+        if (c == 'F' || c == 'f') {
+            return 1;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "order must be 'C' or 'F', not %R", obj);
+    return -1;
+}
+
+/* align: None (the page size) or a power of two. */
+static int
+parse_align(PyObject *obj, uint64_t *align)
+{
+    *align = 0;
+    if (obj == NULL || obj == Py_None) {
+        return 0;
+    }
+    PyObject *index = PyNumber_Index(obj);
+    if (index == NULL) {
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(index);
+    Py_DECREF(index);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        v = 0;
+    }
+    if (v == 0 || (v & (v - 1)) != 0) {
+        PyErr_Format(PyExc_ValueError, "align must be a power of two, not %R",
+                     obj);
+        return -1;
+    }
+    *align = v;
+    return 0;
+}
+
+/* max_address: None or a positive int; 0 means no limit. */
+static int
+parse_max_address(PyObject *obj, uint64_t *limit)
+{
+    *limit = 0;
+    if (obj == NULL || obj == Py_None) {
+        return 0;
+    }
+    PyObject *index = PyNumber_Index(obj);
+    if (index == NULL) {
+        return -1;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(index, &overflow);
+    if (overflow > 0) {
+        /* 2**63 or more; from 2**64 on, every address lies below it. */
+        unsigned long long u = PyLong_AsUnsignedLongLong(index);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            u = 0;
+        }
+        Py_DECREF(index);
+        *limit = u;
+        return 0;
+    }
+    Py_DECREF(index);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow < 0 || v <= 0) {
+        PyErr_Format(PyExc_ValueError, "max_address must be positive, not %R",
+                     obj);
+        return -1;
+    }
+    *limit = (uint64_t)v;
+    return 0;
+}
+
+/* The MemoryError for a request that did not fit, with the figures. */
+static PyObject *
+out_of_memory(MemoryObject *target, uint64_t nbytes, uint64_t align,
+              uint64_t limit)
+{
+    pa_stats s;
+    char constraint[96] = "";
+    pa_memory_stats(target->mem, &s);
+    if (align != 0 && limit != 0) {
+        PyOS_snprintf(constraint, sizeof(constraint),
+                      " aligned to %llu, below 0x%llx",
+                      (unsigned long long)align, (unsigned long long)limit);
+    }
+    else if (align != 0) {
+        PyOS_snprintf(constraint, sizeof(constraint), " aligned to %llu",
+                      (unsigned long long)align);
+    }
+    else if (limit != 0) {
+        PyOS_snprintf(constraint, sizeof(constraint), " below 0x%llx",
+                      (unsigned long long)limit);
+    }
+    return pa_raise(ENOMEM, NULL, "cannot allocate %llu bytes%s in %s "
+                    "memory: %llu bytes free, largest free block %llu bytes",
+                    (unsigned long long)nbytes, constraint,
+                    pa_memory_kind(target->mem), (unsigned long long)s.free,
+                    (unsigned long long)s.largest_free);
+}
+
+PyObject *
+pa_allocate_impl(MemoryObject *target, PyObject *const *args,
+                 Py_ssize_t nargs, PyObject *kwnames, int accept_target)
+{
+    PyObject *arg[ARG_COUNT];
+    npy_intp dims[64];
+    int nd, fortran, cacheable;
+    uint64_t align, limit;
+
+    if (parse_args(args, nargs, kwnames, accept_target, arg) != 0
+            || parse_shape(arg[ARG_SHAPE], dims, &nd) != 0
+            || (fortran = parse_order(arg[ARG_ORDER])) < 0
+            || (cacheable = arg[ARG_CACHEABLE] == NULL
+                            ? 1 : PyObject_IsTrue(arg[ARG_CACHEABLE])) < 0
+            || parse_align(arg[ARG_ALIGN], &align) != 0
+            || parse_max_address(arg[ARG_MAX_ADDRESS], &limit) != 0) {
+        return NULL;
+    }
+    if (accept_target) {
+        PyObject *t = arg[ARG_TARGET];
+        if (t == NULL || t == Py_None) {
+            target = pa_default_memory();
+            if (target == NULL) {
+                return NULL;
+            }
+        }
+        else if (PyObject_TypeCheck(t, &pa_MemoryType)) {
+            target = (MemoryObject *)t;
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "target must be a pynq_alloc.Memory "
+                         "(see open_memory()), not %.200s",
+                         Py_TYPE(t)->tp_name);
+            return NULL;
+        }
+    }
+    PyArray_Descr *descr = parse_dtype(arg[ARG_DTYPE]);
+    if (descr == NULL) {
+        return NULL;
+    }
+
+    /* nbytes, with the dims a subarray dtype adds, checked for overflow. */
+    int total_nd = nd;
+    if (PyDataType_HASSUBARRAY(descr)) {
+        total_nd += (int)PyTuple_GET_SIZE(PyDataType_SUBARRAY(descr)->shape);
+    }
+    npy_intp nbytes = PyDataType_ELSIZE(descr);
+    for (int i = 0; i < nd; i++) {
+        if (__builtin_mul_overflow(nbytes, dims[i], &nbytes)) {
+            nbytes = -1;
+            break;
+        }
+    }
+    if (nbytes < 0 || total_nd > max_dims()) {
+        if (nbytes < 0) {
+            PyErr_SetString(PyExc_ValueError, "array is too big: its size "
+                            "in bytes overflows");
+        }
+        else {
+            PyErr_Format(PyExc_ValueError, "the shape and the dtype's "
+                         "subarray make %d dimensions; this numpy supports at "
+                         "most %d", total_nd, max_dims());
+        }
+        Py_DECREF(descr);
+        return NULL;
+    }
+
+    pa_block blk;
+    pa_memory *mem = target->mem;
+    if (!pa_memory_try_reuse(mem, (uint64_t)nbytes, align, limit, cacheable,
+                             &blk)) {
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = pa_memory_alloc(mem, (uint64_t)nbytes, align, limit, cacheable,
+                             &blk);
+        Py_END_ALLOW_THREADS
+        if (rc != 0) {
+            Py_DECREF(descr);
+            if (rc == -ENOMEM) {
+                return out_of_memory(target, (uint64_t)nbytes, align, limit);
+            }
+            return pa_raise(rc, NULL, "cannot allocate %zd bytes in %s memory",
+                            (Py_ssize_t)nbytes, pa_memory_kind(mem));
+        }
+    }
+    AllocationObject *a = pa_allocation_new(target, &blk);
+    if (a == NULL) {
+        pa_memory_release(mem, &blk);
+        Py_DECREF(descr);
+        return NULL;
+    }
+    /* Steals descr; a's dealloc gives the block back if this fails. */
+    PyObject *arr = PyArray_NewFromDescr(
+        &pa_BufferType, descr, nd, dims, NULL, blk.cpu,
+        fortran ? NPY_ARRAY_FARRAY : NPY_ARRAY_CARRAY, NULL);
+    if (arr == NULL) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, (PyObject *)a) < 0) {
+        Py_DECREF(arr);     /* SetBaseObject stole a */
+        return NULL;
+    }
+    return arr;
+}

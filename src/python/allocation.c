@@ -1,0 +1,161 @@
+/*
+ * Allocation: owns one block of device memory and its CPU mapping.
+ *
+ * It is the `base` at the root of every Buffer on that block, so it lives
+ * exactly as long as some array can still reach the mapping.  freebuffer()
+ * gives the device memory back early (the mapping turns into anonymous
+ * memory, see pa_memory_retire); dealloc then only unmaps the range.
+ */
+#include "glue.h"
+
+#include <errno.h>
+
+AllocationObject *
+pa_allocation_new(MemoryObject *memory, const pa_block *blk)
+{
+    AllocationObject *a = PyObject_New(AllocationObject, &pa_AllocationType);
+    if (a == NULL) {
+        return NULL;
+    }
+    Py_INCREF(memory);
+    a->memory = memory;
+    a->blk = *blk;
+    a->freed = 0;
+    a->retired = 0;
+    a->busy = 0;
+    return a;
+}
+
+/* Gives the device memory back; the GIL is held and no sync is running. */
+static int
+retire(AllocationObject *a)
+{
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_memory_retire(a->memory->mem, &a->blk);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        return -1;
+    }
+    a->retired = 1;
+    return 0;
+}
+
+int
+pa_allocation_free(AllocationObject *a)
+{
+    if (a->freed) {
+        return 0;
+    }
+    a->freed = 1;
+    if (a->busy > 0) {
+        return 0;   /* the last running sync completes the free */
+    }
+    if (retire(a) != 0) {
+        /* The mapping could not be swapped: keep the memory until the
+         * last view is gone rather than expose it. */
+        a->freed = 0;
+        pa_raise(ENOMEM, NULL, "cannot release the buffer while views of it "
+                 "exist: no memory to detach them");
+        return -1;
+    }
+    return 0;
+}
+
+void
+pa_allocation_enter(AllocationObject *a)
+{
+    a->busy++;
+}
+
+void
+pa_allocation_leave(AllocationObject *a)
+{
+    if (--a->busy == 0 && a->freed && !a->retired) {
+        if (retire(a) != 0) {
+            a->freed = 0;   /* as in pa_allocation_free; nothing to raise */
+        }
+    }
+}
+
+static void
+allocation_dealloc(AllocationObject *a)
+{
+    if (a->retired) {
+        pa_memory_unmap_retired(&a->blk);
+    }
+    else {
+        pa_memory_release(a->memory->mem, &a->blk);
+    }
+    Py_DECREF(a->memory);
+    PyObject_Free(a);
+}
+
+static PyObject *
+allocation_repr(AllocationObject *a)
+{
+    char address[32];
+    PyOS_snprintf(address, sizeof(address), "0x%llx",
+                  (unsigned long long)a->blk.device_address);
+    return PyUnicode_FromFormat(
+        "<pynq_alloc.Allocation %s%llu bytes at device address %s, %s>",
+        a->freed ? "(freed) " : "", (unsigned long long)a->blk.size,
+        address, a->blk.coherent ? "coherent" : "non-coherent");
+}
+
+static PyObject *
+get_device_address(AllocationObject *a, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(a->blk.device_address);
+}
+
+static PyObject *
+get_size(AllocationObject *a, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(a->blk.size);
+}
+
+static PyObject *
+get_freed(AllocationObject *a, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(a->freed);
+}
+
+static PyObject *
+get_memory(AllocationObject *a, void *closure)
+{
+    (void)closure;
+    Py_INCREF(a->memory);
+    return (PyObject *)a->memory;
+}
+
+static PyGetSetDef allocation_getset[] = {
+    {"device_address", (getter)get_device_address, NULL,
+     "Device address of the first byte of the block.", NULL},
+    {"size", (getter)get_size, NULL,
+     "Bytes in the block: the request rounded up to whole pages.", NULL},
+    {"freed", (getter)get_freed, NULL,
+     "True once freebuffer() released the block.", NULL},
+    {"memory", (getter)get_memory, NULL,
+     "The Memory the block came from.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(allocation_doc,
+"One block of physically contiguous device memory.\n\n"
+"Created by allocate(); it is the base object at the root of every Buffer\n"
+"on the block and is released when the last of them is gone.");
+
+PyTypeObject pa_AllocationType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pynq_alloc.Allocation",
+    .tp_basicsize = sizeof(AllocationObject),
+    .tp_dealloc = (destructor)allocation_dealloc,
+    .tp_repr = (reprfunc)allocation_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = allocation_doc,
+    .tp_getset = allocation_getset,
+};

@@ -1,0 +1,448 @@
+/*
+ * Buffer: a numpy.ndarray whose data lies in device memory.
+ *
+ * The type adds no C fields, no __array_finalize__ and no __init__, so
+ * numpy creates views of it exactly as fast as views of ndarray.  All it
+ * knows comes from find_allocation(): the Allocation at the root of the
+ * array's base chain, provided the array's data really lies inside it.
+ */
+#include "glue.h"
+
+#include <errno.h>
+
+/* Sync spans at least this long run without the GIL. */
+#define SYNC_WITHOUT_GIL_BYTES (64 * 1024)
+
+/*
+ * The Allocation that holds arr's data, or NULL if the data does not lie
+ * inside one (a copy, a plain array viewed as Buffer, ...).  Borrowed.
+ */
+static AllocationObject *
+find_allocation(PyArrayObject *arr)
+{
+    PyObject *base = PyArray_BASE(arr);
+    while (base != NULL && PyArray_Check(base)) {
+        base = PyArray_BASE((PyArrayObject *)base);
+    }
+    if (base == NULL || !Py_IS_TYPE(base, &pa_AllocationType)) {
+        return NULL;
+    }
+    AllocationObject *a = (AllocationObject *)base;
+    uintptr_t data = (uintptr_t)PyArray_DATA(arr);
+    uintptr_t cpu = (uintptr_t)a->blk.cpu;
+    /* A WRITEBACKIFCOPY temporary has its base's type but not its data. */
+    if (data < cpu || data - cpu > a->blk.size) {
+        return NULL;
+    }
+    return a;
+}
+
+/* The live Allocation of arr, or NULL (no error set). */
+static AllocationObject *
+live_allocation(PyArrayObject *arr)
+{
+    AllocationObject *a = find_allocation(arr);
+    return a != NULL && !a->freed ? a : NULL;
+}
+
+/*
+ * The byte span [*lo, *hi) that arr touches, relative to its data
+ * pointer: for strided and reversed views this is more than nbytes.
+ * Returns 0 for an array with no elements.
+ */
+static int
+memory_span(PyArrayObject *arr, npy_intp *lo, npy_intp *hi)
+{
+    int nd = PyArray_NDIM(arr);
+    npy_intp *shape = PyArray_DIMS(arr), *strides = PyArray_STRIDES(arr);
+    npy_intp low = 0, high = 0;
+    for (int i = 0; i < nd; i++) {
+        if (shape[i] == 0) {
+            return 0;
+        }
+        npy_intp extent = strides[i] * (shape[i] - 1);
+        if (extent > 0) {
+            high += extent;
+        }
+        else {
+            low += extent;
+        }
+    }
+    *lo = low;
+    *hi = high + PyArray_ITEMSIZE(arr);
+    return 1;
+}
+
+typedef int (*sync_fn)(pa_memory *, const pa_block *, uint64_t, uint64_t);
+
+/* flush/invalidate: checks, then cache maintenance of arr's span. */
+static PyObject *
+sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
+{
+    AllocationObject *a = find_allocation(arr);
+    if (a == NULL) {
+        PyErr_Format(PyExc_ValueError,
+                     "cannot %s: this array's data is not in device memory "
+                     "(it is a copy or a plain array, not a Buffer from "
+                     "allocate() or a view of one)", what);
+        return NULL;
+    }
+    if (a->freed) {
+        PyErr_Format(PyExc_ValueError,
+                     "cannot %s: the buffer was freed (freebuffer(), close() "
+                     "or the end of its with-block)", what);
+        return NULL;
+    }
+    npy_intp lo, hi;
+    if (a->blk.coherent || !memory_span(arr, &lo, &hi)) {
+        Py_RETURN_NONE;
+    }
+    char *cpu = a->blk.cpu, *data = PyArray_DATA(arr);
+    if (data + lo < cpu || data + hi > cpu + a->blk.size) {
+        /* Only as_strided-style tricks can get here. */
+        PyErr_Format(PyExc_ValueError,
+                     "cannot %s: the array spans bytes %zd to %zd of its "
+                     "allocation, which has %llu", what,
+                     (Py_ssize_t)(data + lo - cpu), (Py_ssize_t)(data + hi - cpu),
+                     (unsigned long long)a->blk.size);
+        return NULL;
+    }
+    uint64_t offset = (uint64_t)(data + lo - cpu), len = (uint64_t)(hi - lo);
+    int rc;
+    if (len >= SYNC_WITHOUT_GIL_BYTES) {
+        pa_allocation_enter(a);
+        Py_INCREF(a);
+        Py_BEGIN_ALLOW_THREADS
+        rc = fn(a->memory->mem, &a->blk, offset, len);
+        Py_END_ALLOW_THREADS
+        pa_allocation_leave(a);
+        Py_DECREF(a);
+    }
+    else {
+        rc = fn(a->memory->mem, &a->blk, offset, len);
+    }
+    if (rc != 0) {
+        return pa_raise(rc, NULL, "cannot %s %llu bytes at offset %llu of "
+                        "the allocation", what, (unsigned long long)len,
+                        (unsigned long long)offset);
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(flush_doc,
+"flush()\n--\n\n"
+"Make CPU writes to this array visible to the device.\n\n"
+"Covers every byte the array touches, from its lowest to its highest\n"
+"(more than nbytes for strided views). A no-op on coherent memory.\n"
+"Raises ValueError if the array is not in device memory or was freed.");
+
+static PyObject *
+buffer_flush(PyArrayObject *self, PyObject *unused)
+{
+    (void)unused;
+    return sync_span(self, pa_memory_flush, "flush");
+}
+
+PyDoc_STRVAR(invalidate_doc,
+"invalidate()\n--\n\n"
+"Make device writes to this array visible to the CPU.\n\n"
+"Covers the same span as flush(); bytes outside it are not changed.\n"
+"A no-op on coherent memory. Raises ValueError if the array is not in\n"
+"device memory or was freed.");
+
+static PyObject *
+buffer_invalidate(PyArrayObject *self, PyObject *unused)
+{
+    (void)unused;
+    return sync_span(self, pa_memory_invalidate, "invalidate");
+}
+
+PyDoc_STRVAR(freebuffer_doc,
+"freebuffer()\n--\n\n"
+"Give the device memory back to its Memory now.\n\n"
+"Views that are still alive stay safe to use but no longer refer to\n"
+"device memory (freed is True, device_address is None). Calling it again,\n"
+"or on an array that is not in device memory, does nothing.");
+
+static PyObject *
+buffer_freebuffer(PyArrayObject *self, PyObject *unused)
+{
+    (void)unused;
+    AllocationObject *a = find_allocation(self);
+    if (a != NULL && pa_allocation_free(a) != 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(close_doc,
+"close()\n--\n\n"
+"Deprecated alias of freebuffer().");
+
+static PyObject *
+buffer_close(PyArrayObject *self, PyObject *unused)
+{
+    if (PyErr_WarnEx(PyExc_DeprecationWarning,
+                     "Buffer.close() is deprecated; use freebuffer() or a "
+                     "with-block", 1) < 0) {
+        return NULL;
+    }
+    return buffer_freebuffer(self, unused);
+}
+
+static PyObject *
+buffer_enter(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    Py_INCREF(self);
+    return self;
+}
+
+static PyObject *
+buffer_exit(PyArrayObject *self, PyObject *args)
+{
+    (void)args;
+    PyObject *r = buffer_freebuffer(self, NULL);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_FALSE;
+}
+
+/* A plain ndarray holding a copy of self's contents. */
+static PyObject *
+plain_copy(PyArrayObject *self)
+{
+    return PyArray_FromArray(self, NULL,
+                             NPY_ARRAY_ENSURECOPY | NPY_ARRAY_ENSUREARRAY);
+}
+
+static PyObject *
+buffer_reduce(PyArrayObject *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *copy = plain_copy(self);
+    if (copy == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethod(copy, "__reduce__", NULL);
+    Py_DECREF(copy);
+    return r;
+}
+
+static PyObject *
+buffer_reduce_ex(PyArrayObject *self, PyObject *protocol)
+{
+    PyObject *copy = plain_copy(self);
+    if (copy == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethod(copy, "__reduce_ex__", "O", protocol);
+    Py_DECREF(copy);
+    return r;
+}
+
+static PyObject *
+buffer_deepcopy(PyArrayObject *self, PyObject *memo)
+{
+    (void)memo;
+    return plain_copy(self);
+}
+
+/*
+ * Results of ufuncs live in new host memory, so they are plain arrays
+ * (and scalars where numpy asks for one).  numpy 2 passes return_scalar;
+ * numpy 1 does not, and converts 0-d results itself.
+ */
+static PyObject *
+buffer_array_wrap(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"array", "context", "return_scalar", NULL};
+    PyObject *arr, *context = Py_None;
+    int return_scalar = 0;
+    (void)self;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|Op:__array_wrap__",
+                                     kwlist, &PyArray_Type, &arr, &context,
+                                     &return_scalar)) {
+        return NULL;
+    }
+    PyArrayObject *result = (PyArrayObject *)arr;
+    if (return_scalar && PyArray_NDIM(result) == 0) {
+        return PyArray_Scalar(PyArray_DATA(result), PyArray_DESCR(result),
+                              arr);
+    }
+    if (Py_IS_TYPE(arr, &PyArray_Type)) {
+        Py_INCREF(arr);
+        return arr;
+    }
+    return PyArray_View(result, NULL, &PyArray_Type);
+}
+
+static PyMethodDef buffer_methods[] = {
+    {"flush", (PyCFunction)buffer_flush, METH_NOARGS, flush_doc},
+    {"invalidate", (PyCFunction)buffer_invalidate, METH_NOARGS,
+     invalidate_doc},
+    {"sync_to_device", (PyCFunction)buffer_flush, METH_NOARGS,
+     "sync_to_device()\n--\n\nAlias of flush()."},
+    {"sync_from_device", (PyCFunction)buffer_invalidate, METH_NOARGS,
+     "sync_from_device()\n--\n\nAlias of invalidate()."},
+    {"freebuffer", (PyCFunction)buffer_freebuffer, METH_NOARGS,
+     freebuffer_doc},
+    {"close", (PyCFunction)buffer_close, METH_NOARGS, close_doc},
+    {"__enter__", (PyCFunction)buffer_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)buffer_exit, METH_VARARGS, NULL},
+    {"__array_wrap__", (PyCFunction)(void (*)(void))buffer_array_wrap,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"__reduce__", (PyCFunction)buffer_reduce, METH_NOARGS, NULL},
+    {"__reduce_ex__", (PyCFunction)buffer_reduce_ex, METH_O, NULL},
+    {"__deepcopy__", (PyCFunction)buffer_deepcopy, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *
+get_device_address(PyArrayObject *self, void *closure)
+{
+    (void)closure;
+    AllocationObject *a = live_allocation(self);
+    if (a == NULL) {
+        Py_RETURN_NONE;
+    }
+    uint64_t offset = (uint64_t)((char *)PyArray_DATA(self)
+                                 - (char *)a->blk.cpu);
+    return PyLong_FromUnsignedLongLong(a->blk.device_address + offset);
+}
+
+static PyObject *
+get_virtual_address(PyArrayObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromVoidPtr(PyArray_DATA(self));
+}
+
+static PyObject *
+get_offset(PyArrayObject *self, void *closure)
+{
+    (void)closure;
+    AllocationObject *a = find_allocation(self);
+    if (a == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromSsize_t((char *)PyArray_DATA(self)
+                              - (char *)a->blk.cpu);
+}
+
+static PyObject *
+get_coherent(PyArrayObject *self, void *closure)
+{
+    (void)closure;
+    AllocationObject *a = live_allocation(self);
+    if (a == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyBool_FromLong(a->blk.coherent);
+}
+
+static PyObject *
+get_cacheable(PyArrayObject *self, void *closure)
+{
+    (void)closure;
+    AllocationObject *a = live_allocation(self);
+    if (a == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyBool_FromLong(a->blk.cacheable);
+}
+
+static PyObject *
+get_bo(PyArrayObject *self, void *closure)
+{
+    (void)closure;
+    AllocationObject *a = live_allocation(self);
+    if (a == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLongLong(a->blk.handle);
+}
+
+static PyObject *
+get_memory(PyArrayObject *self, void *closure)
+{
+    (void)closure;
+    AllocationObject *a = find_allocation(self);
+    if (a == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(a->memory);
+    return (PyObject *)a->memory;
+}
+
+static PyObject *
+get_freed(PyArrayObject *self, void *closure)
+{
+    (void)closure;
+    AllocationObject *a = find_allocation(self);
+    return PyBool_FromLong(a != NULL && a->freed);
+}
+
+static PyGetSetDef buffer_getset[] = {
+    {"device_address", (getter)get_device_address, NULL,
+     "Device address of the first element, or None if the data is not in "
+     "a live allocation.", NULL},
+    {"physical_address", (getter)get_device_address, NULL,
+     "Alias of device_address.", NULL},
+    {"virtual_address", (getter)get_virtual_address, NULL,
+     "CPU address of the first element.", NULL},
+    {"offset", (getter)get_offset, NULL,
+     "Byte offset of the first element from the start of its allocation.",
+     NULL},
+    {"coherent", (getter)get_coherent, NULL,
+     "True if flush/invalidate are not needed; None outside device memory.",
+     NULL},
+    {"cacheable", (getter)get_cacheable, NULL,
+     "True if the CPU mapping is cached; None outside device memory.", NULL},
+    {"bo", (getter)get_bo, NULL,
+     "An int that identifies the allocation (PYNQ compatibility).", NULL},
+    {"memory", (getter)get_memory, NULL,
+     "The Memory the data came from, or None.", NULL},
+    {"freed", (getter)get_freed, NULL,
+     "True once the allocation was released by freebuffer().", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyObject *
+buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)type;
+    (void)args;
+    (void)kwds;
+    PyErr_SetString(PyExc_TypeError,
+                    "Buffer cannot be created directly: use "
+                    "pynq_alloc.allocate(shape, dtype) to get one in device "
+                    "memory");
+    return NULL;
+}
+
+PyDoc_STRVAR(buffer_doc,
+"A numpy.ndarray whose data lies in physically contiguous device memory.\n\n"
+"Made by pynq_alloc.allocate(); slices and views of it are Buffers too and\n"
+"keep exact device addresses. Results in new memory (ufuncs, copies) are\n"
+"not device memory: their device_address is None.");
+
+PyTypeObject pa_BufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pynq_alloc.Buffer",
+    /* tp_basicsize 0: inherit ndarray's, whatever numpy version runs. */
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = buffer_doc,
+    .tp_methods = buffer_methods,
+    .tp_getset = buffer_getset,
+    .tp_new = buffer_new,
+};
+
+int
+pa_buffer_type_ready(void)
+{
+    pa_BufferType.tp_base = &PyArray_Type;
+    return PyType_Ready(&pa_BufferType);
+}

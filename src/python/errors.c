@@ -1,0 +1,36 @@
+/* errno values from the core, turned into Python exceptions. */
+#include "glue.h"
+
+#include <errno.h>
+#include <stdarg.h>
+
+PyObject *
+pa_raise(int err, const char *path, const char *format, ...)
+{
+    va_list va;
+    va_start(va, format);
+    PyObject *message = PyUnicode_FromFormatV(format, va);
+    va_end(va);
+    if (message == NULL) {
+        return NULL;
+    }
+    err = err < 0 ? -err : err;
+    if (err == ENOMEM) {
+        PyErr_SetObject(PyExc_MemoryError, message);
+    }
+    else if (err == EINVAL || err == EFAULT) {
+        PyErr_SetObject(PyExc_ValueError, message);
+    }
+    else {
+        /* OSError(errno, message[, path]) picks the right subclass. */
+        PyObject *args = path != NULL
+            ? Py_BuildValue("(iOs)", err, message, path)
+            : Py_BuildValue("(iO)", err, message);
+        if (args != NULL) {
+            PyErr_SetObject(PyExc_OSError, args);
+            Py_DECREF(args);
+        }
+    }
+    Py_DECREF(message);
+    return NULL;
+}

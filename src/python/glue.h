@@ -1,0 +1,73 @@
+/*
+ * Shared declarations of the CPython/NumPy glue around the C core.
+ *
+ * Object graph (no cycles, so no type here needs the garbage collector):
+ *   Buffer (ndarray subclass) --base--> ... --base--> Allocation --> Memory
+ * A Buffer has no C fields of its own; what it knows about device memory
+ * comes from the Allocation at the root of its base chain.
+ */
+#ifndef PA_GLUE_H
+#define PA_GLUE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define PY_ARRAY_UNIQUE_SYMBOL pynq_alloc_ARRAY_API
+#ifndef PA_GLUE_IMPORTS_NUMPY
+#define NO_IMPORT_ARRAY
+#endif
+#include <numpy/arrayobject.h>
+
+#include "memory.h"
+
+typedef struct {
+    PyObject_HEAD
+    pa_memory *mem;
+} MemoryObject;
+
+typedef struct {
+    PyObject_HEAD
+    MemoryObject *memory;   /* strong: a Memory outlives its allocations */
+    pa_block blk;
+    int freed;              /* freebuffer() was called */
+    int retired;            /* the device memory has been given back */
+    int busy;               /* cache maintenance running without the GIL */
+} AllocationObject;
+
+extern PyTypeObject pa_MemoryType;
+extern PyTypeObject pa_AllocationType;
+extern PyTypeObject pa_BufferType;
+
+/* errors.c: the one place errno values become exceptions.  -ENOMEM is
+ * MemoryError, -EINVAL and -EFAULT ValueError, anything else OSError
+ * (with `path` as its filename when not NULL).  Always returns NULL. */
+PyObject *pa_raise(int err, const char *path, const char *format, ...);
+
+/* allocation.c */
+AllocationObject *pa_allocation_new(MemoryObject *memory, const pa_block *blk);
+/* Gives the device memory back now (freebuffer); 0 or -1 with an error. */
+int pa_allocation_free(AllocationObject *a);
+/* Marks cache maintenance started/ended; the end may complete a deferred
+ * free.  Both with the GIL held. */
+void pa_allocation_enter(AllocationObject *a);
+void pa_allocation_leave(AllocationObject *a);
+
+/* memory_object.c */
+PyObject *pa_memory_wrap(pa_memory *mem);
+
+/* allocate.c: allocate(shape, dtype, ...) for a given or default target. */
+PyObject *pa_allocate_impl(MemoryObject *target, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kwnames,
+                           int accept_target);
+int pa_allocate_init(void);
+
+/* module.c */
+MemoryObject *pa_default_memory(void);
+
+/* buffer.c */
+int pa_buffer_type_ready(void);
+
+/* bench.c */
+PyObject *pa_heap_bench(PyObject *module, PyObject *args);
+
+#endif

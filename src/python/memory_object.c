@@ -1,0 +1,251 @@
+/* Memory: one source of physically contiguous memory (a pa_memory). */
+#include "glue.h"
+
+#include <errno.h>
+
+/* Copies at least this long run without the GIL. */
+#define COPY_WITHOUT_GIL_BYTES (64 * 1024)
+
+PyObject *
+pa_memory_wrap(pa_memory *mem)
+{
+    MemoryObject *m = PyObject_New(MemoryObject, &pa_MemoryType);
+    if (m == NULL) {
+        pa_memory_close(mem);
+        return NULL;
+    }
+    m->mem = mem;
+    return (PyObject *)m;
+}
+
+static void
+memory_dealloc(MemoryObject *m)
+{
+    /* Every Allocation holds a reference, so none is left. */
+    pa_memory_close(m->mem);
+    PyObject_Free(m);
+}
+
+static PyObject *
+memory_repr(MemoryObject *m)
+{
+    char base[32];
+    PyOS_snprintf(base, sizeof(base), "0x%llx",
+                  (unsigned long long)pa_memory_base_address(m->mem));
+    return PyUnicode_FromFormat("<pynq_alloc.Memory kind=%s base_address=%s "
+                                "size=%llu>", pa_memory_kind(m->mem), base,
+                                (unsigned long long)pa_memory_size(m->mem));
+}
+
+PyDoc_STRVAR(memory_allocate_doc,
+"allocate(shape, dtype='u4', *, order='C', cacheable=True, align=None,\n"
+"         max_address=None)\n--\n\n"
+"Allocate a Buffer in this memory; see pynq_alloc.allocate().");
+
+static PyObject *
+memory_allocate(MemoryObject *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    return pa_allocate_impl(self, args, nargs, kwnames, 0);
+}
+
+PyDoc_STRVAR(memory_stats_doc,
+"stats()\n--\n\n"
+"Return a dict of ints: total, used, free, largest_free (bytes) and\n"
+"buffers (live allocations).");
+
+static PyObject *
+memory_stats(MemoryObject *self, PyObject *unused)
+{
+    (void)unused;
+    pa_stats s;
+    Py_BEGIN_ALLOW_THREADS
+    pa_memory_stats(self->mem, &s);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("{sKsKsKsKsK}", "total", s.total, "used", s.used,
+                         "free", s.free, "largest_free", s.largest_free,
+                         "buffers", s.buffers);
+}
+
+/* Reads an address or length argument: a non-negative int below 2**64. */
+static int
+as_u64(PyObject *obj, const char *name, uint64_t *out)
+{
+    PyObject *index = PyNumber_Index(obj);
+    if (index == NULL) {
+        return -1;
+    }
+    *out = PyLong_AsUnsignedLongLong(index);
+    Py_DECREF(index);
+    if (*out == (uint64_t)-1 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_ValueError, "%s must be an int from 0 to 2**64-1",
+                     name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+bus_error(int rc, uint64_t address, uint64_t n)
+{
+    char range[64];
+    PyOS_snprintf(range, sizeof(range), "[0x%llx, 0x%llx)",
+                  (unsigned long long)address,
+                  (unsigned long long)(address + n));
+    if (rc == -ENOTSUP) {
+        return pa_raise(rc, NULL, "this memory gives no device-side access");
+    }
+    return pa_raise(rc, NULL, "device bus error: %s is not inside one live "
+                    "allocation of this memory", range);
+}
+
+PyDoc_STRVAR(device_read_doc,
+"device_read(address, nbytes)\n--\n\n"
+"Read memory as a DMA master does (not through the CPU cache).\n\n"
+"Raises ValueError unless the range lies inside one live allocation.");
+
+static PyObject *
+memory_device_read(MemoryObject *self, PyObject *const *args,
+                   Py_ssize_t nargs)
+{
+    uint64_t address, n;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "device_read(address, nbytes) takes 2 arguments");
+        return NULL;
+    }
+    if (as_u64(args[0], "address", &address) != 0
+            || as_u64(args[1], "nbytes", &n) != 0) {
+        return NULL;
+    }
+    if (n > (uint64_t)PY_SSIZE_T_MAX) {
+        return bus_error(-EFAULT, address, n);
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (out == NULL) {
+        return NULL;
+    }
+    int rc;
+    if (n >= COPY_WITHOUT_GIL_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = pa_memory_device_read(self->mem, address, PyBytes_AS_STRING(out),
+                                   n);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        rc = pa_memory_device_read(self->mem, address, PyBytes_AS_STRING(out),
+                                   n);
+    }
+    if (rc != 0) {
+        Py_DECREF(out);
+        return bus_error(rc, address, n);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(device_write_doc,
+"device_write(address, data)\n--\n\n"
+"Write a bytes-like object to memory as a DMA master does.\n\n"
+"Raises ValueError unless the range lies inside one live allocation.");
+
+static PyObject *
+memory_device_write(MemoryObject *self, PyObject *const *args,
+                    Py_ssize_t nargs)
+{
+    uint64_t address;
+    Py_buffer view;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "device_write(address, data) takes 2 arguments");
+        return NULL;
+    }
+    if (as_u64(args[0], "address", &address) != 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_C_CONTIGUOUS) != 0) {
+        return NULL;
+    }
+    uint64_t n = (uint64_t)view.len;
+    int rc;
+    if (n >= COPY_WITHOUT_GIL_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = pa_memory_device_write(self->mem, address, view.buf, n);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        rc = pa_memory_device_write(self->mem, address, view.buf, n);
+    }
+    PyBuffer_Release(&view);
+    if (rc != 0) {
+        return bus_error(rc, address, n);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef memory_methods[] = {
+    {"allocate", (PyCFunction)(void (*)(void))memory_allocate,
+     METH_FASTCALL | METH_KEYWORDS, memory_allocate_doc},
+    {"stats", (PyCFunction)memory_stats, METH_NOARGS, memory_stats_doc},
+    {"device_read", (PyCFunction)(void (*)(void))memory_device_read,
+     METH_FASTCALL, device_read_doc},
+    {"device_write", (PyCFunction)(void (*)(void))memory_device_write,
+     METH_FASTCALL, device_write_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *
+get_kind(MemoryObject *m, void *closure)
+{
+    (void)closure;
+    return PyUnicode_FromString(pa_memory_kind(m->mem));
+}
+
+static PyObject *
+get_base_address(MemoryObject *m, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(pa_memory_base_address(m->mem));
+}
+
+static PyObject *
+get_size(MemoryObject *m, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(pa_memory_size(m->mem));
+}
+
+static PyGetSetDef memory_getset[] = {
+    {"kind", (getter)get_kind, NULL,
+     "What backs this memory: 'sim', 'zocl', 'udmabuf', ...", NULL},
+    {"base_address", (getter)get_base_address, NULL,
+     "Lowest device address of the pool.", NULL},
+    {"size", (getter)get_size, NULL, "Bytes in the pool.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyObject *
+memory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)type;
+    (void)args;
+    (void)kwds;
+    PyErr_SetString(PyExc_TypeError, "use pynq_alloc.open_memory(spec) to "
+                    "open a Memory");
+    return NULL;
+}
+
+PyDoc_STRVAR(memory_doc,
+"One source of physically contiguous memory; see open_memory().");
+
+PyTypeObject pa_MemoryType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pynq_alloc.Memory",
+    .tp_basicsize = sizeof(MemoryObject),
+    .tp_dealloc = (destructor)memory_dealloc,
+    .tp_repr = (reprfunc)memory_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = memory_doc,
+    .tp_methods = memory_methods,
+    .tp_getset = memory_getset,
+    .tp_new = memory_new,
+};
