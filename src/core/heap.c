@@ -1,26 +1,35 @@
 /*
- * pa_heap: address-ordered treap of blocks that tile the managed range.
+ * pa_heap: free blocks in an address-ordered treap, allocated blocks in a
+ * hash table.
  *
- * Each node is one block, free or allocated.  Nodes are ordered by address
- * (binary search tree) and by a random priority (heap order), which keeps
- * the expected depth logarithmic.  `max_free` caches the largest free block
- * in a node's subtree, so first-fit descends one path: left while the left
- * subtree can hold the request, then the node itself, then right.
+ * Free blocks are ordered by address (binary search tree) and by a random
+ * priority (heap order), which keeps the expected depth logarithmic.
+ * `max_free` caches the largest free block in a node's subtree, so first fit
+ * descends one path: left while the left subtree can hold the request, then
+ * the node itself, then right.  Allocated blocks never enter the tree: an
+ * open-addressing table maps each one's start to its size, so freeing finds
+ * a block in O(1) and the tree stays as small as the fragmentation.
  */
 #include "heap.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
+/* A free block. */
 typedef struct node {
     uint64_t addr;
     uint64_t size;
-    uint64_t max_free;      /* largest free block in this subtree */
+    uint64_t max_free;      /* largest block in this subtree */
     struct node *left;
     struct node *right;
     uint32_t prio;
-    uint8_t is_free;
 } node;
+
+/* An allocated block; size 0 marks an empty slot. */
+typedef struct slot {
+    uint64_t addr;
+    uint64_t size;
+} slot;
 
 /* Nodes come from chunks and are recycled through a free list. */
 #define NODES_PER_CHUNK 1024
@@ -34,10 +43,14 @@ struct pa_heap {
     uint64_t base;
     uint64_t size;
     uint64_t granule;
-    node *root;
-    node *spare;            /* free list of nodes, linked through `right` */
+    node *root;             /* free blocks */
+    node *spare;            /* unused nodes, linked through `right` */
     chunk *chunks;
+    uint64_t nodes;         /* nodes in all chunks */
     uint32_t rng;
+    slot *table;            /* allocated blocks, linear probing */
+    uint64_t table_mask;    /* capacity - 1; capacity is a power of two */
+    unsigned table_shift;   /* 64 - log2(capacity) */
     uint64_t used;
     uint64_t blocks;
     uint64_t free_blocks;
@@ -61,7 +74,7 @@ max3(uint64_t a, uint64_t b, uint64_t c)
 static void
 update(node *t)
 {
-    t->max_free = max3(t->is_free ? t->size : 0,
+    t->max_free = max3(t->size,
                        t->left ? t->left->max_free : 0,
                        t->right ? t->right->max_free : 0);
 }
@@ -78,27 +91,32 @@ next_prio(pa_heap *h)
     return x;
 }
 
+/* Adds a chunk of nodes; 0 or -ENOMEM. */
+static int
+grow_nodes(pa_heap *h)
+{
+    chunk *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    c->next = h->chunks;
+    h->chunks = c;
+    for (int i = NODES_PER_CHUNK - 1; i >= 0; i--) {
+        c->nodes[i].right = h->spare;
+        h->spare = &c->nodes[i];
+    }
+    h->nodes += NODES_PER_CHUNK;
+    return 0;
+}
+
+/* A node from the spare list, which reserve() keeps from running dry. */
 static node *
-node_new(pa_heap *h, uint64_t addr, uint64_t size, int is_free)
+node_new(pa_heap *h, uint64_t addr, uint64_t size)
 {
     node *n = h->spare;
-    if (n == NULL) {
-        chunk *c = malloc(sizeof(*c));
-        if (c == NULL) {
-            return NULL;
-        }
-        c->next = h->chunks;
-        h->chunks = c;
-        for (int i = NODES_PER_CHUNK - 1; i >= 0; i--) {
-            c->nodes[i].right = h->spare;
-            h->spare = &c->nodes[i];
-        }
-        n = h->spare;
-    }
     h->spare = n->right;
     n->addr = addr;
     n->size = size;
-    n->is_free = (uint8_t)is_free;
     n->left = n->right = NULL;
     n->prio = next_prio(h);
     update(n);
@@ -194,7 +212,8 @@ erase(pa_heap *h, node *t, uint64_t addr)
     return t;
 }
 
-/* Recomputes max_free on the path to addr after that node changed. */
+/* Recomputes max_free on the path to addr after that node changed.  A
+ * node's address may change as long as it keeps its place in the order. */
 static void
 refresh(node *t, uint64_t addr)
 {
@@ -204,7 +223,7 @@ refresh(node *t, uint64_t addr)
     update(t);
 }
 
-/* The node with the highest address <= key, or NULL. */
+/* The free block with the highest address <= key, or NULL. */
 static node *
 find_le(node *t, uint64_t key)
 {
@@ -222,8 +241,8 @@ find_le(node *t, uint64_t key)
 }
 
 /*
- * Where a block of `size` aligned to `align` would start inside free node
- * t, or 0 with *ok cleared if it does not fit there below limit.
+ * Where a block of `size` aligned to `align` would start inside free block
+ * t; *ok says whether it fits there and ends at or below limit.
  */
 static uint64_t
 place(const node *t, uint64_t size, uint64_t align, uint64_t limit, int *ok)
@@ -236,7 +255,7 @@ place(const node *t, uint64_t size, uint64_t align, uint64_t limit, int *ok)
     return start;
 }
 
-/* Lowest-addressed free node that can hold the request, or NULL. */
+/* Lowest-addressed free block that can hold the request, or NULL. */
 static node *
 fit(node *t, uint64_t size, uint64_t align, uint64_t limit)
 {
@@ -245,12 +264,10 @@ fit(node *t, uint64_t size, uint64_t align, uint64_t limit)
         if (found != NULL) {
             return found;
         }
-        if (t->is_free) {
-            int ok;
-            place(t, size, align, limit, &ok);
-            if (ok) {
-                return t;
-            }
+        int ok;
+        place(t, size, align, limit, &ok);
+        if (ok) {
+            return t;
         }
         /* Everything to the right starts above t: give up past the limit. */
         if (t->addr >= limit || limit - t->addr < size) {
@@ -260,6 +277,112 @@ fit(node *t, uint64_t size, uint64_t align, uint64_t limit)
     }
     return NULL;
 }
+
+/* ---- the table of allocated blocks ---- */
+
+static uint64_t
+slot_of(const pa_heap *h, uint64_t addr)
+{
+    return ((addr / h->granule) * 0x9E3779B97F4A7C15ull) >> h->table_shift;
+}
+
+/* The slot holding addr, or the empty slot where it would go. */
+static slot *
+table_probe(const pa_heap *h, uint64_t addr)
+{
+    uint64_t i = slot_of(h, addr);
+    while (h->table[i].size != 0 && h->table[i].addr != addr) {
+        i = (i + 1) & h->table_mask;
+    }
+    return &h->table[i];
+}
+
+static void
+table_put(pa_heap *h, uint64_t addr, uint64_t size)
+{
+    slot *s = table_probe(h, addr);
+    s->addr = addr;
+    s->size = size;
+}
+
+/* Removes addr's entry and returns its size, or 0 if there is none. */
+static uint64_t
+table_take(pa_heap *h, uint64_t addr)
+{
+    slot *s = table_probe(h, addr);
+    uint64_t size = s->size;
+    if (size == 0) {
+        return 0;
+    }
+    /* Backward-shift deletion: later entries of the cluster move up, so
+     * lookups never need tombstones. */
+    uint64_t hole = (uint64_t)(s - h->table), i = hole;
+    for (;;) {
+        i = (i + 1) & h->table_mask;
+        if (h->table[i].size == 0) {
+            break;
+        }
+        uint64_t home = slot_of(h, h->table[i].addr);
+        /* Move entry i into the hole unless its home lies in (hole, i]. */
+        if (((i - home) & h->table_mask) >= ((i - hole) & h->table_mask)) {
+            h->table[hole] = h->table[i];
+            hole = i;
+        }
+    }
+    h->table[hole].size = 0;
+    return size;
+}
+
+/* Resizes the table to `capacity` slots (a power of two); 0 or -ENOMEM. */
+static int
+table_resize(pa_heap *h, uint64_t capacity)
+{
+    slot *old = h->table;
+    uint64_t old_capacity = old == NULL ? 0 : h->table_mask + 1;
+    slot *table = calloc((size_t)capacity, sizeof(slot));
+    if (table == NULL) {
+        return -ENOMEM;
+    }
+    unsigned bits = 0;
+    while ((1ull << bits) < capacity) {
+        bits++;
+    }
+    h->table = table;
+    h->table_mask = capacity - 1;
+    h->table_shift = 64 - bits;
+    for (uint64_t i = 0; i < old_capacity; i++) {
+        if (old[i].size != 0) {
+            table_put(h, old[i].addr, old[i].size);
+        }
+    }
+    free(old);
+    return 0;
+}
+
+/*
+ * Makes room for one more allocated block: a table slot at load <= 1/2,
+ * and nodes for every free block there could then be (blocks + 1), plus
+ * two for the split in progress.  So pa_heap_free never needs memory.
+ */
+static int
+reserve(pa_heap *h)
+{
+    if (2 * (h->blocks + 1) > h->table_mask + 1) {
+        int rc = table_resize(h, 2 * (h->table_mask + 1));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    while (h->nodes < h->blocks + 4) {
+        int rc = grow_nodes(h);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- the interface ---- */
 
 int
 pa_heap_create(uint64_t base, uint64_t size, uint64_t granule, pa_heap **out)
@@ -279,11 +402,11 @@ pa_heap_create(uint64_t base, uint64_t size, uint64_t granule, pa_heap **out)
     if (h->rng == 0) {
         h->rng = 1;
     }
-    h->root = node_new(h, base, size, 1);
-    if (h->root == NULL) {
-        free(h);
+    if (table_resize(h, 64) != 0 || reserve(h) != 0) {
+        pa_heap_destroy(h);
         return -ENOMEM;
     }
+    h->root = node_new(h, base, size);
     h->free_blocks = 1;
     *out = h;
     return 0;
@@ -300,6 +423,7 @@ pa_heap_destroy(pa_heap *h)
         free(h->chunks);
         h->chunks = next;
     }
+    free(h->table);
     free(h);
 }
 
@@ -327,10 +451,12 @@ pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
     if (limit == 0) {
         limit = UINT64_MAX;
     }
-
     node *n = fit(h->root, size, align, limit);
     if (n == NULL) {
         h->failed++;
+        return -ENOMEM;
+    }
+    if (reserve(h) != 0) {
         return -ENOMEM;
     }
     int ok;
@@ -338,35 +464,24 @@ pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
     uint64_t front = start - n->addr;
     uint64_t tail = n->size - front - size;
 
-    /* Take every node needed before changing the tree, so failure is clean. */
-    node *used_node = NULL, *tail_node = NULL;
-    if (front != 0 && (used_node = node_new(h, start, size, 0)) == NULL) {
-        return -ENOMEM;
-    }
-    if (tail != 0 && (tail_node = node_new(h, start + size, tail, 1)) == NULL) {
-        if (used_node != NULL) {
-            node_release(h, used_node);
-        }
-        return -ENOMEM;
-    }
-
-    if (front == 0) {
-        n->is_free = 0;
-        n->size = size;
+    if (front == 0 && tail == 0) {
+        h->root = erase(h, h->root, n->addr);
         h->free_blocks--;
     }
+    else if (front == 0) {
+        n->addr = start + size;     /* the block keeps its place in order */
+        n->size = tail;
+        refresh(h->root, n->addr);
+    }
     else {
-        n->size = front;    /* stays free */
+        n->size = front;
+        refresh(h->root, n->addr);
+        if (tail != 0) {
+            h->root = insert(h->root, node_new(h, start + size, tail));
+            h->free_blocks++;
+        }
     }
-    refresh(h->root, n->addr);
-    if (used_node != NULL) {
-        h->root = insert(h->root, used_node);
-    }
-    if (tail_node != NULL) {
-        h->root = insert(h->root, tail_node);
-        h->free_blocks++;
-    }
-
+    table_put(h, start, size);
     h->used += size;
     h->blocks++;
     if (h->used > h->peak_used) {
@@ -379,45 +494,78 @@ pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
 int
 pa_heap_free(pa_heap *h, uint64_t addr)
 {
-    node *n = find_le(h->root, addr);
-    if (n == NULL || n->addr != addr || n->is_free) {
+    uint64_t size = table_take(h, addr);
+    if (size == 0) {
         return -EINVAL;
     }
-    uint64_t end = n->addr + n->size;
-    node *pred = addr > h->base ? find_le(h->root, addr - 1) : NULL;
-    node *succ = end < h->base + h->size ? find_le(h->root, end) : NULL;
-
-    h->used -= n->size;
-    h->blocks--;
-    h->free_blocks++;
-    if (succ != NULL && succ->is_free) {
-        n->size += succ->size;
+    uint64_t end = addr + size;
+    /* One descent finds the free neighbours on both sides. */
+    node *pred = NULL, *succ = NULL;
+    for (node *t = h->root; t != NULL;) {
+        if (t->addr < addr) {
+            pred = t;
+            t = t->right;
+        }
+        else {
+            succ = t;
+            t = t->left;
+        }
+    }
+    int join_pred = pred != NULL && pred->addr + pred->size == addr;
+    int join_succ = succ != NULL && succ->addr == end;
+    if (join_pred && join_succ) {
+        pred->size += size + succ->size;
         h->root = erase(h, h->root, succ->addr);
+        refresh(h->root, pred->addr);
         h->free_blocks--;
     }
-    if (pred != NULL && pred->is_free) {
-        pred->size += n->size;
-        h->root = erase(h, h->root, n->addr);
-        h->free_blocks--;
+    else if (join_pred) {
+        pred->size += size;
         refresh(h->root, pred->addr);
     }
-    else {
-        n->is_free = 1;
-        refresh(h->root, n->addr);
+    else if (join_succ) {
+        succ->addr = addr;          /* keeps its place in order */
+        succ->size += size;
+        refresh(h->root, succ->addr);
     }
+    else {
+        h->root = insert(h->root, node_new(h, addr, size));
+        h->free_blocks++;
+    }
+    h->used -= size;
+    h->blocks--;
     return 0;
 }
 
 int
 pa_heap_find(const pa_heap *h, uint64_t addr, uint64_t *start, uint64_t *size)
 {
-    const node *n = find_le(h->root, addr);
-    if (n == NULL || n->is_free || addr - n->addr >= n->size) {
+    if (addr < h->base || addr - h->base >= h->size) {
         return -ENOENT;
     }
-    *start = n->addr;
-    *size = n->size;
-    return 0;
+    /* Allocated blocks tile the gap after the free block below addr; walk
+     * back one granule at a time to the start of the one holding addr.
+     * O(that block's size / granule): this serves device-side access in
+     * tests, not the allocation path. */
+    const node *below = find_le(h->root, addr);
+    uint64_t floor = below != NULL ? below->addr + below->size : h->base;
+    if (below != NULL && addr < floor) {
+        return -ENOENT;
+    }
+    for (uint64_t s = addr & ~(h->granule - 1);; s -= h->granule) {
+        const slot *e = table_probe(h, s);
+        if (e->size != 0) {
+            if (addr - s >= e->size) {
+                return -ENOENT;
+            }
+            *start = s;
+            *size = e->size;
+            return 0;
+        }
+        if (s <= floor) {
+            return -ENOENT;
+        }
+    }
 }
 
 void
@@ -426,7 +574,7 @@ pa_heap_get_stats(const pa_heap *h, pa_heap_stats *out)
     out->total = h->size;
     out->used = h->used;
     out->free = h->size - h->used;
-    out->largest_free = h->root->max_free;
+    out->largest_free = h->root != NULL ? h->root->max_free : 0;
     out->blocks = h->blocks;
     out->free_blocks = h->free_blocks;
     out->peak_used = h->peak_used;
@@ -434,14 +582,13 @@ pa_heap_get_stats(const pa_heap *h, pa_heap_stats *out)
 }
 
 typedef struct walk {
-    uint64_t next_addr;     /* where the next block in order must start */
-    uint64_t used, blocks, free_blocks;
-    int prev_free;
+    slot *free_list;        /* free blocks in address order */
+    uint64_t n;
 } walk;
 
-/* In-order check of one subtree; returns 0 or a negative code. */
+/* In-order check of the free tree; collects its blocks.  0 or a code. */
 static int
-check_subtree(const pa_heap *h, const node *t, walk *w)
+check_tree(const pa_heap *h, const node *t, walk *w)
 {
     if (t == NULL) {
         return 0;
@@ -450,49 +597,83 @@ check_subtree(const pa_heap *h, const node *t, walk *w)
             || (t->right && t->right->prio > t->prio)) {
         return -1;                          /* heap order */
     }
-    int rc = check_subtree(h, t->left, w);
+    int rc = check_tree(h, t->left, w);
     if (rc != 0) {
         return rc;
     }
-    if (t->addr != w->next_addr || t->size == 0
-            || t->size % h->granule != 0) {
-        return -2;                          /* tiling */
+    if (t->size == 0 || t->size % h->granule != 0
+            || t->addr % h->granule != 0) {
+        return -2;                          /* granules */
     }
-    if (t->is_free && w->prev_free) {
-        return -3;                          /* uncoalesced neighbours */
-    }
-    uint64_t expect = max3(t->is_free ? t->size : 0,
-                           t->left ? t->left->max_free : 0,
-                           t->right ? t->right->max_free : 0);
-    if (t->max_free != expect) {
+    if (t->max_free != max3(t->size, t->left ? t->left->max_free : 0,
+                            t->right ? t->right->max_free : 0)) {
         return -4;                          /* subtree maximum */
     }
-    w->next_addr = t->addr + t->size;
-    w->prev_free = t->is_free;
-    if (t->is_free) {
-        w->free_blocks++;
-    }
-    else {
-        w->used += t->size;
-        w->blocks++;
-    }
-    return check_subtree(h, t->right, w);
+    w->free_list[w->n++] = (slot){t->addr, t->size};
+    return check_tree(h, t->right, w);
+}
+
+static int
+by_addr(const void *a, const void *b)
+{
+    uint64_t x = ((const slot *)a)->addr, y = ((const slot *)b)->addr;
+    return (x > y) - (x < y);
 }
 
 int
 pa_heap_check(const pa_heap *h)
 {
-    walk w = {h->base, 0, 0, 0, 0};
-    int rc = check_subtree(h, h->root, &w);
-    if (rc != 0) {
-        return rc;
+    walk w = {malloc((size_t)(h->free_blocks + 1) * sizeof(slot)), 0};
+    slot *used = malloc((size_t)(h->blocks + 1) * sizeof(slot));
+    int rc = 0;
+    if (w.free_list == NULL || used == NULL) {
+        rc = -7;                            /* no memory to check with */
+        goto done;
     }
-    if (w.next_addr != h->base + h->size) {
-        return -5;                          /* range not covered */
+    if ((rc = check_tree(h, h->root, &w)) != 0) {
+        goto done;
     }
-    if (w.used != h->used || w.blocks != h->blocks
-            || w.free_blocks != h->free_blocks || h->used > h->peak_used) {
-        return -6;                          /* counters */
+    uint64_t n_used = 0, used_bytes = 0;
+    for (uint64_t i = 0; i <= h->table_mask; i++) {
+        if (h->table[i].size != 0) {
+            if (n_used == h->blocks) {
+                rc = -6;                    /* more entries than blocks */
+                goto done;
+            }
+            used[n_used++] = h->table[i];
+            used_bytes += h->table[i].size;
+        }
     }
-    return 0;
+    if (w.n != h->free_blocks || n_used != h->blocks
+            || used_bytes != h->used || h->used > h->peak_used) {
+        rc = -6;                            /* counters */
+        goto done;
+    }
+    qsort(used, (size_t)n_used, sizeof(slot), by_addr);
+    /* Free and allocated blocks, merged in address order, tile the range
+     * with no two free blocks touching. */
+    uint64_t next = h->base, f = 0, u = 0;
+    int prev_free = 0;
+    while (f < w.n || u < n_used) {
+        int take_free = u == n_used
+                        || (f < w.n && w.free_list[f].addr < used[u].addr);
+        slot b = take_free ? w.free_list[f++] : used[u++];
+        if (b.addr != next || b.size % h->granule != 0) {
+            rc = -2;                        /* tiling */
+            goto done;
+        }
+        if (take_free && prev_free) {
+            rc = -3;                        /* uncoalesced neighbours */
+            goto done;
+        }
+        prev_free = take_free;
+        next = b.addr + b.size;
+    }
+    if (next != h->base + h->size) {
+        rc = -5;                            /* range not covered */
+    }
+done:
+    free(w.free_list);
+    free(used);
+    return rc;
 }
