@@ -252,8 +252,9 @@ buffer_deepcopy(PyArrayObject *self, PyObject *memo)
 
 /*
  * Results of ufuncs live in new host memory, so they are plain arrays
- * (and scalars where numpy asks for one).  numpy 2 passes return_scalar;
- * numpy 1 does not, and converts 0-d results itself.
+ * (and scalars where numpy asks for one).  An array that is already in
+ * device memory is an out= argument (b += 1) and stays as it is.  numpy 2
+ * passes return_scalar; numpy 1 does not, and converts 0-d results itself.
  */
 static PyObject *
 buffer_array_wrap(PyObject *self, PyObject *args, PyObject *kwds)
@@ -268,6 +269,10 @@ buffer_array_wrap(PyObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     }
     PyArrayObject *result = (PyArrayObject *)arr;
+    if (Py_IS_TYPE(arr, &pa_BufferType) && find_allocation(result) != NULL) {
+        Py_INCREF(arr);
+        return arr;
+    }
     if (return_scalar && PyArray_NDIM(result) == 0) {
         return PyArray_Scalar(PyArray_DATA(result), PyArray_DESCR(result),
                               arr);

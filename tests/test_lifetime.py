@@ -1,0 +1,138 @@
+"""Lifetime: release on the last reference, views keep allocations alive,
+freebuffer() releases at once and leaves every live view memory-safe."""
+import gc
+import warnings
+
+import numpy as np
+import pytest
+
+from helpers import run_python
+from pynq_alloc import Allocation, allocate
+
+
+def test_last_reference_releases_with_gc_disabled(mem):
+    gc.disable()
+    try:
+        for _ in range(3):
+            b = allocate((256, 256), "u4", target=mem)
+            v = b[3:][::2]
+            assert mem.stats()["buffers"] == 1
+            del b, v
+            stats = mem.stats()
+            assert stats["buffers"] == 0 and stats["used"] == 0
+    finally:
+        gc.enable()
+
+
+def test_buffers_are_never_in_gc_cycles(mem):
+    b = allocate(4, target=mem)
+    # Untracked objects cannot be part of a reference cycle.
+    assert not gc.is_tracked(b) and not gc.is_tracked(b[1:])
+    assert not gc.is_tracked(b.base) and isinstance(b.base, Allocation)
+    assert not gc.is_tracked(mem)
+
+
+def test_a_view_keeps_its_allocation_alive(mem):
+    b = allocate(100, "u1", target=mem)
+    b[:] = 5
+    address = b.device_address
+    v = b[10:]
+    del b
+    assert v.device_address == address + 10 and not v.freed
+    assert mem.stats()["buffers"] == 1
+    v.flush()
+    assert mem.device_read(address + 10, 1) == b"\x05"
+    del v
+    assert mem.stats()["buffers"] == 0
+
+
+def test_freebuffer_releases_now_despite_views(mem):
+    b = allocate(1 << 20, "u1", target=mem)
+    v = b[100:]
+    other_name = b
+    b.freebuffer()
+    assert mem.stats() == {**mem.stats(), "used": 0, "buffers": 0}
+    for arr in (b, v, other_name):
+        assert arr.freed is True
+        assert arr.device_address is None and arr.coherent is None
+
+
+def test_release_twice_is_a_no_op(mem):
+    b = allocate(4, target=mem)
+    b.freebuffer()
+    b.freebuffer()
+    b[1:].freebuffer()
+    assert mem.stats()["buffers"] == 0
+
+
+def test_with_block_releases(mem):
+    with allocate(16, target=mem) as b:
+        assert mem.stats()["buffers"] == 1 and b.device_address is not None
+    assert b.freed and mem.stats()["buffers"] == 0
+
+
+def test_with_block_releases_on_exceptions(mem):
+    with pytest.raises(KeyError):
+        with allocate(16, target=mem):
+            raise KeyError("boom")
+    assert mem.stats()["buffers"] == 0
+
+
+def test_close_is_deprecated_but_releases(mem):
+    b = allocate(4, target=mem)
+    with pytest.warns(DeprecationWarning, match="freebuffer"):
+        b.close()
+    assert b.freed and mem.stats()["buffers"] == 0
+
+
+def test_freebuffer_on_plain_arrays_does_nothing(mem):
+    b = allocate(4, target=mem)
+    b.copy().freebuffer()
+    np.arange(3).view(type(b)).freebuffer()
+    assert not b.freed
+
+
+def test_freed_views_are_memory_safe_in_a_subprocess():
+    # In a child: a crash here must fail this test, not the test run.
+    result = run_python("""
+        import numpy as np
+        from pynq_alloc import allocate, open_memory
+        mem = open_memory("sim", size=1 << 20)
+        b = allocate(1024, "u4", target=mem)
+        b[:] = 1
+        b.flush()
+        v, w = b[256:], b[::-1]
+        old_address = b.device_address
+        b.freebuffer()
+        # Reading and writing freed views works and touches no device memory.
+        v[:] = 7
+        assert (w[768:] == 0).all() and (v == 7).all()
+        nxt = allocate(1024, "u4", target=mem, cacheable=False)
+        assert nxt.device_address == old_address        # memory went back
+        nxt[:] = 3
+        v[:] = 9
+        w[:] = 9
+        assert (nxt == 3).all()
+        assert mem.device_read(old_address, 4096) == np.full(1024, 3, "u4").tobytes()
+        del b, v, w
+        print("SAFE")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "SAFE"
+
+
+def test_memory_outlives_its_buffers():
+    result = run_python("""
+        import gc
+        from pynq_alloc import open_memory
+        gc.disable()
+        mem = open_memory("sim", size=1 << 20)
+        b = mem.allocate(16)
+        v = b[4:]
+        del mem, b
+        v[:] = 1                # the Memory is kept alive by the view
+        v.flush()
+        print(v.memory.stats()["buffers"])
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1"
