@@ -1,0 +1,73 @@
+"""allocate, release and flush from several threads at once."""
+import threading
+
+import numpy as np
+import pytest
+
+from helpers import MiB
+from pynq_alloc import allocate, open_memory
+
+
+def _run(workers):
+    errors = []
+
+    def wrap(fn):
+        def target():
+            try:
+                fn()
+            except BaseException as e:      # reported by the main thread
+                errors.append(e)
+        return target
+
+    threads = [threading.Thread(target=wrap(fn)) for fn in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def test_concurrent_allocate_flush_release():
+    mem = open_memory("sim", size=64 * MiB)
+
+    def worker(seed):
+        def fn():
+            rng = np.random.default_rng(seed)
+            for _ in range(300):
+                n = int(rng.integers(1, 100_000))
+                b = allocate(n, "u1", target=mem, cacheable=bool(seed % 2))
+                b[:] = seed
+                b.flush()
+                # Nobody else got this memory.
+                seen = np.frombuffer(mem.device_read(b.device_address, n), "u1")
+                assert (seen == seed).all()
+                del b
+        return fn
+
+    _run([worker(s) for s in range(1, 5)])
+    s = mem.stats()
+    assert s["used"] == 0 and s["buffers"] == 0
+
+
+def test_freebuffer_while_another_thread_flushes():
+    mem = open_memory("sim", size=128 * MiB)
+    b = allocate(32 * MiB, "u1", target=mem)
+    view = b[1:]
+    outcomes = []
+
+    def flusher():
+        for _ in range(50):
+            try:
+                view.flush()        # 32 MiB without the GIL
+            except ValueError:
+                outcomes.append("freed")
+                return
+        outcomes.append("done")
+
+    t = threading.Thread(target=flusher)
+    t.start()
+    b.freebuffer()
+    t.join()
+    assert outcomes in (["freed"], ["done"])
+    assert view.freed and mem.stats()["used"] == 0
