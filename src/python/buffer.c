@@ -260,12 +260,17 @@ static PyObject *
 buffer_array_wrap(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"array", "context", "return_scalar", NULL};
-    PyObject *arr, *context = Py_None;
-    int return_scalar = 0;
+    PyObject *arr, *context = Py_None, *return_scalar_arg = NULL;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|Op:__array_wrap__",
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|OO:__array_wrap__",
                                      kwlist, &PyArray_Type, &arr, &context,
-                                     &return_scalar)) {
+                                     &return_scalar_arg)) {
+        return NULL;
+    }
+    /* numpy 1 does not pass it, and wants scalars for every 0-d result. */
+    int return_scalar = return_scalar_arg == NULL
+                        ? 1 : PyObject_IsTrue(return_scalar_arg);
+    if (return_scalar < 0) {
         return NULL;
     }
     PyArrayObject *result = (PyArrayObject *)arr;
