@@ -7,8 +7,18 @@
     ip.transfer(buf.device_address, buf.nbytes)
     buf.invalidate()            # device writes -> visible to the CPU
 """
-from ._core import Allocation, Buffer, Memory, allocate, default_memory
-from ._core import _set_default_resolver
+try:
+    from ._core import Allocation, Buffer, Memory, allocate, default_memory
+    from ._core import _set_default_resolver
+except ModuleNotFoundError as e:
+    if e.name != __name__ + "._core":
+        raise
+    import os as _os
+    raise ImportError(
+        f"pynq_alloc's compiled core is missing from {_os.path.dirname(__file__)}: "
+        "this looks like the source checkout. Install the package "
+        "(pip install .) and run from another directory, or build in place "
+        "with: python setup.py build_ext --inplace") from None
 from ._open import open_memory, resolve_default as _resolve_default
 
 __version__ = "0.1.0"

@@ -1,0 +1,98 @@
+"""pynq_alloc against numpy, in one process, reported as ratios.
+
+    python benchmarks/bench.py           # about a minute
+
+Each figure is the best of several timing runs (timeit, min of repeats),
+so it shows the cost of the code rather than the machine's noise.  A ratio
+is pynq_alloc's time over numpy's for the same job in the same run.
+"""
+import sys
+import timeit
+
+import numpy as np
+
+import pynq_alloc
+from pynq_alloc import _core, allocate, open_memory
+
+
+def best_ns(stmt, env, number, repeat=7):
+    """Best time of one execution of stmt, in nanoseconds."""
+    timer = timeit.Timer(stmt, globals=env)
+    return min(timer.repeat(repeat=repeat, number=number)) / number * 1e9
+
+
+ROWS = []
+
+
+def report(name, ours_ns, numpy_ns, numpy_name, target=None):
+    ratio = ours_ns / numpy_ns
+    verdict = "" if target is None else ("meets" if ratio <= target else "MISSES")
+    goal = "" if target is None else f"<= {target:g}x"
+    ROWS.append((name, ours_ns, numpy_name, numpy_ns, ratio, goal, verdict))
+
+
+def main():
+    mem = open_memory("sim", size=512 << 20)
+    env = {"np": np, "allocate": allocate, "mem": mem}
+
+    # Allocate and release a (1024,) u4 buffer, steady state.
+    env["u4"] = np.dtype("u4")
+    ours = best_ns("allocate((1024,), 'u4', mem)", env, 200_000)
+    theirs = best_ns("np.empty((1024,), 'u4')", env, 200_000)
+    report("allocate+release (1024,) u4", ours, theirs, "np.empty", 3.0)
+
+    # A mix of 64 sizes, 256 B to 4 MiB, allocated and released in turn.
+    env["sizes"] = [int(s) for s in np.geomspace(256, 4 << 20, 64)]
+    ours = best_ns("for s in sizes: allocate(s, 'u1', mem)", env, 2_000) / 64
+    theirs = best_ns("for s in sizes: np.empty(s, 'u1')", env, 2_000) / 64
+    report("allocate+release, 64 sizes", ours, theirs, "np.empty", 3.0)
+
+    # Slicing.
+    env["buf"] = allocate(4096, "u4", mem)
+    env["arr"] = np.empty(4096, "u4")
+    ours = best_ns("buf[1:100]", env, 1_000_000)
+    theirs = best_ns("arr[1:100]", env, 1_000_000)
+    report("buf[1:100]", ours, theirs, "ndarray[1:100]", 1.2)
+
+    # device_address of a view, against a trivial computed numpy attribute
+    # (numpy's own ways to a data pointer, .ctypes.data and
+    # __array_interface__, build objects and take far longer).
+    env["view"] = env["buf"][1:100]
+    env["aview"] = env["arr"][1:100]
+    ours = best_ns("view.device_address", env, 1_000_000)
+    theirs = best_ns("aview.nbytes", env, 1_000_000)
+    report("view.device_address", ours, theirs, "ndarray.nbytes")
+
+    # flush() on a coherent buffer: a check and nothing else.
+    env["coherent"] = allocate(4096, "u4", mem, cacheable=False)
+    ours = best_ns("coherent.flush()", env, 1_000_000)
+    theirs = best_ns("arr.nbytes", env, 1_000_000)
+    report("flush(), coherent buffer", ours, theirs, "ndarray.nbytes")
+
+    # flush() of 64 MiB of non-coherent memory: a copy to the device side.
+    env["big"] = allocate(64 << 20, "u1", mem)
+    env["big"][:] = 1
+    env["src"] = np.ones(64 << 20, "u1")
+    env["dst"] = np.empty(64 << 20, "u1")
+    ours = best_ns("big.flush()", env, 10, repeat=5)
+    theirs = best_ns("np.copyto(dst, src)", env, 10, repeat=5)
+    report("flush(), 64 MiB non-coherent", ours, theirs, "np.copyto 64 MiB", 1.5)
+
+    # The allocator alone: free+alloc with 100 versus 100,000 blocks live.
+    small = min(_core._heap_bench(100, 1_000_000, seed) for seed in (1, 2, 3))
+    large = min(_core._heap_bench(100_000, 1_000_000, seed) for seed in (1, 2, 3))
+    ratio = large / small
+    ROWS.append(("heap free+alloc, 100k vs 100 live", large, "same, 100 live",
+                 small, ratio, "<= 1.5x", "meets" if ratio <= 1.5 else "MISSES"))
+
+    print(f"pynq_alloc {pynq_alloc.__version__}, numpy {np.__version__}, "
+          f"Python {sys.version.split()[0]}")
+    print(f"{'operation':36} {'pynq_alloc':>11}  {'numpy (baseline)':22} "
+          f"{'ns':>10} {'ratio':>7} {'target':>8}")
+    for name, ours, base_name, base, r, goal, verdict in ROWS:
+        print(f"{name:36} {ours:9.0f}ns  {base_name:22} {base:8.0f}ns "
+              f"{r:6.2f}x {goal:>8} {verdict}")
+
+
+if __name__ == "__main__":
+    main()
