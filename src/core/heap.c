@@ -1,56 +1,71 @@
 /*
- * pa_heap: free blocks in an address-ordered treap, allocated blocks in a
- * hash table.
+ * pa_heap: a two-level segregated-fit allocator (TLSF) kept outside the
+ * memory it manages.
  *
- * Free blocks are ordered by address (binary search tree) and by a random
- * priority (heap order), which keeps the expected depth logarithmic.
- * `max_free` caches the largest free block in a node's subtree, so first fit
- * descends one path: left while the left subtree can hold the request, then
- * the node itself, then right.  Allocated blocks never enter the tree: an
- * open-addressing table maps each one's start to its size, so freeing finds
- * a block in O(1) and the tree stays as small as the fragmentation.
+ * Every block, free or allocated, is a record in `recs`, linked to its
+ * neighbours in address order, so freeing coalesces in O(1).  Free blocks
+ * sit in one list per size class; two bitmaps say which lists are non-empty,
+ * so a class that can hold a request is found with two bit scans.  Rounding
+ * the request up to the next class boundary ("good fit") means any block in
+ * that class fits, so the common allocation is O(1) whatever the number of
+ * blocks.  Allocated blocks are found by address through a hash table.
+ *
+ * Where good fit finds nothing (the heap is nearly full, or an address
+ * limit cuts through it), a scan of the free blocks that are large enough
+ * finds any block that fits, so the heap never refuses a request it could
+ * serve.  That scan is the only cost that grows with the number of blocks.
  */
 #include "heap.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
-/* A free block. */
-typedef struct node {
+#define SL_BITS 4                   /* 16 lists per power of two */
+#define SL_COUNT (1u << SL_BITS)
+#define FL_COUNT 64
+#define NIL UINT32_MAX
+#define ALLOCATED (UINT32_MAX - 1)  /* free_prev of an allocated block */
+
+/* 32 bytes, two to a cache line. */
+typedef struct rec {
     uint64_t addr;
     uint64_t size;
-    uint64_t max_free;      /* largest block in this subtree */
-    struct node *left;
-    struct node *right;
-    uint32_t prio;
-} node;
+    uint32_t phys_prev;             /* neighbours in address order */
+    uint32_t phys_next;
+    uint32_t free_prev;             /* size-class list, or ALLOCATED */
+    uint32_t free_next;             /* size-class list; spare records */
+} rec;
 
-/* An allocated block; size 0 marks an empty slot. */
+static int
+is_free(const rec *r)
+{
+    return r->free_prev != ALLOCATED;
+}
+
+/* An allocated block's start and record; `used` 0 marks an empty slot. */
 typedef struct slot {
     uint64_t addr;
-    uint64_t size;
+    uint32_t idx;
+    uint32_t used;
 } slot;
-
-/* Nodes come from chunks and are recycled through a free list. */
-#define NODES_PER_CHUNK 1024
-
-typedef struct chunk {
-    struct chunk *next;
-    node nodes[NODES_PER_CHUNK];
-} chunk;
 
 struct pa_heap {
     uint64_t base;
     uint64_t size;
     uint64_t granule;
-    node *root;             /* free blocks */
-    node *spare;            /* unused nodes, linked through `right` */
-    chunk *chunks;
-    uint64_t nodes;         /* nodes in all chunks */
-    uint32_t rng;
-    slot *table;            /* allocated blocks, linear probing */
-    uint64_t table_mask;    /* capacity - 1; capacity is a power of two */
-    unsigned table_shift;   /* 64 - log2(capacity) */
+    unsigned granule_shift;
+    rec *recs;
+    uint32_t capacity;              /* records in recs */
+    uint32_t spare;                 /* unused records, through free_next */
+    uint32_t in_use;                /* records that are blocks */
+    uint32_t first;                 /* the block at base: merges keep the
+                                       lower record, so it never changes */
+    uint64_t fl_map;                /* bit f: some list of class f is full */
+    uint32_t sl_map[FL_COUNT];
+    uint32_t heads[FL_COUNT][SL_COUNT];
+    slot *table;                    /* allocated blocks, linear probing */
+    uint64_t table_mask;
+    unsigned table_shift;
     uint64_t used;
     uint64_t blocks;
     uint64_t free_blocks;
@@ -64,218 +79,191 @@ is_pow2(uint64_t x)
     return x != 0 && (x & (x - 1)) == 0;
 }
 
-static uint64_t
-max3(uint64_t a, uint64_t b, uint64_t c)
+static unsigned
+log2_floor(uint64_t x)
 {
-    uint64_t m = a > b ? a : b;
-    return m > c ? m : c;
+    return 63u - (unsigned)__builtin_clzll(x);
 }
 
+/* The size class (fl, sl) of a block of `units` granules. */
 static void
-update(node *t)
+mapping(uint64_t units, unsigned *fl, unsigned *sl)
 {
-    t->max_free = max3(t->size,
-                       t->left ? t->left->max_free : 0,
-                       t->right ? t->right->max_free : 0);
-}
-
-static uint32_t
-next_prio(pa_heap *h)
-{
-    /* xorshift32: priorities only need to be unrelated to addresses. */
-    uint32_t x = h->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    h->rng = x;
-    return x;
-}
-
-/* Adds a chunk of nodes; 0 or -ENOMEM. */
-static int
-grow_nodes(pa_heap *h)
-{
-    chunk *c = malloc(sizeof(*c));
-    if (c == NULL) {
-        return -ENOMEM;
-    }
-    c->next = h->chunks;
-    h->chunks = c;
-    for (int i = NODES_PER_CHUNK - 1; i >= 0; i--) {
-        c->nodes[i].right = h->spare;
-        h->spare = &c->nodes[i];
-    }
-    h->nodes += NODES_PER_CHUNK;
-    return 0;
-}
-
-/* A node from the spare list, which reserve() keeps from running dry. */
-static node *
-node_new(pa_heap *h, uint64_t addr, uint64_t size)
-{
-    node *n = h->spare;
-    h->spare = n->right;
-    n->addr = addr;
-    n->size = size;
-    n->left = n->right = NULL;
-    n->prio = next_prio(h);
-    update(n);
-    return n;
-}
-
-static void
-node_release(pa_heap *h, node *n)
-{
-    n->left = NULL;
-    n->right = h->spare;
-    h->spare = n;
-}
-
-/* Joins two treaps where every address in a is below every one in b. */
-static node *
-merge(node *a, node *b)
-{
-    if (a == NULL) {
-        return b;
-    }
-    if (b == NULL) {
-        return a;
-    }
-    if (a->prio > b->prio) {
-        a->right = merge(a->right, b);
-        update(a);
-        return a;
-    }
-    b->left = merge(a, b->left);
-    update(b);
-    return b;
-}
-
-/* Splits t into addresses < key (*l) and >= key (*r). */
-static void
-split(node *t, uint64_t key, node **l, node **r)
-{
-    if (t == NULL) {
-        *l = *r = NULL;
-        return;
-    }
-    if (t->addr < key) {
-        split(t->right, key, &t->right, r);
-        update(t);
-        *l = t;
+    if (units < SL_COUNT) {
+        *fl = 0;
+        *sl = (unsigned)units;
     }
     else {
-        split(t->left, key, l, &t->left);
-        update(t);
-        *r = t;
+        unsigned f = log2_floor(units);
+        *sl = (unsigned)(units >> (f - SL_BITS)) ^ SL_COUNT;
+        *fl = f - SL_BITS + 1;
     }
 }
 
-/* Inserts n (whose address is not in the tree); returns the new root. */
-static node *
-insert(node *t, node *n)
-{
-    if (t == NULL) {
-        return n;
-    }
-    if (n->prio > t->prio) {
-        split(t, n->addr, &n->left, &n->right);
-        update(n);
-        return n;
-    }
-    if (n->addr < t->addr) {
-        t->left = insert(t->left, n);
-    }
-    else {
-        t->right = insert(t->right, n);
-    }
-    update(t);
-    return t;
-}
+/* ---- size-class lists ---- */
 
-/* Removes the node at addr (which must exist); returns the new root. */
-static node *
-erase(pa_heap *h, node *t, uint64_t addr)
-{
-    if (t->addr == addr) {
-        node *joined = merge(t->left, t->right);
-        node_release(h, t);
-        return joined;
-    }
-    if (addr < t->addr) {
-        t->left = erase(h, t->left, addr);
-    }
-    else {
-        t->right = erase(h, t->right, addr);
-    }
-    update(t);
-    return t;
-}
-
-/* Recomputes max_free on the path to addr after that node changed.  A
- * node's address may change as long as it keeps its place in the order. */
 static void
-refresh(node *t, uint64_t addr)
+list_insert(pa_heap *h, uint32_t i)
 {
-    if (t->addr != addr) {
-        refresh(addr < t->addr ? t->left : t->right, addr);
+    unsigned fl, sl;
+    mapping(h->recs[i].size >> h->granule_shift, &fl, &sl);
+    rec *r = &h->recs[i];
+    r->free_prev = NIL;
+    r->free_next = h->heads[fl][sl];
+    if (r->free_next != NIL) {
+        h->recs[r->free_next].free_prev = i;
     }
-    update(t);
+    h->heads[fl][sl] = i;
+    h->fl_map |= 1ull << fl;
+    h->sl_map[fl] |= 1u << sl;
 }
 
-/* The free block with the highest address <= key, or NULL. */
-static node *
-find_le(node *t, uint64_t key)
+static void
+list_remove(pa_heap *h, uint32_t i)
 {
-    node *best = NULL;
-    while (t != NULL) {
-        if (t->addr <= key) {
-            best = t;
-            t = t->right;
+    unsigned fl, sl;
+    rec *r = &h->recs[i];
+    mapping(r->size >> h->granule_shift, &fl, &sl);
+    if (r->free_prev != NIL) {
+        h->recs[r->free_prev].free_next = r->free_next;
+    }
+    else {
+        h->heads[fl][sl] = r->free_next;
+        if (r->free_next == NIL) {
+            h->sl_map[fl] &= ~(1u << sl);
+            if (h->sl_map[fl] == 0) {
+                h->fl_map &= ~(1ull << fl);
+            }
         }
-        else {
-            t = t->left;
+    }
+    if (r->free_next != NIL) {
+        h->recs[r->free_next].free_prev = r->free_prev;
+    }
+}
+
+/* The first non-empty list at class (fl, sl) or above, or NIL. */
+static uint32_t
+first_list_from(const pa_heap *h, unsigned fl, unsigned sl)
+{
+    uint32_t sl_map = sl < SL_COUNT ? h->sl_map[fl] & (~0u << sl) : 0;
+    if (sl_map == 0) {
+        uint64_t fl_map = fl + 1 < FL_COUNT ? h->fl_map & (~0ull << (fl + 1))
+                                            : 0;
+        if (fl_map == 0) {
+            return NIL;
+        }
+        fl = (unsigned)__builtin_ctzll(fl_map);
+        sl_map = h->sl_map[fl];
+    }
+    return h->heads[fl][__builtin_ctz(sl_map)];
+}
+
+/* ---- block placement ---- */
+
+/*
+ * Where a block of `size` aligned to `align` would start inside free block
+ * r; *ok says whether it fits there and ends at or below limit.
+ */
+static uint64_t
+place(const rec *r, uint64_t size, uint64_t align, uint64_t limit, int *ok)
+{
+    uint64_t start = (r->addr + (align - 1)) & ~(align - 1);
+    *ok = start >= r->addr                          /* no wrap */
+          && r->size >= size
+          && start - r->addr <= r->size - size      /* fits after padding */
+          && start <= limit && limit - start >= size;
+    return start;
+}
+
+/* O(1): a block from a class whose every block holds size + padding. */
+static uint32_t
+good_fit(const pa_heap *h, uint64_t size, uint64_t align)
+{
+    uint64_t units = (size + align - h->granule) >> h->granule_shift;
+    if (units >= SL_COUNT) {
+        /* Round up to the next class boundary. */
+        units += (1ull << (log2_floor(units) - SL_BITS)) - 1;
+    }
+    unsigned fl, sl;
+    mapping(units, &fl, &sl);
+    return fl < FL_COUNT ? first_list_from(h, fl, sl) : NIL;
+}
+
+/* Any free block that fits, the lowest-addressed one: scans every free
+ * block of the request's class and above. */
+static uint32_t
+exhaustive_fit(const pa_heap *h, uint64_t size, uint64_t align,
+               uint64_t limit)
+{
+    unsigned fl, sl;
+    uint32_t best = NIL;
+    mapping(size >> h->granule_shift, &fl, &sl);
+    for (; fl < FL_COUNT; fl++, sl = 0) {
+        uint32_t sl_map = h->sl_map[fl] & (~0u << sl);
+        while (sl_map != 0) {
+            unsigned s = (unsigned)__builtin_ctz(sl_map);
+            sl_map &= sl_map - 1;
+            for (uint32_t i = h->heads[fl][s]; i != NIL;
+                 i = h->recs[i].free_next) {
+                int ok;
+                place(&h->recs[i], size, align, limit, &ok);
+                if (ok && (best == NIL
+                           || h->recs[i].addr < h->recs[best].addr)) {
+                    best = i;
+                }
+            }
         }
     }
     return best;
 }
 
-/*
- * Where a block of `size` aligned to `align` would start inside free block
- * t; *ok says whether it fits there and ends at or below limit.
- */
-static uint64_t
-place(const node *t, uint64_t size, uint64_t align, uint64_t limit, int *ok)
+/* ---- records ---- */
+
+/* A record for a block; list_insert or free_prev = ALLOCATED says which. */
+static uint32_t
+rec_new(pa_heap *h, uint64_t addr, uint64_t size)
 {
-    uint64_t start = (t->addr + (align - 1)) & ~(align - 1);
-    *ok = start >= t->addr                          /* no wrap */
-          && t->size >= size
-          && start - t->addr <= t->size - size      /* fits after padding */
-          && start <= limit && limit - start >= size;
-    return start;
+    uint32_t i = h->spare;
+    rec *r = &h->recs[i];
+    h->spare = r->free_next;
+    h->in_use++;
+    r->addr = addr;
+    r->size = size;
+    r->phys_prev = r->phys_next = NIL;
+    return i;
 }
 
-/* Lowest-addressed free block that can hold the request, or NULL. */
-static node *
-fit(node *t, uint64_t size, uint64_t align, uint64_t limit)
+static void
+rec_release(pa_heap *h, uint32_t i)
 {
-    while (t != NULL && t->max_free >= size) {
-        node *found = fit(t->left, size, align, limit);
-        if (found != NULL) {
-            return found;
-        }
-        int ok;
-        place(t, size, align, limit, &ok);
-        if (ok) {
-            return t;
-        }
-        /* Everything to the right starts above t: give up past the limit. */
-        if (t->addr >= limit || limit - t->addr < size) {
-            return NULL;
-        }
-        t = t->right;
+    h->recs[i].free_next = h->spare;
+    h->spare = i;
+    h->in_use--;
+}
+
+/* Links record n right after record p in address order. */
+static void
+phys_link_after(pa_heap *h, uint32_t p, uint32_t n)
+{
+    rec *rp = &h->recs[p], *rn = &h->recs[n];
+    rn->phys_prev = p;
+    rn->phys_next = rp->phys_next;
+    if (rp->phys_next != NIL) {
+        h->recs[rp->phys_next].phys_prev = n;
     }
-    return NULL;
+    rp->phys_next = n;
+}
+
+static void
+phys_unlink(pa_heap *h, uint32_t i)
+{
+    rec *r = &h->recs[i];
+    if (r->phys_prev != NIL) {
+        h->recs[r->phys_prev].phys_next = r->phys_next;
+    }
+    if (r->phys_next != NIL) {
+        h->recs[r->phys_next].phys_prev = r->phys_prev;
+    }
 }
 
 /* ---- the table of allocated blocks ---- */
@@ -283,7 +271,8 @@ fit(node *t, uint64_t size, uint64_t align, uint64_t limit)
 static uint64_t
 slot_of(const pa_heap *h, uint64_t addr)
 {
-    return ((addr / h->granule) * 0x9E3779B97F4A7C15ull) >> h->table_shift;
+    return ((addr >> h->granule_shift) * 0x9E3779B97F4A7C15ull)
+           >> h->table_shift;
 }
 
 /* The slot holding addr, or the empty slot where it would go. */
@@ -291,49 +280,39 @@ static slot *
 table_probe(const pa_heap *h, uint64_t addr)
 {
     uint64_t i = slot_of(h, addr);
-    while (h->table[i].size != 0 && h->table[i].addr != addr) {
+    while (h->table[i].used && h->table[i].addr != addr) {
         i = (i + 1) & h->table_mask;
     }
     return &h->table[i];
 }
 
-static void
-table_put(pa_heap *h, uint64_t addr, uint64_t size)
-{
-    slot *s = table_probe(h, addr);
-    s->addr = addr;
-    s->size = size;
-}
-
-/* Removes addr's entry and returns its size, or 0 if there is none. */
-static uint64_t
+/* Removes addr's entry; returns its record, or NIL if there is none. */
+static uint32_t
 table_take(pa_heap *h, uint64_t addr)
 {
     slot *s = table_probe(h, addr);
-    uint64_t size = s->size;
-    if (size == 0) {
-        return 0;
+    if (!s->used) {
+        return NIL;
     }
+    uint32_t idx = s->idx;
     /* Backward-shift deletion: later entries of the cluster move up, so
      * lookups never need tombstones. */
     uint64_t hole = (uint64_t)(s - h->table), i = hole;
     for (;;) {
         i = (i + 1) & h->table_mask;
-        if (h->table[i].size == 0) {
+        if (!h->table[i].used) {
             break;
         }
         uint64_t home = slot_of(h, h->table[i].addr);
-        /* Move entry i into the hole unless its home lies in (hole, i]. */
         if (((i - home) & h->table_mask) >= ((i - hole) & h->table_mask)) {
             h->table[hole] = h->table[i];
             hole = i;
         }
     }
-    h->table[hole].size = 0;
-    return size;
+    h->table[hole].used = 0;
+    return idx;
 }
 
-/* Resizes the table to `capacity` slots (a power of two); 0 or -ENOMEM. */
 static int
 table_resize(pa_heap *h, uint64_t capacity)
 {
@@ -343,16 +322,12 @@ table_resize(pa_heap *h, uint64_t capacity)
     if (table == NULL) {
         return -ENOMEM;
     }
-    unsigned bits = 0;
-    while ((1ull << bits) < capacity) {
-        bits++;
-    }
     h->table = table;
     h->table_mask = capacity - 1;
-    h->table_shift = 64 - bits;
+    h->table_shift = 64 - log2_floor(capacity);
     for (uint64_t i = 0; i < old_capacity; i++) {
-        if (old[i].size != 0) {
-            table_put(h, old[i].addr, old[i].size);
+        if (old[i].used) {
+            *table_probe(h, old[i].addr) = old[i];
         }
     }
     free(old);
@@ -360,24 +335,31 @@ table_resize(pa_heap *h, uint64_t capacity)
 }
 
 /*
- * Makes room for one more allocated block: a table slot at load <= 1/2,
- * and nodes for every free block there could then be (blocks + 1), plus
- * two for the split in progress.  So pa_heap_free never needs memory.
+ * Makes room for the largest change one allocation makes: two new records
+ * and one more table entry (at load <= 1/2).  Freeing needs no memory.
  */
 static int
 reserve(pa_heap *h)
 {
-    if (2 * (h->blocks + 1) > h->table_mask + 1) {
-        int rc = table_resize(h, 2 * (h->table_mask + 1));
-        if (rc != 0) {
-            return rc;
-        }
+    if (2 * (h->blocks + 1) > h->table_mask + 1
+            && table_resize(h, 2 * (h->table_mask + 1)) != 0) {
+        return -ENOMEM;
     }
-    while (h->nodes < h->blocks + 4) {
-        int rc = grow_nodes(h);
-        if (rc != 0) {
-            return rc;
+    if (h->in_use + 2 > h->capacity) {
+        if (h->capacity > UINT32_MAX / 2 - 1) {
+            return -ENOMEM;
         }
+        uint32_t capacity = h->capacity == 0 ? 64 : 2 * h->capacity;
+        rec *recs = realloc(h->recs, (size_t)capacity * sizeof(rec));
+        if (recs == NULL) {
+            return -ENOMEM;
+        }
+        h->recs = recs;
+        for (uint32_t i = capacity; i-- > h->capacity;) {
+            recs[i].free_next = h->spare;
+            h->spare = i;
+        }
+        h->capacity = capacity;
     }
     return 0;
 }
@@ -398,15 +380,19 @@ pa_heap_create(uint64_t base, uint64_t size, uint64_t granule, pa_heap **out)
     h->base = base;
     h->size = size;
     h->granule = granule;
-    h->rng = 0x9E3779B9u ^ (uint32_t)(base >> 12) ^ (uint32_t)size;
-    if (h->rng == 0) {
-        h->rng = 1;
+    h->granule_shift = log2_floor(granule);
+    h->spare = NIL;
+    for (unsigned f = 0; f < FL_COUNT; f++) {
+        for (unsigned s = 0; s < SL_COUNT; s++) {
+            h->heads[f][s] = NIL;
+        }
     }
     if (table_resize(h, 64) != 0 || reserve(h) != 0) {
         pa_heap_destroy(h);
         return -ENOMEM;
     }
-    h->root = node_new(h, base, size);
+    h->first = rec_new(h, base, size);
+    list_insert(h, h->first);
     h->free_blocks = 1;
     *out = h;
     return 0;
@@ -418,11 +404,7 @@ pa_heap_destroy(pa_heap *h)
     if (h == NULL) {
         return;
     }
-    while (h->chunks != NULL) {
-        chunk *next = h->chunks->next;
-        free(h->chunks);
-        h->chunks = next;
-    }
+    free(h->recs);
     free(h->table);
     free(h);
 }
@@ -443,7 +425,7 @@ pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
     if (align < h->granule) {
         align = h->granule;
     }
-    if (size > h->size) {
+    if (size > h->size || align > h->size) {
         h->failed++;
         return -ENOMEM;
     }
@@ -451,37 +433,48 @@ pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
     if (limit == 0) {
         limit = UINT64_MAX;
     }
-    node *n = fit(h->root, size, align, limit);
-    if (n == NULL) {
+
+    int ok = 0;
+    uint32_t i = good_fit(h, size, align);
+    if (i != NIL) {
+        place(&h->recs[i], size, align, limit, &ok);
+    }
+    if (!ok) {
+        i = exhaustive_fit(h, size, align, limit);
+    }
+    if (i == NIL) {
         h->failed++;
         return -ENOMEM;
     }
-    if (reserve(h) != 0) {
+    if (reserve(h) != 0) {          /* may move recs: no pointers yet */
         return -ENOMEM;
     }
-    int ok;
-    uint64_t start = place(n, size, align, limit, &ok);
-    uint64_t front = start - n->addr;
-    uint64_t tail = n->size - front - size;
 
-    if (front == 0 && tail == 0) {
-        h->root = erase(h, h->root, n->addr);
-        h->free_blocks--;
-    }
-    else if (front == 0) {
-        n->addr = start + size;     /* the block keeps its place in order */
-        n->size = tail;
-        refresh(h->root, n->addr);
+    rec *r = &h->recs[i];
+    uint64_t start = place(r, size, align, limit, &ok);
+    uint64_t front = start - r->addr;
+    uint64_t tail = r->size - front - size;
+    list_remove(h, i);
+    uint32_t used = i;
+    if (front != 0) {
+        r->size = front;            /* stays free, in a smaller class */
+        list_insert(h, i);
+        used = rec_new(h, start, size);
+        phys_link_after(h, i, used);
     }
     else {
-        n->size = front;
-        refresh(h->root, n->addr);
-        if (tail != 0) {
-            h->root = insert(h->root, node_new(h, start + size, tail));
-            h->free_blocks++;
-        }
+        r->size = size;
+        h->free_blocks--;
     }
-    table_put(h, start, size);
+    h->recs[used].free_prev = ALLOCATED;
+    if (tail != 0) {
+        uint32_t t = rec_new(h, start + size, tail);
+        phys_link_after(h, used, t);
+        list_insert(h, t);
+        h->free_blocks++;
+    }
+    slot *s = table_probe(h, start);
+    *s = (slot){start, used, 1};
     h->used += size;
     h->blocks++;
     if (h->used > h->peak_used) {
@@ -494,46 +487,31 @@ pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
 int
 pa_heap_free(pa_heap *h, uint64_t addr)
 {
-    uint64_t size = table_take(h, addr);
-    if (size == 0) {
+    uint32_t i = table_take(h, addr);
+    if (i == NIL) {
         return -EINVAL;
     }
-    uint64_t end = addr + size;
-    /* One descent finds the free neighbours on both sides. */
-    node *pred = NULL, *succ = NULL;
-    for (node *t = h->root; t != NULL;) {
-        if (t->addr < addr) {
-            pred = t;
-            t = t->right;
-        }
-        else {
-            succ = t;
-            t = t->left;
-        }
-    }
-    int join_pred = pred != NULL && pred->addr + pred->size == addr;
-    int join_succ = succ != NULL && succ->addr == end;
-    if (join_pred && join_succ) {
-        pred->size += size + succ->size;
-        h->root = erase(h, h->root, succ->addr);
-        refresh(h->root, pred->addr);
+    rec *r = &h->recs[i];
+    h->used -= r->size;
+    h->blocks--;
+    h->free_blocks++;
+    uint32_t prev = r->phys_prev, next = r->phys_next;
+    if (next != NIL && is_free(&h->recs[next])) {
+        list_remove(h, next);
+        r->size += h->recs[next].size;
+        phys_unlink(h, next);
+        rec_release(h, next);
         h->free_blocks--;
     }
-    else if (join_pred) {
-        pred->size += size;
-        refresh(h->root, pred->addr);
+    if (prev != NIL && is_free(&h->recs[prev])) {
+        list_remove(h, prev);
+        h->recs[prev].size += r->size;
+        phys_unlink(h, i);
+        rec_release(h, i);
+        i = prev;
+        h->free_blocks--;
     }
-    else if (join_succ) {
-        succ->addr = addr;          /* keeps its place in order */
-        succ->size += size;
-        refresh(h->root, succ->addr);
-    }
-    else {
-        h->root = insert(h->root, node_new(h, addr, size));
-        h->free_blocks++;
-    }
-    h->used -= size;
-    h->blocks--;
+    list_insert(h, i);
     return 0;
 }
 
@@ -543,26 +521,21 @@ pa_heap_find(const pa_heap *h, uint64_t addr, uint64_t *start, uint64_t *size)
     if (addr < h->base || addr - h->base >= h->size) {
         return -ENOENT;
     }
-    /* Allocated blocks tile the gap after the free block below addr; walk
-     * back one granule at a time to the start of the one holding addr.
-     * O(that block's size / granule): this serves device-side access in
-     * tests, not the allocation path. */
-    const node *below = find_le(h->root, addr);
-    uint64_t floor = below != NULL ? below->addr + below->size : h->base;
-    if (below != NULL && addr < floor) {
-        return -ENOENT;
-    }
+    /* Walk back one granule at a time to the nearest allocated block start:
+     * O(distance / granule).  This serves device-side access in tests, not
+     * the allocation path. */
     for (uint64_t s = addr & ~(h->granule - 1);; s -= h->granule) {
         const slot *e = table_probe(h, s);
-        if (e->size != 0) {
-            if (addr - s >= e->size) {
+        if (e->used) {
+            const rec *r = &h->recs[e->idx];
+            if (addr - s >= r->size) {
                 return -ENOENT;
             }
             *start = s;
-            *size = e->size;
+            *size = r->size;
             return 0;
         }
-        if (s <= floor) {
+        if (s == h->base) {
             return -ENOENT;
         }
     }
@@ -574,106 +547,92 @@ pa_heap_get_stats(const pa_heap *h, pa_heap_stats *out)
     out->total = h->size;
     out->used = h->used;
     out->free = h->size - h->used;
-    out->largest_free = h->root != NULL ? h->root->max_free : 0;
+    out->largest_free = 0;
+    if (h->fl_map != 0) {
+        /* The largest block is in the highest non-empty list. */
+        unsigned fl = log2_floor(h->fl_map);
+        unsigned sl = log2_floor(h->sl_map[fl]);
+        for (uint32_t i = h->heads[fl][sl]; i != NIL;
+             i = h->recs[i].free_next) {
+            if (h->recs[i].size > out->largest_free) {
+                out->largest_free = h->recs[i].size;
+            }
+        }
+    }
     out->blocks = h->blocks;
     out->free_blocks = h->free_blocks;
     out->peak_used = h->peak_used;
     out->failed = h->failed;
 }
 
-typedef struct walk {
-    slot *free_list;        /* free blocks in address order */
-    uint64_t n;
-} walk;
-
-/* In-order check of the free tree; collects its blocks.  0 or a code. */
-static int
-check_tree(const pa_heap *h, const node *t, walk *w)
-{
-    if (t == NULL) {
-        return 0;
-    }
-    if ((t->left && t->left->prio > t->prio)
-            || (t->right && t->right->prio > t->prio)) {
-        return -1;                          /* heap order */
-    }
-    int rc = check_tree(h, t->left, w);
-    if (rc != 0) {
-        return rc;
-    }
-    if (t->size == 0 || t->size % h->granule != 0
-            || t->addr % h->granule != 0) {
-        return -2;                          /* granules */
-    }
-    if (t->max_free != max3(t->size, t->left ? t->left->max_free : 0,
-                            t->right ? t->right->max_free : 0)) {
-        return -4;                          /* subtree maximum */
-    }
-    w->free_list[w->n++] = (slot){t->addr, t->size};
-    return check_tree(h, t->right, w);
-}
-
-static int
-by_addr(const void *a, const void *b)
-{
-    uint64_t x = ((const slot *)a)->addr, y = ((const slot *)b)->addr;
-    return (x > y) - (x < y);
-}
-
 int
 pa_heap_check(const pa_heap *h)
 {
-    walk w = {malloc((size_t)(h->free_blocks + 1) * sizeof(slot)), 0};
-    slot *used = malloc((size_t)(h->blocks + 1) * sizeof(slot));
-    int rc = 0;
-    if (w.free_list == NULL || used == NULL) {
-        rc = -7;                            /* no memory to check with */
-        goto done;
-    }
-    if ((rc = check_tree(h, h->root, &w)) != 0) {
-        goto done;
-    }
-    uint64_t n_used = 0, used_bytes = 0;
-    for (uint64_t i = 0; i <= h->table_mask; i++) {
-        if (h->table[i].size != 0) {
-            if (n_used == h->blocks) {
-                rc = -6;                    /* more entries than blocks */
-                goto done;
-            }
-            used[n_used++] = h->table[i];
-            used_bytes += h->table[i].size;
-        }
-    }
-    if (w.n != h->free_blocks || n_used != h->blocks
-            || used_bytes != h->used || h->used > h->peak_used) {
-        rc = -6;                            /* counters */
-        goto done;
-    }
-    qsort(used, (size_t)n_used, sizeof(slot), by_addr);
-    /* Free and allocated blocks, merged in address order, tile the range
-     * with no two free blocks touching. */
-    uint64_t next = h->base, f = 0, u = 0;
+    /* Address order: blocks tile the range, free ones never touch. */
+    uint64_t next = h->base, used = 0, blocks = 0, free_blocks = 0;
+    uint32_t records = 0, prev = NIL;
+    records = 0;
     int prev_free = 0;
-    while (f < w.n || u < n_used) {
-        int take_free = u == n_used
-                        || (f < w.n && w.free_list[f].addr < used[u].addr);
-        slot b = take_free ? w.free_list[f++] : used[u++];
-        if (b.addr != next || b.size % h->granule != 0) {
-            rc = -2;                        /* tiling */
-            goto done;
+    for (uint32_t i = h->first; i != NIL; prev = i, i = h->recs[i].phys_next) {
+        const rec *r = &h->recs[i];
+        if (++records > h->in_use || r->phys_prev != prev) {
+            return -1;                      /* address-order links */
         }
-        if (take_free && prev_free) {
-            rc = -3;                        /* uncoalesced neighbours */
-            goto done;
+        if (r->addr != next || r->size == 0 || r->size % h->granule != 0) {
+            return -2;                      /* tiling */
         }
-        prev_free = take_free;
-        next = b.addr + b.size;
+        if (is_free(r) && prev_free) {
+            return -3;                      /* uncoalesced neighbours */
+        }
+        if (is_free(r)) {
+            free_blocks++;
+        }
+        else {
+            const slot *e = table_probe(h, r->addr);
+            if (!e->used || e->idx != i) {
+                return -6;                  /* table */
+            }
+            used += r->size;
+            blocks++;
+        }
+        prev_free = is_free(r);
+        next = r->addr + r->size;
     }
-    if (next != h->base + h->size) {
-        rc = -5;                            /* range not covered */
+    if (next != h->base + h->size || records != h->in_use) {
+        return -5;                          /* range not covered */
     }
-done:
-    free(w.free_list);
-    free(used);
-    return rc;
+    /* Size classes: each free block in its own list; maps match lists. */
+    uint64_t listed = 0;
+    for (unsigned f = 0; f < FL_COUNT; f++) {
+        for (unsigned s = 0; s < SL_COUNT; s++) {
+            uint32_t p = NIL;
+            int full = h->heads[f][s] != NIL;
+            if (full != !!(h->sl_map[f] & (1u << s))) {
+                return -4;                  /* bitmaps */
+            }
+            for (uint32_t i = h->heads[f][s]; i != NIL;
+                 p = i, i = h->recs[i].free_next) {
+                unsigned fl, sl;
+                mapping(h->recs[i].size >> h->granule_shift, &fl, &sl);
+                if (!is_free(&h->recs[i]) || fl != f || sl != s
+                        || h->recs[i].free_prev != p
+                        || ++listed > free_blocks) {
+                    return -4;              /* size-class lists */
+                }
+            }
+        }
+        if (!!h->sl_map[f] != !!(h->fl_map & (1ull << f))) {
+            return -4;
+        }
+    }
+    uint64_t entries = 0;
+    for (uint64_t s = 0; s <= h->table_mask; s++) {
+        entries += h->table[s].used;
+    }
+    if (listed != free_blocks || free_blocks != h->free_blocks
+            || blocks != h->blocks || entries != h->blocks
+            || used != h->used || h->used > h->peak_used) {
+        return -6;                          /* counters */
+    }
+    return 0;
 }

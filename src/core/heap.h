@@ -1,13 +1,17 @@
 /*
- * pa_heap: a first-fit allocator for a range of device addresses.
+ * pa_heap: an allocator for a range of device addresses.
  *
  * It manages [base, base + size) without ever touching that memory: its
  * bookkeeping lives in ordinary heap memory, so the range may be device
  * memory, unmapped, or purely numeric.  Blocks are multiples of the heap's
- * granule; the lowest-addressed block that satisfies size, alignment and
- * address limit is chosen; freeing coalesces with free neighbours at once.
- * Every operation costs O(log n) in the number of blocks (an address-ordered
- * treap whose nodes know the largest free block below them).
+ * granule; freeing coalesces with free neighbours at once.
+ *
+ * Allocation is two-level segregated fit (TLSF): O(1) whatever the number
+ * of blocks, for every request that a size class can serve.  When none can
+ * (the heap is nearly full, or an address limit cuts through the range),
+ * a scan of the large-enough free blocks takes the lowest-addressed one
+ * that fits, so a request is refused only if no free block can hold it.
+ * Freeing is O(1).
  *
  * Functions return 0 or a negative errno value and fill their out-parameters
  * only on success.  Nothing here prints, aborts or is thread-safe: callers
@@ -50,12 +54,14 @@ void pa_heap_destroy(pa_heap *heap);
 int pa_heap_alloc(pa_heap *heap, uint64_t size, uint64_t align,
                   uint64_t limit, uint64_t *addr);
 
-/* Frees the block starting at addr; -EINVAL if no allocated block does. */
+/* Frees the block starting at addr; -EINVAL if no allocated block does.
+ * Never needs memory, so it cannot fail otherwise. */
 int pa_heap_free(pa_heap *heap, uint64_t addr);
 
 /*
  * Finds the allocated block that contains addr: fills *start and *size.
- * -ENOENT if addr is outside every allocated block.
+ * -ENOENT if addr is outside every allocated block.  Costs O(distance from
+ * the block's start / granule): for device-side access, not hot paths.
  */
 int pa_heap_find(const pa_heap *heap, uint64_t addr, uint64_t *start,
                  uint64_t *size);
@@ -65,9 +71,10 @@ void pa_heap_get_stats(const pa_heap *heap, pa_heap_stats *out);
 uint64_t pa_heap_granule(const pa_heap *heap);
 
 /*
- * Checks every invariant: the blocks tile the range in address order,
- * no two free blocks touch, the treap's heap order and subtree maxima are
- * right, and the counters agree with the blocks.  Returns 0 iff they hold,
+ * Checks every invariant: the blocks tile the range in address order, no
+ * two free blocks touch, every free block is in the list of its size class
+ * and the class bitmaps match the lists, the table holds exactly the
+ * allocated blocks, and the counters agree.  Returns 0 iff they hold,
  * otherwise a negative code naming the first one broken.  O(n).
  */
 int pa_heap_check(const pa_heap *heap);

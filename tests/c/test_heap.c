@@ -144,6 +144,26 @@ test_free_coalesces_both_sides(void)
     pa_heap_destroy(h);
 }
 
+static void
+test_exact_fit_that_good_fit_skips(void)
+{
+    /* 33 pages sits in a size class two pages wide: good fit rounds a
+     * 33-page request up past it, so only the fallback scan finds the one
+     * free block that fits exactly. */
+    pa_heap *h;
+    uint64_t a, hole, b, c;
+    CHECK_EQ(pa_heap_create(0, 100 * PAGE, PAGE, &h), 0);
+    CHECK_EQ(pa_heap_alloc(h, PAGE, 0, 0, &a), 0);
+    CHECK_EQ(pa_heap_alloc(h, 33 * PAGE, 0, 0, &hole), 0);
+    CHECK_EQ(pa_heap_alloc(h, 66 * PAGE, 0, 0, &b), 0);
+    CHECK_EQ(pa_heap_free(h, hole), 0);
+    CHECK_EQ(pa_heap_alloc(h, 33 * PAGE, 0, 0, &c), 0);
+    CHECK_EQ(c, hole);
+    CHECK_EQ(pa_heap_alloc(h, PAGE, 0, 0, &c), -ENOMEM);
+    CHECK_EQ(pa_heap_check(h), 0);
+    pa_heap_destroy(h);
+}
+
 /* ---- random stress against a reference model ---- */
 
 typedef struct interval {
@@ -292,6 +312,7 @@ main(void)
     RUN(test_double_free_is_rejected);
     RUN(test_limit_is_respected);
     RUN(test_free_coalesces_both_sides);
+    RUN(test_exact_fit_that_good_fit_skips);
     RUN(test_random_stress_against_model);
     return check_report("test_heap");
 }
