@@ -39,13 +39,21 @@ def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000) -> _core.M
     return _core._open_sim(base_address=base, size=size)
 
 
+def _open_udmabuf(device: str = "/dev/udmabuf0", sysfs: str | None = None) -> _core.Memory:
+    device = os.fspath(device)
+    if sysfs is None:
+        sysfs = os.path.join("/sys/class/u-dma-buf", os.path.basename(device))
+    return _core._open_udmabuf(device=device, sysfs=os.fspath(sysfs))
+
+
 # kind -> function(**options) that opens it.
 BACKENDS: Dict[str, Callable[..., _core.Memory]] = {
     "sim": _open_sim,
+    "udmabuf": _open_udmabuf,
 }
 
 # Kinds the contract names that this build cannot open yet.
-_PLANNED = ("zocl", "udmabuf", "xlnk", "hugepage")
+_PLANNED = ("zocl", "xlnk", "hugepage")
 
 
 def parse_spec(spec: str) -> tuple[str, Dict[str, str]]:

@@ -4,21 +4,19 @@
 #include <errno.h>
 #include <stdarg.h>
 
-PyObject *
-pa_raise(int err, const char *path, const char *format, ...)
+static PyObject *
+raise_v(int err, int always_os, const char *path, const char *format,
+        va_list va)
 {
-    va_list va;
-    va_start(va, format);
     PyObject *message = PyUnicode_FromFormatV(format, va);
-    va_end(va);
     if (message == NULL) {
         return NULL;
     }
     err = err < 0 ? -err : err;
-    if (err == ENOMEM) {
+    if (err == ENOMEM && !always_os) {
         PyErr_SetObject(PyExc_MemoryError, message);
     }
-    else if (err == EINVAL || err == EFAULT) {
+    else if ((err == EINVAL || err == EFAULT) && !always_os) {
         PyErr_SetObject(PyExc_ValueError, message);
     }
     else {
@@ -32,5 +30,25 @@ pa_raise(int err, const char *path, const char *format, ...)
         }
     }
     Py_DECREF(message);
+    return NULL;
+}
+
+PyObject *
+pa_raise(int err, const char *path, const char *format, ...)
+{
+    va_list va;
+    va_start(va, format);
+    raise_v(err, 0, path, format, va);
+    va_end(va);
+    return NULL;
+}
+
+PyObject *
+pa_raise_os(int err, const char *path, const char *format, ...)
+{
+    va_list va;
+    va_start(va, format);
+    raise_v(err, 1, path, format, va);
+    va_end(va);
     return NULL;
 }

@@ -42,6 +42,8 @@ extern PyTypeObject pa_BufferType;
  * MemoryError, -EINVAL and -EFAULT ValueError, anything else OSError
  * (with `path` as its filename when not NULL).  Always returns NULL. */
 PyObject *pa_raise(int err, const char *path, const char *format, ...);
+/* Always an OSError: for a backend that cannot be opened. */
+PyObject *pa_raise_os(int err, const char *path, const char *format, ...);
 
 /* allocation.c */
 AllocationObject *pa_allocation_new(MemoryObject *memory, const pa_block *blk);
@@ -63,6 +65,9 @@ int pa_allocate_init(void);
 
 /* module.c */
 MemoryObject *pa_default_memory(void);
+
+/* open_backends.c: _open_<kind>(**options) -> Memory, one per backend. */
+extern PyMethodDef pa_open_methods[];
 
 /* buffer.c */
 int pa_buffer_type_ready(void);

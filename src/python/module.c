@@ -1,7 +1,6 @@
 /* pynq_alloc._core: module functions and multi-phase initialisation. */
 #define PA_GLUE_IMPORTS_NUMPY
 #include "glue.h"
-#include "sim.h"
 
 #include <errno.h>
 
@@ -101,37 +100,6 @@ module_set_default(PyObject *module, PyObject *memory)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-module_open_sim(PyObject *module, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"base_address", "size", NULL};
-    unsigned long long base, size;
-    pa_memory *mem;
-    int rc;
-    (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK:_open_sim", kwlist,
-                                     &base, &size)) {
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    rc = pa_sim_open(base, size, &mem);
-    Py_END_ALLOW_THREADS
-    if (rc == -EINVAL) {
-        char b[32];
-        PyOS_snprintf(b, sizeof(b), "0x%llx", base);
-        return pa_raise(rc, NULL, "the simulated memory needs a size and a "
-                        "base_address that are multiples of the page size "
-                        "(%llu) and below 2**64; got size=%llu, "
-                        "base_address=%s", (unsigned long long)pa_page_size(),
-                        size, b);
-    }
-    if (rc != 0) {
-        return pa_raise(rc, NULL, "cannot create a simulated memory of %llu "
-                        "bytes", size);
-    }
-    return pa_memory_wrap(mem);
-}
-
 static PyMethodDef module_methods[] = {
     {"allocate", (PyCFunction)(void (*)(void))module_allocate,
      METH_FASTCALL | METH_KEYWORDS, allocate_doc},
@@ -139,8 +107,6 @@ static PyMethodDef module_methods[] = {
      default_memory_doc},
     {"_set_default_resolver", module_set_default_resolver, METH_O, NULL},
     {"_set_default", module_set_default, METH_O, NULL},
-    {"_open_sim", (PyCFunction)(void (*)(void))module_open_sim,
-     METH_VARARGS | METH_KEYWORDS, NULL},
     {"_heap_bench", pa_heap_bench, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -152,6 +118,9 @@ module_exec(PyObject *module)
             || PyType_Ready(&pa_MemoryType) < 0
             || PyType_Ready(&pa_AllocationType) < 0
             || pa_buffer_type_ready() < 0) {
+        return -1;
+    }
+    if (PyModule_AddFunctions(module, pa_open_methods) < 0) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "Buffer",

@@ -1,0 +1,66 @@
+/* The real system calls behind pa_sys, and sysfs text helpers. */
+#include "sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int
+real_open(const char *path, int flags)
+{
+    return open(path, flags | O_CLOEXEC);
+}
+
+static int
+real_ioctl(int fd, unsigned long request, void *arg)
+{
+    return ioctl(fd, request, arg);
+}
+
+const pa_sys pa_sys_real = {
+    .open = real_open,
+    .close = close,
+    .ioctl = real_ioctl,
+    .mmap = mmap,
+    .munmap = munmap,
+    .pread = pread,
+    .pwrite = pwrite,
+};
+
+int
+pa_sys_read_text(const pa_sys *sys, const char *path, char *buf, size_t cap)
+{
+    int fd = sys->open(path, O_RDONLY);
+    if (fd < 0) {
+        return -errno;
+    }
+    ssize_t n = sys->pread(fd, buf, cap - 1, 0);
+    int err = n < 0 ? errno : 0;
+    sys->close(fd);
+    if (n < 0) {
+        return -err;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '
+                     || buf[n - 1] == '\0')) {
+        n--;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+int
+pa_sys_write_text(const pa_sys *sys, const char *path, const char *text)
+{
+    int fd = sys->open(path, O_WRONLY);
+    if (fd < 0) {
+        return -errno;
+    }
+    size_t len = strlen(text);
+    ssize_t n = sys->pwrite(fd, text, len, 0);
+    int err = n < 0 ? errno : (size_t)n != len ? EIO : 0;
+    sys->close(fd);
+    return -err;
+}

@@ -1,0 +1,34 @@
+/*
+ * pa_sys: every system call a backend makes, behind a table that tests
+ * replace, so each backend runs on a plain x86 machine without its driver.
+ * The functions have libc's semantics (-1 and errno on failure).
+ */
+#ifndef PA_SYS_H
+#define PA_SYS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct pa_sys {
+    int (*open)(const char *path, int flags);
+    int (*close)(int fd);
+    int (*ioctl)(int fd, unsigned long request, void *arg);
+    void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd,
+                  off_t offset);
+    int (*munmap)(void *addr, size_t len);
+    ssize_t (*pread)(int fd, void *buf, size_t n, off_t offset);
+    ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t offset);
+} pa_sys;
+
+/* The real system calls. */
+extern const pa_sys pa_sys_real;
+
+/* Reads a small text file (a sysfs attribute) into buf, NUL-terminated and
+ * without trailing white space.  0 or -errno. */
+int pa_sys_read_text(const pa_sys *sys, const char *path, char *buf,
+                     size_t cap);
+
+/* Writes text to a file (a sysfs attribute) in one write.  0 or -errno. */
+int pa_sys_write_text(const pa_sys *sys, const char *path, const char *text);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * u-dma-buf (ikwzm/udmabuf): one fixed contiguous buffer per device node,
+ * which this backend sub-allocates with pa_heap.  Every allocation maps its
+ * own window of the device: cached (flush/invalidate needed unless the
+ * driver reports dma_coherent) or, with O_SYNC, uncached and coherent.
+ * Syncs go through the driver's ioctls (4.7+), else its sysfs files.
+ */
+#ifndef PA_UDMABUF_H
+#define PA_UDMABUF_H
+
+#include "memory.h"
+#include "sys.h"
+
+/*
+ * Opens `device` (e.g. /dev/udmabuf0) whose sysfs directory is `sysfs_dir`
+ * (e.g. /sys/class/u-dma-buf/udmabuf0).  sys NULL means the real system
+ * calls.  On failure returns -errno and copies the path that failed into
+ * err_path (err_cap bytes).
+ */
+int pa_udmabuf_open(const pa_sys *sys, const char *device,
+                    const char *sysfs_dir, pa_memory **out, char *err_path,
+                    size_t err_cap);
+
+#endif

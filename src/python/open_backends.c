@@ -1,0 +1,82 @@
+/*
+ * _open_<kind>(**options): the C side of open_memory(), one function per
+ * backend.  Option parsing and defaults live in pynq_alloc/_open.py; these
+ * take exact values and turn the backend's errors into exceptions.
+ */
+#include "glue.h"
+#include "sim.h"
+#include "udmabuf.h"
+
+#include <errno.h>
+#include <limits.h>
+
+static PyObject *
+open_sim(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"base_address", "size", NULL};
+    unsigned long long base, size;
+    pa_memory *mem;
+    int rc;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK:_open_sim", kwlist,
+                                     &base, &size)) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_sim_open(base, size, &mem);
+    Py_END_ALLOW_THREADS
+    if (rc == -EINVAL) {
+        char b[32];
+        PyOS_snprintf(b, sizeof(b), "0x%llx", base);
+        return pa_raise(rc, NULL, "the simulated memory needs a size and a "
+                        "base_address that are multiples of the page size "
+                        "(%llu) and below 2**64; got size=%llu, "
+                        "base_address=%s", (unsigned long long)pa_page_size(),
+                        size, b);
+    }
+    if (rc != 0) {
+        return pa_raise(rc, NULL, "cannot create a simulated memory of %llu "
+                        "bytes", size);
+    }
+    return pa_memory_wrap(mem);
+}
+
+static PyObject *
+open_udmabuf(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"device", "sysfs", NULL};
+    PyObject *device = NULL, *sysfs = NULL, *result = NULL;
+    char err_path[PATH_MAX] = "";
+    pa_memory *mem;
+    int rc;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&:_open_udmabuf", kwlist,
+                                     PyUnicode_FSConverter, &device,
+                                     PyUnicode_FSConverter, &sysfs)) {
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_udmabuf_open(NULL, PyBytes_AS_STRING(device),
+                         PyBytes_AS_STRING(sysfs), &mem, err_path,
+                         sizeof(err_path));
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open the "
+                    "u-dma-buf device %s (sysfs %s)", PyBytes_AS_STRING(device),
+                    PyBytes_AS_STRING(sysfs));
+        goto done;
+    }
+    result = pa_memory_wrap(mem);
+done:
+    Py_XDECREF(device);
+    Py_XDECREF(sysfs);
+    return result;
+}
+
+PyMethodDef pa_open_methods[] = {
+    {"_open_sim", (PyCFunction)(void (*)(void))open_sim,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"_open_udmabuf", (PyCFunction)(void (*)(void))open_udmabuf,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,218 @@
+/* Tests of the u-dma-buf backend through a stand-in system-call table:
+ * the device is a truncated regular file, the sysfs directory a temporary
+ * one, and the ioctls are answered and recorded here. */
+#include "../../src/core/udmabuf.h"
+#include "check.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MiB (1024ull * 1024ull)
+#define PHYS 0x30000000ull
+
+static char dir[64], device[96], sysfs[96];
+static int ioctls_work;             /* a 4.7+ driver answers ioctls */
+static uint64_t info_flags;
+static unsigned long last_request;
+static uint64_t last_cmd;
+static int sync_calls;
+
+static int
+fake_ioctl(int fd, unsigned long request, void *arg)
+{
+    (void)fd;
+    if (!ioctls_work) {
+        errno = ENOTTY;
+        return -1;
+    }
+    if (request == 0x80185507u) {               /* GET_DEV_INFO */
+        uint64_t *info = arg;
+        info[0] = info_flags;
+        info[1] = 4 * MiB;
+        info[2] = PHYS;
+        return 0;
+    }
+    if (request == 0x40085505u || request == 0x40085506u) {
+        last_request = request;
+        last_cmd = *(uint64_t *)arg;
+        sync_calls++;
+        return 0;
+    }
+    errno = ENOTTY;
+    return -1;
+}
+
+static pa_sys stand_in;
+
+static void
+write_file(const char *name, const char *text)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "%s/%s", sysfs, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void
+read_file(const char *name, char *buf, size_t cap)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "%s/%s", sysfs, name);
+    int fd = open(path, O_RDONLY);
+    ssize_t n = read(fd, buf, cap - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fd);
+}
+
+static void
+set_up(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/pa-udmabuf-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(device, sizeof(device), "%s/udmabuf0", dir);
+    snprintf(sysfs, sizeof(sysfs), "%s/sysfs", dir);
+    mkdir(sysfs, 0755);
+    int fd = open(device, O_RDWR | O_CREAT, 0644);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)(4 * MiB)) == 0);
+    close(fd);
+    stand_in = pa_sys_real;
+    stand_in.ioctl = fake_ioctl;
+}
+
+static void
+test_ioctl_driver(void)
+{
+    pa_memory *m;
+    pa_block a, b, c;
+    char err[256] = "";
+    ioctls_work = 1;
+    info_flags = 0;
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, &m, err, sizeof(err)),
+             0);
+    CHECK_EQ(pa_memory_base_address(m), PHYS);
+    CHECK_EQ(pa_memory_size(m), 4 * MiB);
+    CHECK_EQ(pa_memory_alloc(m, 100, 0, 0, 1, &a), 0);
+    CHECK_EQ(pa_memory_alloc(m, 100, 0, 0, 1, &b), 0);
+    CHECK_EQ(a.device_address, PHYS);
+    CHECK_EQ(b.device_address, PHYS + 4096);
+    CHECK(!a.coherent && a.cacheable);
+
+    /* Each allocation maps its own window of the device. */
+    memcpy(b.cpu, "window", 6);
+    int fd = open(device, O_RDONLY);
+    char seen[8] = "";
+    CHECK_EQ(pread(fd, seen, 6, 4096), 6);
+    CHECK(memcmp(seen, "window", 6) == 0);
+    close(fd);
+
+    /* Rounded out to 16 bytes: [5, 15) -> [0, 16), to the device. */
+    CHECK_EQ(pa_memory_flush(m, &a, 5, 10), 0);
+    CHECK_EQ(last_request, 0x40085506u);
+    CHECK_EQ(last_cmd, (0ull << 32) | 16 | (1 << 2) | 1);
+    /* [4096 + 4090, +6) -> [8176, 8192), from the device. */
+    CHECK_EQ(pa_memory_invalidate(m, &b, 4090, 6), 0);
+    CHECK_EQ(last_request, 0x40085505u);
+    CHECK_EQ(last_cmd, (8176ull << 32) | 16 | (2 << 2) | 1);
+
+    /* Uncached blocks are coherent: no sync reaches the driver. */
+    int calls = sync_calls;
+    CHECK_EQ(pa_memory_alloc(m, 4096, 0, 0, 0, &c), 0);
+    CHECK(c.coherent && !c.cacheable);
+    CHECK_EQ(pa_memory_flush(m, &c, 0, 4096), 0);
+    CHECK_EQ(sync_calls, calls);
+    /* No device-side access on a real driver. */
+    CHECK_EQ(pa_memory_device_read(m, PHYS, seen, 1), -ENOTSUP);
+    pa_memory_release(m, &a);
+    pa_memory_release(m, &b);
+    pa_memory_release(m, &c);
+    pa_memory_close(m);
+}
+
+static void
+test_coherent_driver(void)
+{
+    pa_memory *m;
+    pa_block a;
+    char err[256];
+    ioctls_work = 1;
+    info_flags = 1u << 9;
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, &m, err, sizeof(err)),
+             0);
+    CHECK_EQ(pa_memory_alloc(m, 64, 0, 0, 1, &a), 0);
+    CHECK(a.coherent && a.cacheable);
+    int calls = sync_calls;
+    CHECK_EQ(pa_memory_flush(m, &a, 0, 64), 0);
+    CHECK_EQ(sync_calls, calls);
+    pa_memory_release(m, &a);
+    pa_memory_close(m);
+}
+
+static void
+test_sysfs_fallback(void)
+{
+    pa_memory *m;
+    pa_block a, end;
+    char err[256], text[64];
+    ioctls_work = 0;
+    write_file("phys_addr", "0x30000000\n");
+    write_file("size", "4194304\n");
+    write_file("dma_coherent", "0\n");
+    write_file("sync_for_device", "");
+    write_file("sync_for_cpu", "");
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, &m, err, sizeof(err)),
+             0);
+    CHECK_EQ(pa_memory_base_address(m), PHYS);
+    CHECK_EQ(pa_memory_alloc(m, 4096, 0, 0, 1, &a), 0);
+    CHECK_EQ(pa_memory_flush(m, &a, 32, 64), 0);
+    read_file("sync_for_device", text, sizeof(text));
+    CHECK(strcmp(text, "0x2000000045") == 0);    /* (32 << 32) | 64 | 4 | 1 */
+    /* The last block: the rounded range is clamped to the buffer. */
+    CHECK_EQ(pa_memory_alloc(m, 4 * MiB - 4096, 0, 0, 1, &end), 0);
+    write_file("sync_for_cpu", "");
+    CHECK_EQ(pa_memory_invalidate(m, &end, end.size - 8, 8), 0);
+    read_file("sync_for_cpu", text, sizeof(text));
+    char expect[64];
+    snprintf(expect, sizeof(expect), "0x%" PRIx64,
+             (uint64_t)(((4 * MiB - 16) << 32) | 16 | (2 << 2) | 1));
+    CHECK(strcmp(text, expect) == 0);
+    pa_memory_release(m, &a);
+    pa_memory_release(m, &end);
+    pa_memory_close(m);
+}
+
+static void
+test_open_errors_name_the_path(void)
+{
+    pa_memory *m = NULL;
+    char err[256] = "", missing[128];
+    snprintf(missing, sizeof(missing), "%s/nothing", dir);
+    CHECK_EQ(pa_udmabuf_open(&stand_in, missing, sysfs, &m, err, sizeof(err)),
+             -ENOENT);
+    CHECK(strcmp(err, missing) == 0);
+    ioctls_work = 0;
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, missing, &m, err, sizeof(err)),
+             -ENOENT);
+    CHECK(strstr(err, "/nothing/phys_addr") != NULL);
+    CHECK(m == NULL);
+}
+
+int
+main(void)
+{
+    set_up();
+    RUN(test_ioctl_driver);
+    RUN(test_coherent_driver);
+    RUN(test_sysfs_fallback);
+    RUN(test_open_errors_name_the_path);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK_EQ(system(cmd), 0);
+    return check_report("test_udmabuf");
+}

@@ -1,0 +1,112 @@
+"""The contract's promises that hold on every backend, run against each one
+that can run on this machine: the simulated memory, u-dma-buf over a
+stand-in device, and whatever else memory_kinds() finds."""
+import threading
+
+import numpy as np
+import pytest
+
+from fake_devices import MiB, make_udmabuf
+from pynq_alloc import allocate, open_memory
+
+
+def open_kind(kind, tmp_path):
+    if kind == "sim":
+        return open_memory("sim", size=16 * MiB)
+    if kind == "udmabuf":
+        device, sysfs = make_udmabuf(str(tmp_path), size=16 * MiB)
+        return open_memory("udmabuf", device=device, sysfs=sysfs)
+    raise AssertionError(kind)
+
+
+@pytest.fixture(params=["sim", "udmabuf"])
+def memory(request, tmp_path):
+    return open_kind(request.param, tmp_path)
+
+
+def test_views_have_exact_addresses(memory):
+    m = allocate((1024, 1024), "u4", target=memory)
+    assert m[1].device_address == m.device_address + 4096
+    assert m[1, 512:].device_address == m.device_address + 6144
+    assert m[::-1, 3].device_address == m.device_address + 1023 * 4096 + 12
+
+
+def test_addresses_lie_in_the_pool_and_do_not_overlap(memory):
+    bufs = [allocate(n, "u1", target=memory) for n in (1, 4096, 5000, 70000)]
+    spans = sorted((b.device_address, b.device_address + b.nbytes) for b in bufs)
+    for (s0, e0), (s1, _) in zip(spans, spans[1:]):
+        assert e0 <= s1
+    assert spans[0][0] >= memory.base_address
+    assert spans[-1][1] <= memory.base_address + memory.size
+
+
+def test_sync_works_on_every_kind_of_view(memory):
+    m = allocate((8, 8), "u4", target=memory)
+    for v in (m, m[3], m[:, 0], m[::-1], m[2:2], allocate(0, target=memory)):
+        v.flush()
+        v.invalidate()
+    c = allocate(8, target=memory, cacheable=False)
+    assert c.coherent is True
+    c.flush()
+
+
+def test_release_gives_memory_back(memory):
+    before = memory.stats()
+    b = allocate(3 * MiB, "u1", target=memory)
+    v = b[5:]
+    assert memory.stats()["used"] >= 3 * MiB
+    del b, v
+    assert memory.stats() == before
+
+
+def test_freebuffer_with_live_views_is_safe(memory):
+    b = allocate(8192, "u1", target=memory)
+    v = b[100:]
+    b.freebuffer()
+    assert v.freed and v.device_address is None
+    v[:] = 1                       # private memory now: safe, and detached
+    nxt = allocate(8192, "u1", target=memory)
+    nxt[:] = 2
+    v[:] = 3
+    assert (nxt == 2).all()
+    with pytest.raises(ValueError, match="freed"):
+        v.flush()
+
+
+def test_exhaustion_is_a_memory_error_with_figures(memory):
+    held = allocate(memory.size - MiB, "u1", target=memory)
+    with pytest.raises(MemoryError, match=f"largest free block {MiB} bytes"):
+        allocate(2 * MiB, "u1", target=memory)
+    del held
+
+
+def test_bad_requests_change_nothing(memory):
+    before = memory.stats()
+    for kwargs in ({"shape": -1}, {"shape": 4, "align": 3},
+                   {"shape": 4, "dtype": object}):
+        with pytest.raises((ValueError, TypeError)):
+            allocate(target=memory, **kwargs)
+    assert memory.stats() == before
+
+
+def test_threads(memory):
+    errors = []
+
+    def work(seed):
+        try:
+            for i in range(200):
+                b = allocate(1 + (seed * 7919 + i * 104729) % 200_000, "u1",
+                             target=memory)
+                b[:] = seed
+                b[::3].flush()
+                assert (b == seed).all()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert memory.stats()["used"] == 0 and memory.stats()["buffers"] == 0

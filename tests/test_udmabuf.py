@@ -1,0 +1,80 @@
+"""The u-dma-buf backend through its real interface: a device file and a
+sysfs directory made by the test (see fake_devices.py)."""
+import errno
+import os
+
+import numpy as np
+import pytest
+
+from fake_devices import MiB, make_udmabuf, read_and_clear
+from pynq_alloc import allocate, open_memory
+
+
+@pytest.fixture
+def udmabuf(tmp_path):
+    device, sysfs = make_udmabuf(str(tmp_path))
+    return open_memory("udmabuf", device=device, sysfs=sysfs), device, sysfs
+
+
+def test_pool_comes_from_the_driver(udmabuf):
+    mem, _, _ = udmabuf
+    assert (mem.kind, mem.base_address, mem.size) == ("udmabuf", 0x3000_0000, 16 * MiB)
+    b = allocate(10, "u4", target=mem)
+    assert b.device_address == 0x3000_0000 and b.coherent is False
+
+
+def test_each_allocation_maps_its_own_window(udmabuf):
+    mem, device, _ = udmabuf
+    a = allocate(4096, "u1", target=mem)
+    b = allocate(4096, "u1", target=mem)
+    b[:5] = np.frombuffer(b"hello", "u1")
+    with open(device, "rb") as f:
+        f.seek(b.device_address - mem.base_address)
+        assert f.read(5) == b"hello"
+    assert a.device_address + 4096 == b.device_address
+
+
+def test_flush_and_invalidate_write_the_sync_command(udmabuf):
+    mem, _, sysfs = udmabuf
+    allocate(8192, "u1", target=mem)         # so b does not start at 0
+    b = allocate(4096, "u1", target=mem)
+    offset = b.device_address - mem.base_address
+    b[20:40].flush()
+    # [20, 40) rounded out to 16 bytes is [16, 48): 32 bytes, to device.
+    cmd = ((offset + 16) << 32) | 32 | (1 << 2) | 1
+    assert int(read_and_clear(os.path.join(sysfs, "sync_for_device")), 0) == cmd
+    b[::-1].invalidate()
+    cmd = (offset << 32) | 4096 | (2 << 2) | 1
+    assert int(read_and_clear(os.path.join(sysfs, "sync_for_cpu")), 0) == cmd
+
+
+def test_uncached_and_coherent_buffers_do_not_sync(tmp_path):
+    device, sysfs = make_udmabuf(str(tmp_path), coherent=True)
+    mem = open_memory("udmabuf", device=device, sysfs=sysfs)
+    b = allocate(64, target=mem)
+    assert b.coherent is True and b.cacheable is True
+    b.flush()
+    assert read_and_clear(os.path.join(sysfs, "sync_for_device")) == ""
+
+
+def test_default_sysfs_comes_from_the_device_name(tmp_path):
+    with pytest.raises(OSError) as info:
+        open_memory("udmabuf", device=str(tmp_path / "nowhere0"))
+    assert info.value.errno == errno.ENOENT
+    assert info.value.filename == str(tmp_path / "nowhere0")
+
+
+def test_missing_sysfs_is_an_oserror_naming_it(tmp_path):
+    device, _ = make_udmabuf(str(tmp_path))
+    with pytest.raises(OSError) as info:
+        open_memory("udmabuf", device=device, sysfs=str(tmp_path / "absent"))
+    assert info.value.errno == errno.ENOENT
+    assert info.value.filename.endswith("absent/phys_addr")
+
+
+def test_no_device_side_access(udmabuf):
+    mem, _, _ = udmabuf
+    b = allocate(4, target=mem)
+    with pytest.raises(OSError) as info:
+        mem.device_read(b.device_address, 4)
+    assert info.value.errno == errno.ENOTSUP
