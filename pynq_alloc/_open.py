@@ -6,6 +6,7 @@ as the PYNQ_ALLOC_MEMORY variable spells them: ``sim``,
 """
 from __future__ import annotations
 
+import glob
 import os
 from typing import Any, Callable, Dict
 
@@ -46,14 +47,31 @@ def _open_udmabuf(device: str = "/dev/udmabuf0", sysfs: str | None = None) -> _c
     return _core._open_udmabuf(device=device, sysfs=os.fspath(sysfs))
 
 
+ZOCL_NODE = "/dev/dri/renderD128"
+# XRT prefers this stable name for the zocl render node when it exists.
+ZOCL_BY_PATH = "/dev/dri/by-path/platform*zyxclmm_drm-render"
+
+
+def zocl_device() -> str:
+    """The zocl render node: XRT's by-path name if present, else renderD128."""
+    found = sorted(glob.glob(ZOCL_BY_PATH))
+    return found[0] if found else ZOCL_NODE
+
+
+def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo") -> _core.Memory:
+    device = zocl_device() if device is None else os.fspath(device)
+    return _core._open_zocl(device=device, meminfo=os.fspath(meminfo))
+
+
 # kind -> function(**options) that opens it.
 BACKENDS: Dict[str, Callable[..., _core.Memory]] = {
     "sim": _open_sim,
     "udmabuf": _open_udmabuf,
+    "zocl": _open_zocl,
 }
 
 # Kinds the contract names that this build cannot open yet.
-_PLANNED = ("zocl", "xlnk", "hugepage")
+_PLANNED = ("xlnk", "hugepage")
 
 
 def parse_spec(spec: str) -> tuple[str, Dict[str, str]]:

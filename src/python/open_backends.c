@@ -6,6 +6,7 @@
 #include "glue.h"
 #include "sim.h"
 #include "udmabuf.h"
+#include "zocl.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -73,7 +74,40 @@ done:
     return result;
 }
 
+static PyObject *
+open_zocl(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"device", "meminfo", NULL};
+    PyObject *device = NULL, *meminfo = NULL, *result = NULL;
+    char err_path[PATH_MAX] = "";
+    pa_memory *mem;
+    int rc;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&:_open_zocl", kwlist,
+                                     PyUnicode_FSConverter, &device,
+                                     PyUnicode_FSConverter, &meminfo)) {
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_zocl_open(NULL, PyBytes_AS_STRING(device),
+                      PyBytes_AS_STRING(meminfo), &mem, err_path,
+                      sizeof(err_path));
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open the zocl "
+                    "device %s", PyBytes_AS_STRING(device));
+        goto done;
+    }
+    result = pa_memory_wrap(mem);
+done:
+    Py_XDECREF(device);
+    Py_XDECREF(meminfo);
+    return result;
+}
+
 PyMethodDef pa_open_methods[] = {
+    {"_open_zocl", (PyCFunction)(void (*)(void))open_zocl,
+     METH_VARARGS | METH_KEYWORDS, NULL},
     {"_open_sim", (PyCFunction)(void (*)(void))open_sim,
      METH_VARARGS | METH_KEYWORDS, NULL},
     {"_open_udmabuf", (PyCFunction)(void (*)(void))open_udmabuf,

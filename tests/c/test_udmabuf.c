@@ -213,6 +213,8 @@ main(void)
     RUN(test_open_errors_name_the_path);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    CHECK_EQ(system(cmd), 0);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "could not remove %s\n", dir);
+    }
     return check_report("test_udmabuf");
 }

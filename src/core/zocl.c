@@ -1,0 +1,305 @@
+/* The zocl backend (see zocl.h). */
+#include "zocl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+/* The driver's ioctl arguments: the same layout on arm, arm64 and x86-64. */
+struct zocl_create_bo {
+    uint64_t size;
+    uint32_t handle;        /* out */
+    uint32_t flags;         /* bits 0-15 bank; ZOCL_CACHEABLE */
+};
+
+struct zocl_map_bo {
+    uint32_t handle;
+    uint32_t pad;
+    uint64_t offset;        /* out: for mmap */
+};
+
+struct zocl_sync_bo {
+    uint32_t handle;
+    uint32_t dir;           /* ZOCL_TO_DEVICE or ZOCL_FROM_DEVICE */
+    uint64_t offset;
+    uint64_t size;
+};
+
+struct zocl_info_bo {
+    uint32_t handle;
+    uint32_t flags;         /* out */
+    uint64_t size;          /* out: page-rounded */
+    uint64_t paddr;         /* out: the device address */
+};
+
+struct drm_gem_close {
+    uint32_t handle;
+    uint32_t pad;
+};
+
+#define ZOCL_CREATE_BO 0xC0106440u
+#define ZOCL_MAP_BO 0xC0106443u
+#define ZOCL_SYNC_BO 0xC0186444u
+#define ZOCL_INFO_BO 0xC0186445u
+#define DRM_GEM_CLOSE 0x40086409u
+#define ZOCL_CACHEABLE (1u << 24)
+#define ZOCL_TO_DEVICE 0u
+#define ZOCL_FROM_DEVICE 1u
+
+_Static_assert(_IOWR('d', 0x40, struct zocl_create_bo) == ZOCL_CREATE_BO,
+               "CREATE_BO");
+_Static_assert(_IOWR('d', 0x43, struct zocl_map_bo) == ZOCL_MAP_BO, "MAP_BO");
+_Static_assert(_IOWR('d', 0x44, struct zocl_sync_bo) == ZOCL_SYNC_BO,
+               "SYNC_BO");
+_Static_assert(_IOWR('d', 0x45, struct zocl_info_bo) == ZOCL_INFO_BO,
+               "INFO_BO");
+_Static_assert(_IOW('d', 0x09, struct drm_gem_close) == DRM_GEM_CLOSE,
+               "GEM_CLOSE");
+
+/* What a live BO's mapping is, by GEM handle (handles are small ints). */
+typedef struct bo_map {
+    char *base;             /* the whole BO's mapping; NULL: no BO */
+    uint64_t length;
+} bo_map;
+
+typedef struct zocl_state {
+    const pa_sys *sys;
+    int fd;
+    char meminfo[PATH_MAX];
+    bo_map *bos;
+    uint32_t nbos;
+    uint64_t used;          /* bytes of live BOs */
+} zocl_state;
+
+static zocl_state *
+state_of(pa_memory *m)
+{
+    return pa_memory_state(m);
+}
+
+static void
+gem_close(zocl_state *s, uint32_t handle)
+{
+    struct drm_gem_close close_arg = {handle, 0};
+    s->sys->ioctl(s->fd, DRM_GEM_CLOSE, &close_arg);
+}
+
+/* Makes bos[handle] exist; 0 or -ENOMEM. */
+static int
+track(zocl_state *s, uint32_t handle)
+{
+    if (handle < s->nbos) {
+        return 0;
+    }
+    uint32_t n = s->nbos == 0 ? 64 : s->nbos;
+    while (n <= handle) {
+        if (n > UINT32_MAX / 2) {
+            return -ENOMEM;
+        }
+        n *= 2;
+    }
+    bo_map *bos = realloc(s->bos, (size_t)n * sizeof(bo_map));
+    if (bos == NULL) {
+        return -ENOMEM;
+    }
+    memset(bos + s->nbos, 0, (size_t)(n - s->nbos) * sizeof(bo_map));
+    s->bos = bos;
+    s->nbos = n;
+    return 0;
+}
+
+static int
+zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
+           int cacheable, pa_block *blk)
+{
+    zocl_state *s = state_of(m);
+    uint64_t page = pa_page_size();
+    /* CMA aligns to pages; more alignment needs room to slide. */
+    uint64_t extra = align > page ? align - page : 0;
+    if (size > UINT64_MAX - extra) {
+        return -ENOMEM;
+    }
+    struct zocl_create_bo create = {size + extra, 0,
+                                    cacheable ? ZOCL_CACHEABLE : 0};
+    if (s->sys->ioctl(s->fd, ZOCL_CREATE_BO, &create) != 0) {
+        return -errno;
+    }
+    int rc;
+    struct zocl_info_bo info = {create.handle, 0, 0, 0};
+    struct zocl_map_bo map = {create.handle, 0, 0};
+    if (s->sys->ioctl(s->fd, ZOCL_INFO_BO, &info) != 0
+            || s->sys->ioctl(s->fd, ZOCL_MAP_BO, &map) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    uint64_t start = (info.paddr + align - 1) & ~(align - 1);
+    uint64_t lead = start - info.paddr;
+    if (info.size < lead + size || start + size > limit) {
+        /* The kernel chooses where a BO lies; it lay out of bounds. */
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if ((rc = track(s, create.handle)) != 0) {
+        goto fail;
+    }
+    char *base = s->sys->mmap(NULL, info.size, PROT_READ | PROT_WRITE,
+                              MAP_SHARED, s->fd, (off_t)map.offset);
+    if (base == MAP_FAILED) {
+        rc = -errno;
+        goto fail;
+    }
+    s->bos[create.handle] = (bo_map){base, info.size};
+    s->used += info.size;
+    blk->device_address = start;
+    blk->cpu = base + lead;
+    blk->size = size;
+    blk->handle = create.handle;
+    blk->cacheable = (uint8_t)cacheable;
+    blk->coherent = (uint8_t)!cacheable;    /* mapped write-combined */
+    return 0;
+fail:
+    gem_close(s, create.handle);
+    return rc;
+}
+
+static void
+zocl_free(pa_memory *m, pa_block *blk, int keep_va)
+{
+    zocl_state *s = state_of(m);
+    uint32_t handle = (uint32_t)blk->handle;
+    bo_map *bo = &s->bos[handle];
+    char *cpu = blk->cpu, *end = cpu + blk->size;
+    if (!keep_va) {
+        s->sys->munmap(bo->base, bo->length);
+    }
+    else {
+        /* The block's range is anonymous memory now; the rest of the BO's
+         * mapping would keep the BO alive. */
+        if (cpu > bo->base) {
+            s->sys->munmap(bo->base, (size_t)(cpu - bo->base));
+        }
+        if (end < bo->base + bo->length) {
+            s->sys->munmap(end, (size_t)(bo->base + bo->length - end));
+        }
+    }
+    s->used -= bo->length;
+    *bo = (bo_map){NULL, 0};
+    gem_close(s, handle);
+}
+
+static int
+zocl_sync(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len,
+          uint32_t dir)
+{
+    zocl_state *s = state_of(m);
+    const bo_map *bo = &s->bos[(uint32_t)blk->handle];
+    uint64_t lead = (uint64_t)((char *)blk->cpu - bo->base);
+    struct zocl_sync_bo sync = {(uint32_t)blk->handle, dir, lead + offset,
+                                len};
+    return s->sys->ioctl(s->fd, ZOCL_SYNC_BO, &sync) == 0 ? 0 : -errno;
+}
+
+static int
+zocl_flush(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len)
+{
+    return zocl_sync(m, blk, offset, len, ZOCL_TO_DEVICE);
+}
+
+static int
+zocl_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,
+                uint64_t len)
+{
+    return zocl_sync(m, blk, offset, len, ZOCL_FROM_DEVICE);
+}
+
+/* A "Name:   N kB" line of meminfo text, in bytes; 0 if absent. */
+static uint64_t
+meminfo_bytes(const char *text, const char *name)
+{
+    const char *p = strstr(text, name);
+    return p != NULL ? strtoull(p + strlen(name), NULL, 10) * 1024 : 0;
+}
+
+static void
+zocl_stats(pa_memory *m, pa_stats *out)
+{
+    zocl_state *s = state_of(m);
+    char text[8192];
+    uint64_t total = 0, free_bytes = 0;
+    if (pa_sys_read_text(s->sys, s->meminfo, text, sizeof(text)) == 0) {
+        total = meminfo_bytes(text, "CmaTotal:");
+        free_bytes = meminfo_bytes(text, "CmaFree:");
+    }
+    /* The kernel's CMA pool, shared with other users; its fragmentation
+     * is not visible, so the largest block is at most what is free. */
+    out->total = total > s->used ? total : s->used;
+    out->used = s->used;
+    out->free = free_bytes;
+    out->largest_free = free_bytes;
+}
+
+static void
+zocl_destroy(zocl_state *s)
+{
+    if (s->fd >= 0) {
+        s->sys->close(s->fd);
+    }
+    free(s->bos);
+    free(s);
+}
+
+static void
+zocl_close(pa_memory *m)
+{
+    zocl_destroy(state_of(m));
+}
+
+static const pa_backend_ops zocl_ops = {
+    .kind = "zocl",
+    .reuse_blocks = 0,      /* a kept BO would hold kernel memory */
+    .alloc = zocl_alloc,
+    .free = zocl_free,
+    .flush = zocl_flush,
+    .invalidate = zocl_invalidate,
+    .device_read = NULL,
+    .device_write = NULL,
+    .stats = zocl_stats,
+    .close = zocl_close,
+};
+
+int
+pa_zocl_open(const pa_sys *sys, const char *device, const char *meminfo,
+             pa_memory **out, char *err_path, size_t err_cap)
+{
+    if (sys == NULL) {
+        sys = &pa_sys_real;
+    }
+    zocl_state *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    s->sys = sys;
+    snprintf(s->meminfo, sizeof(s->meminfo), "%s", meminfo);
+    s->fd = sys->open(device, O_RDWR);
+    if (s->fd < 0) {
+        int rc = -errno;
+        snprintf(err_path, err_cap, "%s", device);
+        zocl_destroy(s);
+        return rc;
+    }
+    char text[8192];
+    uint64_t total = 0;
+    if (pa_sys_read_text(sys, meminfo, text, sizeof(text)) == 0) {
+        total = meminfo_bytes(text, "CmaTotal:");
+    }
+    int rc = pa_memory_create(&zocl_ops, s, 0, total, out);
+    if (rc != 0) {
+        zocl_destroy(s);
+    }
+    return rc;
+}

@@ -1,0 +1,22 @@
+/*
+ * zocl: XRT's DRM driver for embedded platforms (every PYNQ image since
+ * 2.7).  Each allocation is its own buffer object (BO) from the kernel's
+ * CMA pool, mapped whole; release gives it back to the kernel at once, so
+ * no released BO is kept for reuse.
+ */
+#ifndef PA_ZOCL_H
+#define PA_ZOCL_H
+
+#include "memory.h"
+#include "sys.h"
+
+/*
+ * Opens the DRM render node `device` (e.g. /dev/dri/renderD128).  CMA
+ * figures for stats() come from `meminfo` (normally /proc/meminfo).  sys
+ * NULL means the real system calls.  On failure returns -errno and copies
+ * the path that failed into err_path.
+ */
+int pa_zocl_open(const pa_sys *sys, const char *device, const char *meminfo,
+                 pa_memory **out, char *err_path, size_t err_cap);
+
+#endif

@@ -1,0 +1,314 @@
+/* Tests of the zocl backend against a stand-in driver behind pa_sys: it
+ * keeps each BO in a memfd, checks every request number and field, and
+ * counts what is left open. */
+#include "../../src/core/zocl.h"
+#include "check.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MiB (1024ull * 1024ull)
+#define PAGE 4096ull
+#define DEVICE "/dev/dri/renderD128"
+#define FAKE_FD 777
+
+typedef struct fake_bo {
+    int memfd;
+    int open;
+    uint64_t size;
+    uint64_t paddr;
+    uint32_t flags;
+} fake_bo;
+
+static fake_bo bos[256];
+static uint32_t next_handle = 1;
+static uint64_t next_paddr = 0x60000000;
+static uint64_t pool_left = 64 * MiB;
+static int open_bos, bad_requests, syncs, munmaps;
+static struct { uint32_t handle, dir; uint64_t offset, size; } last_sync;
+static char meminfo[64];
+
+static int
+fake_open(const char *path, int flags)
+{
+    if (strcmp(path, DEVICE) == 0) {
+        return FAKE_FD;
+    }
+    return pa_sys_real.open(path, flags);
+}
+
+static int
+fake_close(int fd)
+{
+    return fd == FAKE_FD ? 0 : close(fd);
+}
+
+static fake_bo *
+live_bo(uint32_t handle)
+{
+    return handle < 256 && bos[handle].open ? &bos[handle] : NULL;
+}
+
+static int
+fail(int err)
+{
+    errno = err;
+    return -1;
+}
+
+static int
+fake_ioctl(int fd, unsigned long request, void *arg)
+{
+    if (fd != FAKE_FD) {
+        return fail(EBADF);
+    }
+    switch (request) {
+    case 0xC0106440u: {                         /* CREATE_BO */
+        struct { uint64_t size; uint32_t handle, flags; } *a = arg;
+        if ((a->flags & ~((1u << 24) | 0xFFFFu)) != 0) {
+            bad_requests++;
+        }
+        if (a->size == 0) {
+            return fail(EINVAL);
+        }
+        uint64_t size = (a->size + PAGE - 1) & ~(PAGE - 1);
+        if (size > pool_left) {
+            return fail(ENOMEM);
+        }
+        uint32_t h = next_handle++;
+        bos[h] = (fake_bo){memfd_create("bo", MFD_CLOEXEC), 1, size,
+                           next_paddr, a->flags};
+        CHECK(ftruncate(bos[h].memfd, (off_t)size) == 0);
+        next_paddr += size;
+        pool_left -= size;
+        open_bos++;
+        a->handle = h;
+        return 0;
+    }
+    case 0xC0186445u: {                         /* INFO_BO */
+        struct { uint32_t handle, flags; uint64_t size, paddr; } *a = arg;
+        fake_bo *bo = live_bo(a->handle);
+        if (bo == NULL) {
+            return fail(ENOENT);
+        }
+        a->flags = bo->flags;
+        a->size = bo->size;
+        a->paddr = bo->paddr;
+        return 0;
+    }
+    case 0xC0106443u: {                         /* MAP_BO */
+        struct { uint32_t handle, pad; uint64_t offset; } *a = arg;
+        if (a->pad != 0 || live_bo(a->handle) == NULL) {
+            bad_requests++;
+            return fail(EINVAL);
+        }
+        a->offset = (uint64_t)a->handle << 32;
+        return 0;
+    }
+    case 0xC0186444u: {                         /* SYNC_BO */
+        struct { uint32_t handle, dir; uint64_t offset, size; } *a = arg;
+        fake_bo *bo = live_bo(a->handle);
+        if (bo == NULL || a->dir > 1 || a->offset + a->size > bo->size) {
+            bad_requests++;
+            return fail(EINVAL);
+        }
+        last_sync.handle = a->handle;
+        last_sync.dir = a->dir;
+        last_sync.offset = a->offset;
+        last_sync.size = a->size;
+        syncs++;
+        return 0;
+    }
+    case 0x40086409u: {                         /* GEM_CLOSE */
+        struct { uint32_t handle, pad; } *a = arg;
+        fake_bo *bo = live_bo(a->handle);
+        if (bo == NULL || a->pad != 0) {
+            bad_requests++;
+            return fail(EINVAL);
+        }
+        close(bo->memfd);
+        bo->open = 0;
+        pool_left += bo->size;
+        open_bos--;
+        return 0;
+    }
+    default:
+        bad_requests++;
+        return fail(ENOTTY);
+    }
+}
+
+static void *
+fake_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset)
+{
+    if (fd != FAKE_FD) {
+        return mmap(addr, len, prot, flags, fd, offset);
+    }
+    fake_bo *bo = live_bo((uint32_t)((uint64_t)offset >> 32));
+    if (bo == NULL || len != bo->size || (flags & MAP_SHARED) == 0) {
+        bad_requests++;
+        errno = EINVAL;
+        return MAP_FAILED;
+    }
+    return mmap(addr, len, prot, flags, bo->memfd, 0);
+}
+
+static int
+fake_munmap(void *addr, size_t len)
+{
+    munmaps++;
+    return munmap(addr, len);
+}
+
+static pa_sys stand_in;
+
+static pa_memory *
+open_zocl(void)
+{
+    pa_memory *m = NULL;
+    char err[256];
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, meminfo, &m, err, sizeof(err)),
+             0);
+    return m;
+}
+
+static void
+test_allocate_sync_release(void)
+{
+    pa_memory *m = open_zocl();
+    pa_block b, u;
+    CHECK_EQ(pa_memory_alloc(m, 100, 0, 0, 1, &b), 0);
+    fake_bo *bo = &bos[b.handle];
+    CHECK_EQ(bo->flags, 1u << 24);              /* bank 0, cacheable */
+    CHECK_EQ(bo->size, PAGE);
+    CHECK_EQ(b.device_address, bo->paddr);
+    CHECK(b.cacheable && !b.coherent);
+    memcpy(b.cpu, "bo data", 7);
+    char seen[8] = "";
+    CHECK_EQ(pread(bo->memfd, seen, 7, 0), 7);
+    CHECK(memcmp(seen, "bo data", 7) == 0);
+
+    CHECK_EQ(pa_memory_flush(m, &b, 8, 16), 0);
+    CHECK_EQ(last_sync.handle, b.handle);
+    CHECK_EQ(last_sync.dir, 0);
+    CHECK_EQ(last_sync.offset, 8);
+    CHECK_EQ(last_sync.size, 16);
+    CHECK_EQ(pa_memory_invalidate(m, &b, 0, PAGE), 0);
+    CHECK_EQ(last_sync.dir, 1);
+    CHECK_EQ(last_sync.size, PAGE);
+
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &u), 0);
+    CHECK_EQ(bos[u.handle].flags, 0);
+    CHECK(u.coherent);
+    int before = syncs;
+    CHECK_EQ(pa_memory_flush(m, &u, 0, PAGE), 0);
+    CHECK_EQ(syncs, before);
+
+    /* Release gives the BO back at once: nothing is kept for reuse. */
+    CHECK_EQ(open_bos, 2);
+    pa_memory_release(m, &b);
+    pa_memory_release(m, &u);
+    CHECK_EQ(open_bos, 0);
+    pa_memory_close(m);
+}
+
+static void
+test_alignment_beyond_a_page(void)
+{
+    pa_memory *m = open_zocl();
+    pa_block pad, b;
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 1, &pad), 0);   /* misalign */
+    CHECK_EQ(pa_memory_alloc(m, 2 * PAGE, 64 * 1024, 0, 1, &b), 0);
+    CHECK_EQ(b.device_address % (64 * 1024), 0);
+    fake_bo *bo = &bos[b.handle];
+    CHECK_EQ(bo->size, 2 * PAGE + 64 * 1024 - PAGE);
+    uint64_t lead = b.device_address - bo->paddr;
+    CHECK(lead > 0);
+    CHECK_EQ(pa_memory_flush(m, &b, 0, 2 * PAGE), 0);
+    CHECK_EQ(last_sync.offset, lead);           /* the block's own span */
+    /* Retire: the block's range stays usable, the rest of the BO's mapping
+     * and the BO itself go. */
+    int unmaps = munmaps;
+    ((char *)b.cpu)[0] = 1;
+    CHECK_EQ(pa_memory_retire(m, &b), 0);
+    CHECK_EQ(munmaps - unmaps, 2);              /* lead and tail */
+    CHECK_EQ(open_bos, 1);
+    CHECK_EQ(((char *)b.cpu)[0], 0);
+    ((char *)b.cpu)[5] = 7;
+    pa_memory_unmap_retired(&b);
+    pa_memory_release(m, &pad);
+    CHECK_EQ(open_bos, 0);
+    pa_memory_close(m);
+}
+
+static void
+test_errors(void)
+{
+    pa_memory *m = open_zocl(), *none = NULL;
+    pa_block b;
+    char err[256] = "";
+    CHECK_EQ(pa_memory_alloc(m, 65 * MiB, 0, 0, 1, &b), -ENOMEM);
+    /* The kernel puts the BO above the limit: refused and closed. */
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0x1000, 1, &b), -ENOMEM);
+    CHECK_EQ(open_bos, 0);
+    CHECK_EQ(pa_memory_device_read(m, 0x60000000, err, 1), -ENOTSUP);
+    CHECK_EQ(pa_zocl_open(&stand_in, "/dev/dri/renderD999", meminfo, &none,
+                          err, sizeof(err)), -ENOENT);
+    CHECK(strcmp(err, "/dev/dri/renderD999") == 0 && none == NULL);
+    pa_memory_close(m);
+}
+
+static void
+test_stats_come_from_meminfo(void)
+{
+    pa_memory *m = open_zocl();
+    pa_block b;
+    pa_stats s;
+    CHECK_EQ(pa_memory_size(m), 256 * MiB);
+    CHECK_EQ(pa_memory_alloc(m, 3 * PAGE, 0, 0, 1, &b), 0);
+    pa_memory_stats(m, &s);
+    CHECK_EQ(s.total, 256 * MiB);
+    CHECK_EQ(s.free, 200 * MiB);
+    CHECK_EQ(s.used, 3 * PAGE);
+    CHECK_EQ(s.buffers, 1);
+    pa_memory_release(m, &b);
+    pa_memory_stats(m, &s);
+    CHECK_EQ(s.used, 0);
+    CHECK_EQ(s.buffers, 0);
+    pa_memory_close(m);
+}
+
+static void
+test_every_request_was_well_formed_and_nothing_leaked(void)
+{
+    CHECK_EQ(bad_requests, 0);
+    CHECK_EQ(open_bos, 0);
+}
+
+int
+main(void)
+{
+    stand_in = pa_sys_real;
+    stand_in.open = fake_open;
+    stand_in.close = fake_close;
+    stand_in.ioctl = fake_ioctl;
+    stand_in.mmap = fake_mmap;
+    stand_in.munmap = fake_munmap;
+    snprintf(meminfo, sizeof(meminfo), "/tmp/pa-meminfo-XXXXXX");
+    int fd = mkstemp(meminfo);
+    const char *text = "MemTotal:  2000000 kB\nCmaTotal:  262144 kB\n"
+                       "CmaFree:   204800 kB\n";
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    RUN(test_allocate_sync_release);
+    RUN(test_alignment_beyond_a_page);
+    RUN(test_errors);
+    RUN(test_stats_come_from_meminfo);
+    RUN(test_every_request_was_well_formed_and_nothing_leaked);
+    unlink(meminfo);
+    return check_report("test_zocl");
+}
