@@ -210,7 +210,7 @@ pa_memory_retire(pa_memory *m, pa_block *blk)
 {
     /* Swap the mapping first: from here on no CPU access reaches the
      * device memory, so giving it back cannot expose it. */
-    int rc = pa_map_anonymous_over(blk->cpu, blk->size);
+    int rc = pa_map_anonymous_over(blk->map_base, blk->map_length);
     if (rc != 0) {
         return rc;
     }
@@ -224,7 +224,7 @@ pa_memory_retire(pa_memory *m, pa_block *blk)
 void
 pa_memory_unmap_retired(pa_block *blk)
 {
-    munmap(blk->cpu, blk->size);
+    munmap(blk->map_base, blk->map_length);
     memset(blk, 0, sizeof(*blk));
 }
 

@@ -22,6 +22,9 @@ typedef struct pa_block {
     uint64_t device_address;
     void *cpu;              /* page-aligned mapping of the whole block */
     uint64_t size;          /* bytes, a multiple of the page size */
+    void *map_base;         /* the backend's mapping that holds the block: */
+    uint64_t map_length;    /* more than [cpu, cpu + size) for alignment
+                               slack or huge pages */
     uint64_t handle;        /* the backend's name for it (a GEM handle, ...) */
     uint8_t cacheable;      /* mapped cached */
     uint8_t coherent;       /* flush/invalidate are not needed */
@@ -46,9 +49,9 @@ typedef struct pa_backend_ops {
      * limit: the block must end at or below it (UINT64_MAX: none). */
     int (*alloc)(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
                  int cacheable, pa_block *blk);
-    /* Gives the device memory back.  keep_va: the CPU range must stay
-     * mapped (the caller has already replaced it with anonymous memory);
-     * otherwise the backend unmaps it. */
+    /* Gives the device memory back.  keep_va: the caller has already
+     * replaced [map_base, map_base + map_length) with anonymous memory,
+     * which must stay; otherwise the backend unmaps its mapping. */
     void (*free)(pa_memory *m, pa_block *blk, int keep_va);
     /* Cache maintenance of [offset, offset + len) of a non-coherent block. */
     int (*flush)(pa_memory *m, const pa_block *blk, uint64_t offset,

@@ -45,6 +45,8 @@ sim_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     blk->device_address = addr;
     blk->cpu = cpu;
     blk->size = size;
+    blk->map_base = cpu;
+    blk->map_length = size;
     blk->handle = addr;
     blk->cacheable = (uint8_t)cacheable;
     blk->coherent = (uint8_t)!cacheable;
@@ -56,7 +58,7 @@ sim_free(pa_memory *m, pa_block *blk, int keep_va)
 {
     sim_state *s = state_of(m);
     if (!keep_va) {
-        munmap(blk->cpu, blk->size);
+        munmap(blk->map_base, blk->map_length);
     }
     pa_heap_free(s->heap, blk->device_address);
 }

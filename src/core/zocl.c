@@ -61,18 +61,10 @@ _Static_assert(_IOWR('d', 0x45, struct zocl_info_bo) == ZOCL_INFO_BO,
 _Static_assert(_IOW('d', 0x09, struct drm_gem_close) == DRM_GEM_CLOSE,
                "GEM_CLOSE");
 
-/* What a live BO's mapping is, by GEM handle (handles are small ints). */
-typedef struct bo_map {
-    char *base;             /* the whole BO's mapping; NULL: no BO */
-    uint64_t length;
-} bo_map;
-
 typedef struct zocl_state {
     const pa_sys *sys;
     int fd;
     char meminfo[PATH_MAX];
-    bo_map *bos;
-    uint32_t nbos;
     uint64_t used;          /* bytes of live BOs */
 } zocl_state;
 
@@ -87,30 +79,6 @@ gem_close(zocl_state *s, uint32_t handle)
 {
     struct drm_gem_close close_arg = {handle, 0};
     s->sys->ioctl(s->fd, DRM_GEM_CLOSE, &close_arg);
-}
-
-/* Makes bos[handle] exist; 0 or -ENOMEM. */
-static int
-track(zocl_state *s, uint32_t handle)
-{
-    if (handle < s->nbos) {
-        return 0;
-    }
-    uint32_t n = s->nbos == 0 ? 64 : s->nbos;
-    while (n <= handle) {
-        if (n > UINT32_MAX / 2) {
-            return -ENOMEM;
-        }
-        n *= 2;
-    }
-    bo_map *bos = realloc(s->bos, (size_t)n * sizeof(bo_map));
-    if (bos == NULL) {
-        return -ENOMEM;
-    }
-    memset(bos + s->nbos, 0, (size_t)(n - s->nbos) * sizeof(bo_map));
-    s->bos = bos;
-    s->nbos = n;
-    return 0;
 }
 
 static int
@@ -144,20 +112,18 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         rc = -ENOMEM;
         goto fail;
     }
-    if ((rc = track(s, create.handle)) != 0) {
-        goto fail;
-    }
     char *base = s->sys->mmap(NULL, info.size, PROT_READ | PROT_WRITE,
                               MAP_SHARED, s->fd, (off_t)map.offset);
     if (base == MAP_FAILED) {
         rc = -errno;
         goto fail;
     }
-    s->bos[create.handle] = (bo_map){base, info.size};
     s->used += info.size;
     blk->device_address = start;
     blk->cpu = base + lead;
     blk->size = size;
+    blk->map_base = base;
+    blk->map_length = info.size;
     blk->handle = create.handle;
     blk->cacheable = (uint8_t)cacheable;
     blk->coherent = (uint8_t)!cacheable;    /* mapped write-combined */
@@ -171,25 +137,11 @@ static void
 zocl_free(pa_memory *m, pa_block *blk, int keep_va)
 {
     zocl_state *s = state_of(m);
-    uint32_t handle = (uint32_t)blk->handle;
-    bo_map *bo = &s->bos[handle];
-    char *cpu = blk->cpu, *end = cpu + blk->size;
     if (!keep_va) {
-        s->sys->munmap(bo->base, bo->length);
+        s->sys->munmap(blk->map_base, blk->map_length);
     }
-    else {
-        /* The block's range is anonymous memory now; the rest of the BO's
-         * mapping would keep the BO alive. */
-        if (cpu > bo->base) {
-            s->sys->munmap(bo->base, (size_t)(cpu - bo->base));
-        }
-        if (end < bo->base + bo->length) {
-            s->sys->munmap(end, (size_t)(bo->base + bo->length - end));
-        }
-    }
-    s->used -= bo->length;
-    *bo = (bo_map){NULL, 0};
-    gem_close(s, handle);
+    s->used -= blk->map_length;
+    gem_close(s, (uint32_t)blk->handle);
 }
 
 static int
@@ -197,8 +149,7 @@ zocl_sync(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len,
           uint32_t dir)
 {
     zocl_state *s = state_of(m);
-    const bo_map *bo = &s->bos[(uint32_t)blk->handle];
-    uint64_t lead = (uint64_t)((char *)blk->cpu - bo->base);
+    uint64_t lead = (uint64_t)((char *)blk->cpu - (char *)blk->map_base);
     struct zocl_sync_bo sync = {(uint32_t)blk->handle, dir, lead + offset,
                                 len};
     return s->sys->ioctl(s->fd, ZOCL_SYNC_BO, &sync) == 0 ? 0 : -errno;
@@ -249,7 +200,6 @@ zocl_destroy(zocl_state *s)
     if (s->fd >= 0) {
         s->sys->close(s->fd);
     }
-    free(s->bos);
     free(s);
 }
 
