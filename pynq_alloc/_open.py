@@ -63,15 +63,37 @@ def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo") -> _co
     return _core._open_zocl(device=device, meminfo=os.fspath(meminfo))
 
 
+HUGEPAGES_DIR = "/sys/kernel/mm/hugepages"
+
+
+def _open_hugepage(size: Any = None, page_size: Any = 2 << 20, reserve: Any = True,
+                   hugepages_dir: str = HUGEPAGES_DIR,
+                   pagemap: str = "/proc/self/pagemap") -> _core.Memory:
+    page_size = parse_size(page_size) if isinstance(page_size, str) else int(page_size)
+    if size is None:
+        size = 64 << 20 if page_size < 1 << 30 else page_size
+    size = parse_size(size) if isinstance(size, str) else int(size)
+    if isinstance(reserve, str):
+        reserve = reserve.strip().lower() not in ("0", "no", "false", "off")
+    if size <= 0 or page_size <= 0:
+        raise ValueError(f"hugepage memory needs size > 0 and page_size > 0; "
+                         f"got size={size}, page_size={page_size}")
+    return _core._open_hugepage(size=size, page_size=page_size,
+                                reserve=bool(reserve),
+                                hugepages_dir=os.fspath(hugepages_dir),
+                                pagemap=os.fspath(pagemap))
+
+
 # kind -> function(**options) that opens it.
 BACKENDS: Dict[str, Callable[..., _core.Memory]] = {
     "sim": _open_sim,
     "udmabuf": _open_udmabuf,
     "zocl": _open_zocl,
+    "hugepage": _open_hugepage,
 }
 
 # Kinds the contract names that this build cannot open yet.
-_PLANNED = ("xlnk", "hugepage")
+_PLANNED = ("xlnk",)
 
 
 def parse_spec(spec: str) -> tuple[str, Dict[str, str]]:

@@ -1,4 +1,5 @@
 """Helpers for the tests, independent of pynq_alloc's own code."""
+import ctypes
 import os
 import subprocess
 import sys
@@ -49,3 +50,26 @@ def run_python(code, env=None, timeout=60):
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
                           capture_output=True, text=True, env=full_env,
                           timeout=timeout, cwd=tempfile.gettempdir())
+
+
+def physical_addresses(virtual_address, nbytes):
+    """Physical address of each 4 KiB page of a CPU range, read from
+    /proc/self/pagemap here, independently of pynq_alloc (needs root)."""
+    first, last = virtual_address // 4096, (virtual_address + nbytes - 1) // 4096
+    for page in range(first, last + 1):     # present before it is looked up
+        ctypes.string_at(max(page * 4096, virtual_address), 1)
+    with open("/proc/self/pagemap", "rb") as f:
+        f.seek(first * 8)
+        entries = np.frombuffer(f.read((last - first + 1) * 8), "<u8")
+    assert (entries >> np.uint64(63)).all(), "a page is not present"
+    return (entries & np.uint64((1 << 55) - 1)) * np.uint64(4096)
+
+
+def assert_physically_contiguous(buf):
+    """buf's device address is its physical address, page after page."""
+    va = buf.virtual_address
+    pa = physical_addresses(va, max(buf.nbytes, 1))
+    first_page_va = va - va % 4096
+    expected = (np.arange(len(pa), dtype=np.uint64) * np.uint64(4096)
+                + np.uint64(buf.device_address - (va - first_page_va)))
+    assert np.array_equal(pa, expected)

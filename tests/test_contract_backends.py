@@ -1,6 +1,9 @@
 """The contract's promises that hold on every backend, run against each one
 that can run on this machine: the simulated memory, u-dma-buf over a
-stand-in device, and whatever else memory_kinds() finds."""
+stand-in device, and real huge pages (as root; one 1 GiB page, since 2 MiB
+pages come back physically scattered).  zocl is tested through its C
+interface test with a stand-in driver (tests/c/test_zocl.c)."""
+import os
 import threading
 
 import numpy as np
@@ -16,10 +19,20 @@ def open_kind(kind, tmp_path):
     if kind == "udmabuf":
         device, sysfs = make_udmabuf(str(tmp_path), size=16 * MiB)
         return open_memory("udmabuf", device=device, sysfs=sysfs)
+    if kind == "hugepage":
+        required = os.environ.get("PYNQ_ALLOC_REQUIRE_HUGEPAGES") == "1"
+        try:
+            if os.geteuid() != 0:
+                raise OSError("not root")
+            return open_memory("hugepage", size=1 << 30, page_size=1 << 30)
+        except OSError as e:
+            if required:
+                pytest.fail(f"hugepages are required here: {e}")
+            pytest.skip(f"no huge pages here: {e}")
     raise AssertionError(kind)
 
 
-@pytest.fixture(params=["sim", "udmabuf"])
+@pytest.fixture(params=["sim", "udmabuf", "hugepage"])
 def memory(request, tmp_path):
     return open_kind(request.param, tmp_path)
 

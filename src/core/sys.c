@@ -20,6 +20,12 @@ real_ioctl(int fd, unsigned long request, void *arg)
     return ioctl(fd, request, arg);
 }
 
+static int
+real_memfd_create(const char *name, unsigned int flags)
+{
+    return memfd_create(name, flags | MFD_CLOEXEC);
+}
+
 const pa_sys pa_sys_real = {
     .open = real_open,
     .close = close,
@@ -28,6 +34,8 @@ const pa_sys pa_sys_real = {
     .munmap = munmap,
     .pread = pread,
     .pwrite = pwrite,
+    .memfd_create = real_memfd_create,
+    .ftruncate = ftruncate,
 };
 
 int

@@ -18,6 +18,8 @@ typedef struct pa_sys {
     int (*munmap)(void *addr, size_t len);
     ssize_t (*pread)(int fd, void *buf, size_t n, off_t offset);
     ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t offset);
+    int (*memfd_create)(const char *name, unsigned int flags);
+    int (*ftruncate)(int fd, off_t length);
 } pa_sys;
 
 /* The real system calls. */

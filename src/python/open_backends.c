@@ -4,6 +4,7 @@
  * take exact values and turn the backend's errors into exceptions.
  */
 #include "glue.h"
+#include "hugepage.h"
 #include "sim.h"
 #include "udmabuf.h"
 #include "zocl.h"
@@ -105,7 +106,64 @@ done:
     return result;
 }
 
+static PyObject *
+open_hugepage(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"size", "page_size", "reserve", "hugepages_dir",
+                             "pagemap", NULL};
+    unsigned long long size, page_size;
+    int reserve;
+    PyObject *dir = NULL, *pagemap = NULL, *result = NULL;
+    char err_path[PATH_MAX] = "";
+    pa_memory *mem;
+    int rc;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKpO&O&:_open_hugepage",
+                                     kwlist, &size, &page_size, &reserve,
+                                     PyUnicode_FSConverter, &dir,
+                                     PyUnicode_FSConverter, &pagemap)) {
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_hugepage_open(NULL, size, page_size, PyBytes_AS_STRING(dir),
+                          PyBytes_AS_STRING(pagemap), reserve, &mem, err_path,
+                          sizeof(err_path));
+    Py_END_ALLOW_THREADS
+    if (rc == -EINVAL) {
+        pa_raise(rc, NULL, "hugepage memory needs page_size 2 MiB (2097152) "
+                 "or 1 GiB (1073741824) and a size from 1 byte to 64 TiB; got "
+                 "page_size=%llu, size=%llu", page_size, size);
+    }
+    else if (rc == -EPERM) {
+        pa_raise_os(rc, err_path, "hugepage memory needs physical addresses, "
+                    "which %s shows only to root (CAP_SYS_ADMIN)", err_path);
+    }
+    else if (rc == -ENOMEM) {
+        pa_raise_os(rc, err_path, "cannot get %llu bytes of %llu-byte huge "
+                    "pages: reserve more by writing to %s (as root), or pass "
+                    "reserve=True as root", size, page_size, err_path);
+    }
+    else if (rc == -ENOTSUP) {
+        pa_raise_os(rc, NULL, "this CPU's caches cannot be maintained from "
+                    "user space (armv7): use the zocl, udmabuf or xlnk "
+                    "backend");
+    }
+    else if (rc != 0) {
+        pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open hugepage "
+                    "memory");
+    }
+    else {
+        result = pa_memory_wrap(mem);
+    }
+done:
+    Py_XDECREF(dir);
+    Py_XDECREF(pagemap);
+    return result;
+}
+
 PyMethodDef pa_open_methods[] = {
+    {"_open_hugepage", (PyCFunction)(void (*)(void))open_hugepage,
+     METH_VARARGS | METH_KEYWORDS, NULL},
     {"_open_zocl", (PyCFunction)(void (*)(void))open_zocl,
      METH_VARARGS | METH_KEYWORDS, NULL},
     {"_open_sim", (PyCFunction)(void (*)(void))open_sim,

@@ -1,0 +1,405 @@
+/* The hugepage backend (see hugepage.h). */
+#include "hugepage.h"
+#include "cache.h"
+#include "heap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004u
+#endif
+#define HUGE_SHIFT 26               /* MFD_HUGE_SHIFT: log2(size) goes here */
+#define PFN_MASK ((1ull << 55) - 1)
+#define PAGE_PRESENT (1ull << 63)
+
+/* Physically consecutive huge pages, sub-allocated as one range. */
+typedef struct run {
+    uint64_t pa;                    /* physical address of the first byte */
+    uint64_t npages;
+    const uint32_t *file_page;      /* memfd page of each, in address order */
+    pa_heap *heap;
+} run;
+
+typedef struct hp_state {
+    const pa_sys *sys;
+    int fd;                         /* the hugetlbfs memfd */
+    uint64_t page_size;
+    uint64_t npages;
+    char *all;                      /* the whole memfd, for device access */
+    uint32_t *by_address;           /* memfd pages sorted by address */
+    run *runs;
+    uint32_t nruns;
+    int coherent;                   /* DMA sees the CPU caches (x86) */
+} hp_state;
+
+static hp_state *
+state_of(pa_memory *m)
+{
+    return pa_memory_state(m);
+}
+
+/* The run holding physical address pa, or NULL. */
+static run *
+run_of(hp_state *s, uint64_t pa)
+{
+    for (uint32_t i = 0; i < s->nruns; i++) {
+        run *r = &s->runs[i];
+        if (pa >= r->pa && pa - r->pa < r->npages * s->page_size) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static int
+hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
+         int cacheable, pa_block *blk)
+{
+    hp_state *s = state_of(m);
+    if (!cacheable && !s->coherent) {
+        return -ENOTSUP;    /* user space cannot map huge pages uncached */
+    }
+    uint64_t addr = 0, ps = s->page_size;
+    run *r = NULL;
+    for (uint32_t i = 0; i < s->nruns && r == NULL; i++) {
+        if (pa_heap_alloc(s->runs[i].heap, size, align, limit, &addr) == 0) {
+            r = &s->runs[i];
+        }
+    }
+    if (r == NULL) {
+        return -ENOMEM;
+    }
+    /* Map the huge pages the block touches, in address order, at a
+     * huge-page-aligned address (hugetlbfs maps whole pages only). */
+    uint64_t first = (addr - r->pa) / ps, last = (addr + size - 1 - r->pa) / ps;
+    uint64_t length = (last - first + 1) * ps;
+    int rc = 0;
+    char *area = s->sys->mmap(NULL, length + ps, PROT_NONE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                              -1, 0);
+    if (area == MAP_FAILED) {
+        rc = -errno;
+        pa_heap_free(r->heap, addr);
+        return rc;
+    }
+    char *base = (char *)(((uintptr_t)area + ps - 1) & ~(uintptr_t)(ps - 1));
+    if (base > area) {
+        s->sys->munmap(area, (size_t)(base - area));
+    }
+    if (base + length < area + length + ps) {
+        s->sys->munmap(base + length, (size_t)(area + length + ps
+                                               - (base + length)));
+    }
+    for (uint64_t k = first; k <= last && rc == 0; k++) {
+        void *p = s->sys->mmap(base + (k - first) * ps, ps,
+                               PROT_READ | PROT_WRITE,
+                               MAP_SHARED | MAP_FIXED | MAP_POPULATE,
+                               s->fd, (off_t)(r->file_page[k] * ps));
+        rc = p == MAP_FAILED ? -errno : 0;
+    }
+    if (rc != 0) {
+        s->sys->munmap(base, length);
+        pa_heap_free(r->heap, addr);
+        return rc;
+    }
+    blk->device_address = addr;
+    blk->cpu = base + (addr - r->pa - first * ps);
+    blk->size = size;
+    blk->map_base = base;
+    blk->map_length = length;
+    blk->handle = addr;
+    blk->cacheable = 1;             /* huge pages are always mapped cached */
+    blk->coherent = (uint8_t)s->coherent;
+    return 0;
+}
+
+static void
+hp_free(pa_memory *m, pa_block *blk, int keep_va)
+{
+    hp_state *s = state_of(m);
+    if (!keep_va) {
+        s->sys->munmap(blk->map_base, blk->map_length);
+    }
+    pa_heap_free(run_of(s, blk->device_address)->heap, blk->device_address);
+}
+
+static int
+hp_flush(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len)
+{
+    (void)m;
+    return pa_cpu_flush((char *)blk->cpu + offset, len);
+}
+
+static int
+hp_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,
+              uint64_t len)
+{
+    (void)m;
+    return pa_cpu_invalidate((char *)blk->cpu + offset, len);
+}
+
+/*
+ * Copies between buf and physical [addr, addr + n), which must lie inside
+ * one allocated block, through the pool's own mapping, page by page.
+ */
+static int
+hp_device_copy(pa_memory *m, uint64_t addr, void *buf, uint64_t n,
+               int to_memory)
+{
+    hp_state *s = state_of(m);
+    run *r = run_of(s, addr);
+    uint64_t start, size;
+    if (r == NULL || pa_heap_find(r->heap, addr, &start, &size) != 0
+            || n > size - (addr - start)) {
+        return -EFAULT;
+    }
+    char *p = buf;
+    while (n > 0) {
+        uint64_t k = (addr - r->pa) / s->page_size;
+        uint64_t within = (addr - r->pa) % s->page_size;
+        uint64_t chunk = s->page_size - within < n ? s->page_size - within
+                                                   : n;
+        char *mem = s->all + r->file_page[k] * s->page_size + within;
+        memcpy(to_memory ? mem : p, to_memory ? p : mem, chunk);
+        addr += chunk;
+        p += chunk;
+        n -= chunk;
+    }
+    return 0;
+}
+
+static int
+hp_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n)
+{
+    return hp_device_copy(m, addr, dst, n, 0);
+}
+
+static int
+hp_device_write(pa_memory *m, uint64_t addr, const void *src, uint64_t n)
+{
+    return hp_device_copy(m, addr, (void *)src, n, 1);
+}
+
+static void
+hp_stats(pa_memory *m, pa_stats *out)
+{
+    hp_state *s = state_of(m);
+    memset(out, 0, sizeof(*out));
+    for (uint32_t i = 0; i < s->nruns; i++) {
+        pa_heap_stats hs;
+        pa_heap_get_stats(s->runs[i].heap, &hs);
+        out->total += hs.total;
+        out->used += hs.used;
+        out->free += hs.free;
+        if (hs.largest_free > out->largest_free) {
+            out->largest_free = hs.largest_free;
+        }
+    }
+}
+
+static void
+hp_destroy(hp_state *s)
+{
+    for (uint32_t i = 0; s->runs != NULL && i < s->nruns; i++) {
+        pa_heap_destroy(s->runs[i].heap);
+    }
+    if (s->all != NULL && s->all != MAP_FAILED) {
+        s->sys->munmap(s->all, s->npages * s->page_size);
+    }
+    if (s->fd >= 0) {
+        s->sys->close(s->fd);
+    }
+    free(s->runs);
+    free(s->by_address);
+    free(s);
+}
+
+static void
+hp_close(pa_memory *m)
+{
+    hp_destroy(state_of(m));
+}
+
+static const pa_backend_ops hugepage_ops = {
+    .kind = "hugepage",
+    .reuse_blocks = 1,      /* a fixed pool: reuse holds nothing extra */
+    .alloc = hp_alloc,
+    .free = hp_free,
+    .flush = hp_flush,
+    .invalidate = hp_invalidate,
+    .device_read = hp_device_read,
+    .device_write = hp_device_write,
+    .stats = hp_stats,
+    .close = hp_close,
+};
+
+/* Makes at least `needed` huge pages free, raising nr_hugepages if it
+ * must and may.  Failing to raise it is not an error here: mapping the
+ * pool will say whether there were enough. */
+static void
+reserve_pages(const pa_sys *sys, const char *dir, uint64_t needed)
+{
+    char path[PATH_MAX + 32], text[32];    /* dir + "/free_hugepages" */
+    uint64_t free_pages, total;
+    snprintf(path, sizeof(path), "%s/free_hugepages", dir);
+    if (pa_sys_read_text(sys, path, text, sizeof(text)) != 0
+            || (free_pages = strtoull(text, NULL, 10)) >= needed) {
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/nr_hugepages", dir);
+    if (pa_sys_read_text(sys, path, text, sizeof(text)) == 0) {
+        total = strtoull(text, NULL, 10);
+        snprintf(text, sizeof(text), "%" PRIu64,
+                 total + needed - free_pages);
+        pa_sys_write_text(sys, path, text);
+    }
+}
+
+typedef struct page_pa {
+    uint64_t pa;
+    uint32_t file_page;
+} page_pa;
+
+static int
+by_pa(const void *a, const void *b)
+{
+    uint64_t x = ((const page_pa *)a)->pa, y = ((const page_pa *)b)->pa;
+    return (x > y) - (x < y);
+}
+
+/* Reads each huge page's physical address from pagemap into pages[]. */
+static int
+read_addresses(hp_state *s, const char *pagemap, page_pa *pages)
+{
+    int fd = s->sys->open(pagemap, O_RDONLY);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rc = 0;
+    for (uint64_t i = 0; i < s->npages && rc == 0; i++) {
+        char *va = s->all + i * s->page_size;
+        uint64_t entry;
+        *(volatile char *)va = 0;   /* present before its entry is read */
+        off_t at = (off_t)((uintptr_t)va / 4096 * 8);
+        if (s->sys->pread(fd, &entry, 8, at) != 8) {
+            rc = -EIO;
+        }
+        else if (!(entry & PAGE_PRESENT) || (entry & PFN_MASK) == 0) {
+            rc = -EPERM;            /* pagemap hides PFNs without the cap */
+        }
+        else {
+            pages[i] = (page_pa){(entry & PFN_MASK) * 4096, (uint32_t)i};
+            if (pages[i].pa % s->page_size != 0) {
+                rc = -EIO;          /* not a huge page after all */
+            }
+        }
+    }
+    s->sys->close(fd);
+    return rc;
+}
+
+/* Groups address-sorted pages into runs of consecutive ones. */
+static int
+make_runs(hp_state *s, const page_pa *pages)
+{
+    s->runs = calloc(s->npages, sizeof(run));
+    s->by_address = malloc(s->npages * sizeof(uint32_t));
+    if (s->runs == NULL || s->by_address == NULL) {
+        return -ENOMEM;
+    }
+    for (uint64_t i = 0; i < s->npages; i++) {
+        s->by_address[i] = pages[i].file_page;
+        if (i == 0 || pages[i].pa != pages[i - 1].pa + s->page_size) {
+            s->runs[s->nruns++] = (run){pages[i].pa, 0, &s->by_address[i],
+                                        NULL};
+        }
+        s->runs[s->nruns - 1].npages++;
+    }
+    for (uint32_t i = 0; i < s->nruns; i++) {
+        run *r = &s->runs[i];
+        int rc = pa_heap_create(r->pa, r->npages * s->page_size,
+                                pa_page_size(), &r->heap);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int
+pa_hugepage_open(const pa_sys *sys, uint64_t size, uint64_t page_size,
+                 const char *hugepages_dir, const char *pagemap, int reserve,
+                 pa_memory **out, char *err_path, size_t err_cap)
+{
+    if (sys == NULL) {
+        sys = &pa_sys_real;
+    }
+    if ((page_size != (2ull << 20) && page_size != (1ull << 30))
+            || size == 0 || size > (1ull << 46)) {
+        return -EINVAL;
+    }
+    if (!pa_cpu_dma_coherent() && pa_cpu_flush(NULL, 0) == -ENOTSUP) {
+        return -ENOTSUP;    /* armv7: only a driver reaches the L2 */
+    }
+    hp_state *s = calloc(1, sizeof(*s));
+    page_pa *pages = NULL;
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    s->sys = sys;
+    s->page_size = page_size;
+    s->npages = (size + page_size - 1) / page_size;
+    s->coherent = pa_cpu_dma_coherent();
+    s->fd = -1;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/hugepages-%" PRIu64 "kB", hugepages_dir,
+             page_size >> 10);
+    if (reserve) {
+        reserve_pages(sys, dir, s->npages);
+    }
+    int rc;
+    unsigned log2_size = page_size == (1ull << 30) ? 30 : 21;
+    s->fd = sys->memfd_create("pynq_alloc-hugepage",
+                              MFD_HUGETLB | (log2_size << HUGE_SHIFT));
+    if (s->fd < 0 || sys->ftruncate(s->fd, (off_t)(s->npages * page_size))) {
+        rc = -errno;
+        snprintf(err_path, err_cap, "%s/nr_hugepages", dir);
+        goto fail;
+    }
+    /* MAP_POPULATE takes every page now, or fails if there are too few. */
+    s->all = sys->mmap(NULL, s->npages * page_size, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_POPULATE, s->fd, 0);
+    if (s->all == MAP_FAILED) {
+        rc = errno == ENOMEM || errno == EINVAL ? -ENOMEM : -errno;
+        snprintf(err_path, err_cap, "%s/nr_hugepages", dir);
+        goto fail;
+    }
+    pages = malloc(s->npages * sizeof(page_pa));
+    if (pages == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if ((rc = read_addresses(s, pagemap, pages)) != 0) {
+        snprintf(err_path, err_cap, "%s", pagemap);
+        goto fail;
+    }
+    qsort(pages, s->npages, sizeof(page_pa), by_pa);
+    if ((rc = make_runs(s, pages)) != 0
+            || (rc = pa_memory_create(&hugepage_ops, s, pages[0].pa,
+                                      s->npages * page_size, out)) != 0) {
+        goto fail;
+    }
+    free(pages);
+    return 0;
+fail:
+    free(pages);
+    hp_destroy(s);
+    return rc;
+}
