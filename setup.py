@@ -19,6 +19,7 @@ setup(
                 ("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION"),
                 ("_GNU_SOURCE", None),
             ],
+            libraries=["dl"],       # dlopen, for the xlnk backend
             extra_compile_args=[
                 "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",
                 "-Wno-unused-parameter", "-Wno-missing-field-initializers",

@@ -84,16 +84,21 @@ def _open_hugepage(size: Any = None, page_size: Any = 2 << 20, reserve: Any = Tr
                                 pagemap=os.fspath(pagemap))
 
 
+XLNK_LIBRARY = "/usr/lib/libcma.so"
+
+
+def _open_xlnk(library: str = XLNK_LIBRARY, maps: str = "/proc/self/maps") -> _core.Memory:
+    return _core._open_xlnk(library=os.fspath(library), maps=os.fspath(maps))
+
+
 # kind -> function(**options) that opens it.
 BACKENDS: Dict[str, Callable[..., _core.Memory]] = {
     "sim": _open_sim,
     "udmabuf": _open_udmabuf,
     "zocl": _open_zocl,
     "hugepage": _open_hugepage,
+    "xlnk": _open_xlnk,
 }
-
-# Kinds the contract names that this build cannot open yet.
-_PLANNED = ("xlnk",)
 
 
 def parse_spec(spec: str) -> tuple[str, Dict[str, str]]:
@@ -123,10 +128,6 @@ def open_memory(spec: str = "sim", **options: Any) -> _core.Memory:
     merged: Dict[str, Any] = {**from_spec, **options}
     opener = BACKENDS.get(kind)
     if opener is None:
-        if kind in _PLANNED:
-            raise ValueError(f"the {kind!r} backend is not available in this "
-                             f"version of pynq_alloc; available: "
-                             f"{', '.join(sorted(BACKENDS))}")
         raise ValueError(f"unknown memory kind {kind!r}; available: "
                          f"{', '.join(sorted(BACKENDS))}")
     try:

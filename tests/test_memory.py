@@ -31,7 +31,7 @@ def test_options_in_the_spec_string():
 
 
 @pytest.mark.parametrize("spec, options", [
-    ("nonsense", {}), ("xlnk", {}),
+    ("nonsense", {}), ("xlnk", {"colour": "red"}),
     ("hugepage", {"page_size": 4096}), ("sim:size", {}), ("sim", {"colour": "red"}),
     ("sim", {"size": 0}), ("sim", {"size": 4097}), ("sim:size=lots", {}),
     ("sim", {"base_address": 123}),

@@ -7,6 +7,7 @@
 #include "hugepage.h"
 #include "sim.h"
 #include "udmabuf.h"
+#include "xlnk.h"
 #include "zocl.h"
 
 #include <errno.h>
@@ -161,7 +162,45 @@ done:
     return result;
 }
 
+static PyObject *
+open_xlnk(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"library", "maps", NULL};
+    PyObject *library = NULL, *maps = NULL, *result = NULL;
+    char err_path[PATH_MAX] = "", err_symbol[128] = "";
+    pa_memory *mem;
+    int rc;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&:_open_xlnk", kwlist,
+                                     PyUnicode_FSConverter, &library,
+                                     PyUnicode_FSConverter, &maps)) {
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_xlnk_open(NULL, PyBytes_AS_STRING(library),
+                      PyBytes_AS_STRING(maps), &mem, err_path, err_symbol,
+                      sizeof(err_symbol));
+    Py_END_ALLOW_THREADS
+    if (rc != 0 && err_symbol[0] != '\0') {
+        pa_raise_os(rc, err_path, "the xlnk library %s has no %s(): is it "
+                    "libcma?", err_path, err_symbol);
+    }
+    else if (rc != 0) {
+        pa_raise_os(rc, err_path, "cannot load the xlnk library %s (PYNQ 2.6 "
+                    "and older images have it)", err_path);
+    }
+    else {
+        result = pa_memory_wrap(mem);
+    }
+done:
+    Py_XDECREF(library);
+    Py_XDECREF(maps);
+    return result;
+}
+
 PyMethodDef pa_open_methods[] = {
+    {"_open_xlnk", (PyCFunction)(void (*)(void))open_xlnk,
+     METH_VARARGS | METH_KEYWORDS, NULL},
     {"_open_hugepage", (PyCFunction)(void (*)(void))open_hugepage,
      METH_VARARGS | METH_KEYWORDS, NULL},
     {"_open_zocl", (PyCFunction)(void (*)(void))open_zocl,
