@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 import pynq_alloc
-from pynq_alloc._open import ENV_VAR
+from pynq_alloc._open import ENV_VAR, choose_default, probe
 
 
 def self_check(memory) -> list:
@@ -57,6 +57,11 @@ def main() -> int:
           f"Python {sys.version.split()[0]}")
     spec = os.environ.get(ENV_VAR)
     print(f"{ENV_VAR}: {spec if spec else '(unset)'}")
+    print("memory backends on this machine:")
+    for f in probe():
+        print(f"  {f.kind:9} {'found' if f.found else 'not used'}: {f.detail}")
+    kind, _, why = choose_default()
+    print(f"default: {kind} ({why})")
     try:
         memory = pynq_alloc.default_memory()
     except (OSError, ValueError) as e:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 from . import _core
 
@@ -52,10 +52,14 @@ ZOCL_NODE = "/dev/dri/renderD128"
 ZOCL_BY_PATH = "/dev/dri/by-path/platform*zyxclmm_drm-render"
 
 
-def zocl_device() -> str:
+def zocl_device(root: str = "/") -> str:
     """The zocl render node: XRT's by-path name if present, else renderD128."""
-    found = sorted(glob.glob(ZOCL_BY_PATH))
-    return found[0] if found else ZOCL_NODE
+    found = sorted(glob.glob(_under(root, ZOCL_BY_PATH)))
+    return found[0] if found else _under(root, ZOCL_NODE)
+
+
+def _under(root: str, path: str) -> str:
+    return os.path.join(root, path.lstrip("/"))
 
 
 def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo") -> _core.Memory:
@@ -138,9 +142,61 @@ def open_memory(spec: str = "sim", **options: Any) -> _core.Memory:
         raise
 
 
-def resolve_default() -> _core.Memory:
-    """The Memory allocate() uses by default: PYNQ_ALLOC_MEMORY, else sim."""
+class Finding(NamedTuple):
+    """Whether this machine has what a backend needs, and what was seen."""
+    kind: str
+    found: bool
+    detail: str
+    options: Dict[str, str]
+
+
+def probe(root: str = "/") -> List[Finding]:
+    """Looks for each backend's device, in the order the default prefers."""
+    findings = []
+    zocl = zocl_device(root)
+    findings.append(Finding("zocl", os.path.exists(zocl),
+                            zocl if os.path.exists(zocl) else f"no {zocl}",
+                            {"device": zocl}))
+    sysfs_class = _under(root, "/sys/class/u-dma-buf")
+    names = sorted(os.listdir(sysfs_class)) if os.path.isdir(sysfs_class) else []
+    nodes = [n for n in names if os.path.exists(_under(root, f"/dev/{n}"))]
+    if nodes:
+        device = _under(root, f"/dev/{nodes[0]}")
+        findings.append(Finding("udmabuf", True, f"{device} (of {len(nodes)})",
+                                {"device": device,
+                                 "sysfs": os.path.join(sysfs_class, nodes[0])}))
+    else:
+        findings.append(Finding("udmabuf", False,
+                                f"no device under {sysfs_class}", {}))
+    xlnk = _under(root, "/dev/xlnk")
+    findings.append(Finding("xlnk", os.path.exists(xlnk),
+                            xlnk if os.path.exists(xlnk) else f"no {xlnk}",
+                            {"library": _under(root, XLNK_LIBRARY)}))
+    findings.append(Finding("hugepage", False, f"only when asked for "
+                            f"({ENV_VAR}=hugepage): it reserves huge pages, "
+                            "which changes system settings", {}))
+    findings.append(Finding("sim", True, "always available", {}))
+    return findings
+
+
+def choose_default(root: str = "/") -> Tuple[str, Dict[str, str], str]:
+    """(kind, options, why) of the default memory: PYNQ_ALLOC_MEMORY if set,
+    else the first board backend whose device is present, else sim."""
     spec = os.environ.get(ENV_VAR, "").strip()
     if spec:
-        return open_memory(spec)
-    return open_memory("sim")
+        kind, options = parse_spec(spec)
+        return kind, options, f"{ENV_VAR}={spec}"
+    for f in probe(root):
+        if f.found:
+            why = ("no board backend found" if f.kind == "sim"
+                   else f"found {f.detail}")
+            return f.kind, f.options, why
+    raise AssertionError("sim is always found")
+
+
+def resolve_default() -> _core.Memory:
+    """The Memory allocate() uses by default (see choose_default).  A device
+    that is present but cannot be opened is an error, not a reason to fall
+    back to simulated addresses that real DMA would then use."""
+    kind, options, _ = choose_default()
+    return open_memory(kind, **options)
