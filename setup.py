@@ -18,6 +18,8 @@ setup(
                 ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION"),
                 ("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION"),
                 ("_GNU_SOURCE", None),
+                # 64-bit off_t on 32-bit ARM: DRM mmap offsets pass 2 GiB.
+                ("_FILE_OFFSET_BITS", "64"),
             ],
             libraries=["dl"],       # dlopen, for the xlnk backend
             extra_compile_args=[

@@ -89,7 +89,8 @@ hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         pa_heap_free(r->heap, addr);
         return rc;
     }
-    char *base = (char *)(((uintptr_t)area + ps - 1) & ~(uintptr_t)(ps - 1));
+    uintptr_t page_mask = (uintptr_t)ps - 1;
+    char *base = (char *)(((uintptr_t)area + page_mask) & ~page_mask);
     if (base > area) {
         s->sys->munmap(area, (size_t)(base - area));
     }
