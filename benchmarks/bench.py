@@ -2,9 +2,11 @@
 
     python benchmarks/bench.py           # about a minute
 
-Each figure is the best of several timing runs (timeit, min of repeats),
-so it shows the cost of the code rather than the machine's noise.  A ratio
-is pynq_alloc's time over numpy's for the same job in the same run.
+The two sides of a comparison are timed in alternating rounds and each
+keeps its best round, so that a burst of noise on a shared machine cannot
+land on one side only; the best shows the cost of the code rather than the
+machine's noise.  A ratio is pynq_alloc's time over numpy's for the same
+job in the same run.
 """
 import sys
 import timeit
@@ -15,10 +17,20 @@ import pynq_alloc
 from pynq_alloc import _core, allocate, open_memory
 
 
-def best_ns(stmt, env, number, repeat=7):
+def best_ns(stmt, env, number, rounds=15):
     """Best time of one execution of stmt, in nanoseconds."""
     timer = timeit.Timer(stmt, globals=env)
-    return min(timer.repeat(repeat=repeat, number=number)) / number * 1e9
+    return min(timer.timeit(number) for _ in range(rounds)) / number * 1e9
+
+
+def pair_ns(ours, theirs, env, number, rounds=15):
+    """Best times of two statements, timed in alternating rounds."""
+    a, b = timeit.Timer(ours, globals=env), timeit.Timer(theirs, globals=env)
+    best_a = best_b = float("inf")
+    for _ in range(rounds):
+        best_a = min(best_a, a.timeit(number))
+        best_b = min(best_b, b.timeit(number))
+    return best_a / number * 1e9, best_b / number * 1e9
 
 
 ROWS = []
@@ -37,21 +49,21 @@ def main():
 
     # Allocate and release a (1024,) u4 buffer, steady state.
     env["u4"] = np.dtype("u4")
-    ours = best_ns("allocate((1024,), 'u4', mem)", env, 200_000)
-    theirs = best_ns("np.empty((1024,), 'u4')", env, 200_000)
+    ours, theirs = pair_ns("allocate((1024,), 'u4', mem)",
+                           "np.empty((1024,), 'u4')", env, 100_000)
     report("allocate+release (1024,) u4", ours, theirs, "np.empty", 3.0)
 
     # A mix of 64 sizes, 256 B to 4 MiB, allocated and released in turn.
     env["sizes"] = [int(s) for s in np.geomspace(256, 4 << 20, 64)]
-    ours = best_ns("for s in sizes: allocate(s, 'u1', mem)", env, 2_000) / 64
-    theirs = best_ns("for s in sizes: np.empty(s, 'u1')", env, 2_000) / 64
+    ours, theirs = pair_ns("for s in sizes: allocate(s, 'u1', mem)",
+                           "for s in sizes: np.empty(s, 'u1')", env, 1_000)
+    ours, theirs = ours / 64, theirs / 64
     report("allocate+release, 64 sizes", ours, theirs, "np.empty", 3.0)
 
     # Slicing.
     env["buf"] = allocate(4096, "u4", mem)
     env["arr"] = np.empty(4096, "u4")
-    ours = best_ns("buf[1:100]", env, 1_000_000)
-    theirs = best_ns("arr[1:100]", env, 1_000_000)
+    ours, theirs = pair_ns("buf[1:100]", "arr[1:100]", env, 200_000)
     report("buf[1:100]", ours, theirs, "ndarray[1:100]", 1.2)
 
     # device_address of a view, against a trivial computed numpy attribute
@@ -59,14 +71,13 @@ def main():
     # __array_interface__, build objects and take far longer).
     env["view"] = env["buf"][1:100]
     env["aview"] = env["arr"][1:100]
-    ours = best_ns("view.device_address", env, 1_000_000)
-    theirs = best_ns("aview.nbytes", env, 1_000_000)
+    ours, theirs = pair_ns("view.device_address", "aview.nbytes", env,
+                           200_000)
     report("view.device_address", ours, theirs, "ndarray.nbytes")
 
     # flush() on a coherent buffer: a check and nothing else.
     env["coherent"] = allocate(4096, "u4", mem, cacheable=False)
-    ours = best_ns("coherent.flush()", env, 1_000_000)
-    theirs = best_ns("arr.nbytes", env, 1_000_000)
+    ours, theirs = pair_ns("coherent.flush()", "arr.nbytes", env, 200_000)
     report("flush(), coherent buffer", ours, theirs, "ndarray.nbytes")
 
     # flush() of 64 MiB of non-coherent memory: a copy to the device side.
@@ -74,13 +85,15 @@ def main():
     env["big"][:] = 1
     env["src"] = np.ones(64 << 20, "u1")
     env["dst"] = np.empty(64 << 20, "u1")
-    ours = best_ns("big.flush()", env, 10, repeat=5)
-    theirs = best_ns("np.copyto(dst, src)", env, 10, repeat=5)
+    ours, theirs = pair_ns("big.flush()", "np.copyto(dst, src)", env, 4,
+                           rounds=7)
     report("flush(), 64 MiB non-coherent", ours, theirs, "np.copyto 64 MiB", 1.5)
 
     # The allocator alone: free+alloc with 100 versus 100,000 blocks live.
-    small = min(_core._heap_bench(100, 1_000_000, seed) for seed in (1, 2, 3))
-    large = min(_core._heap_bench(100_000, 1_000_000, seed) for seed in (1, 2, 3))
+    small = large = float("inf")
+    for seed in range(1, 6):        # alternating, as above
+        small = min(small, _core._heap_bench(100, 500_000, seed))
+        large = min(large, _core._heap_bench(100_000, 500_000, seed))
     ratio = large / small
     ROWS.append(("heap free+alloc, 100k vs 100 live", large, "same, 100 live",
                  small, ratio, "<= 1.5x", "meets" if ratio <= 1.5 else "MISSES"))
