@@ -1,7 +1,7 @@
 /* The hugepage backend (see hugepage.h). */
 #include "hugepage.h"
 #include "cache.h"
-#include "heap.h"
+#include "window.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -194,13 +194,13 @@ hp_stats(pa_memory *m, pa_stats *out)
     hp_state *s = state_of(m);
     memset(out, 0, sizeof(*out));
     for (uint32_t i = 0; i < s->nruns; i++) {
-        pa_heap_stats hs;
-        pa_heap_get_stats(s->runs[i].heap, &hs);
-        out->total += hs.total;
-        out->used += hs.used;
-        out->free += hs.free;
-        if (hs.largest_free > out->largest_free) {
-            out->largest_free = hs.largest_free;
+        pa_stats part;
+        pa_window_stats(s->runs[i].heap, &part);
+        out->total += part.total;
+        out->used += part.used;
+        out->free += part.free;
+        if (part.largest_free > out->largest_free) {
+            out->largest_free = part.largest_free;
         }
     }
 }

@@ -1,6 +1,6 @@
 /* The simulated memory (see sim.h). */
 #include "sim.h"
-#include "heap.h"
+#include "window.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -29,38 +29,20 @@ sim_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
           int cacheable, pa_block *blk)
 {
     sim_state *s = state_of(m);
-    uint64_t addr;
-    int rc = pa_heap_alloc(s->heap, size, align, limit, &addr);
-    if (rc != 0) {
-        return rc;
+    int rc = pa_window_alloc(&pa_sys_real, s->heap,
+                             cacheable ? s->cache_fd : s->device_fd, s->base,
+                             size, align, limit, blk);
+    if (rc == 0) {
+        blk->cacheable = (uint8_t)cacheable;
+        blk->coherent = (uint8_t)!cacheable;
     }
-    void *cpu = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                     cacheable ? s->cache_fd : s->device_fd,
-                     (off_t)(addr - s->base));
-    if (cpu == MAP_FAILED) {
-        rc = -errno;
-        pa_heap_free(s->heap, addr);
-        return rc;
-    }
-    blk->device_address = addr;
-    blk->cpu = cpu;
-    blk->size = size;
-    blk->map_base = cpu;
-    blk->map_length = size;
-    blk->handle = addr;
-    blk->cacheable = (uint8_t)cacheable;
-    blk->coherent = (uint8_t)!cacheable;
-    return 0;
+    return rc;
 }
 
 static void
 sim_free(pa_memory *m, pa_block *blk, int keep_va)
 {
-    sim_state *s = state_of(m);
-    if (!keep_va) {
-        munmap(blk->map_base, blk->map_length);
-    }
-    pa_heap_free(s->heap, blk->device_address);
+    pa_window_free(&pa_sys_real, state_of(m)->heap, blk, keep_va);
 }
 
 static int
@@ -119,12 +101,7 @@ sim_device_write(pa_memory *m, uint64_t addr, const void *src, uint64_t n)
 static void
 sim_stats(pa_memory *m, pa_stats *out)
 {
-    pa_heap_stats hs;
-    pa_heap_get_stats(state_of(m)->heap, &hs);
-    out->total = hs.total;
-    out->used = hs.used;
-    out->free = hs.free;
-    out->largest_free = hs.largest_free;
+    pa_window_stats(state_of(m)->heap, out);
 }
 
 static void

@@ -1,6 +1,6 @@
 /* The u-dma-buf backend (see udmabuf.h). */
 #include "udmabuf.h"
-#include "heap.h"
+#include "window.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,38 +58,21 @@ ub_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
          int cacheable, pa_block *blk)
 {
     udmabuf_state *s = state_of(m);
-    uint64_t addr;
-    int rc = pa_heap_alloc(s->heap, size, align, limit, &addr);
-    if (rc != 0) {
-        return rc;
-    }
-    void *cpu = s->sys->mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+    int rc = pa_window_alloc(s->sys, s->heap,
                              cacheable ? s->fd_cached : s->fd_uncached,
-                             (off_t)(addr - s->phys));
-    if (cpu == MAP_FAILED) {
-        rc = -errno;
-        pa_heap_free(s->heap, addr);
-        return rc;
+                             s->phys, size, align, limit, blk);
+    if (rc == 0) {
+        blk->cacheable = (uint8_t)cacheable;
+        blk->coherent = (uint8_t)(s->coherent || !cacheable);
     }
-    blk->device_address = addr;
-    blk->cpu = cpu;
-    blk->size = size;
-    blk->map_base = cpu;
-    blk->map_length = size;
-    blk->handle = addr;
-    blk->cacheable = (uint8_t)cacheable;
-    blk->coherent = (uint8_t)(s->coherent || !cacheable);
-    return 0;
+    return rc;
 }
 
 static void
 ub_free(pa_memory *m, pa_block *blk, int keep_va)
 {
     udmabuf_state *s = state_of(m);
-    if (!keep_va) {
-        s->sys->munmap(blk->map_base, blk->map_length);
-    }
-    pa_heap_free(s->heap, blk->device_address);
+    pa_window_free(s->sys, s->heap, blk, keep_va);
 }
 
 /*
@@ -157,12 +140,7 @@ ub_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,
 static void
 ub_stats(pa_memory *m, pa_stats *out)
 {
-    pa_heap_stats hs;
-    pa_heap_get_stats(state_of(m)->heap, &hs);
-    out->total = hs.total;
-    out->used = hs.used;
-    out->free = hs.free;
-    out->largest_free = hs.largest_free;
+    pa_window_stats(state_of(m)->heap, out);
 }
 
 static void
