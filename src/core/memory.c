@@ -171,30 +171,60 @@ pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
     return rc;
 }
 
+/* Whether blk can be kept without evicting anything; the lock is held. */
+static int
+cache_has_room(const pa_memory *m, const pa_block *blk)
+{
+    return m->cached < CACHE_ENTRIES
+           && m->cached_bytes + blk->size <= CACHE_MAX_BYTES;
+}
+
+static int
+cacheable_block(const pa_memory *m, const pa_block *blk)
+{
+    return m->ops->reuse_blocks && blk->size <= CACHE_MAX_BLOCK;
+}
+
+int
+pa_memory_try_keep(pa_memory *m, pa_block *blk)
+{
+    if (!cacheable_block(m, blk)) {
+        return 0;
+    }
+    pthread_mutex_lock(&m->lock);
+    int kept = cache_has_room(m, blk);
+    if (kept) {
+        m->live--;
+        m->cache[m->cached++] = *blk;
+        m->cached_bytes += blk->size;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (kept) {
+        memset(blk, 0, sizeof(*blk));
+    }
+    return kept;
+}
+
 void
 pa_memory_release(pa_memory *m, pa_block *blk)
 {
     pthread_mutex_lock(&m->lock);
     m->live--;
-    if (m->ops->reuse_blocks && blk->size <= CACHE_MAX_BLOCK) {
-        if (m->cached == CACHE_ENTRIES
-                || m->cached_bytes + blk->size > CACHE_MAX_BYTES) {
-            /* Evict the oldest entries until this one fits. */
-            int drop = 0;
-            uint64_t freed = 0;
-            while (drop < m->cached
-                   && (m->cached - drop == CACHE_ENTRIES
-                       || m->cached_bytes - freed + blk->size
-                          > CACHE_MAX_BYTES)) {
-                freed += m->cache[drop].size;
-                m->ops->free(m, &m->cache[drop], 0);
-                drop++;
-            }
-            m->cached -= drop;
-            m->cached_bytes -= freed;
-            memmove(&m->cache[0], &m->cache[drop],
-                    (size_t)m->cached * sizeof(pa_block));
+    if (cacheable_block(m, blk)) {
+        /* Evict the oldest entries until this one fits. */
+        int drop = 0;
+        uint64_t freed = 0;
+        while (drop < m->cached
+               && (m->cached - drop == CACHE_ENTRIES
+                   || m->cached_bytes - freed + blk->size > CACHE_MAX_BYTES)) {
+            freed += m->cache[drop].size;
+            m->ops->free(m, &m->cache[drop], 0);
+            drop++;
         }
+        m->cached -= drop;
+        m->cached_bytes -= freed;
+        memmove(&m->cache[0], &m->cache[drop],
+                (size_t)m->cached * sizeof(pa_block));
         m->cache[m->cached++] = *blk;
         m->cached_bytes += blk->size;
     }

@@ -99,6 +99,13 @@ int pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
 void pa_memory_release(pa_memory *m, pa_block *blk);
 
 /*
+ * Keeps a released block for reuse if that needs no system call (the
+ * backend reuses blocks and the cache has room): 1 if kept, else 0 and
+ * the caller releases it with pa_memory_release.
+ */
+int pa_memory_try_keep(pa_memory *m, pa_block *blk);
+
+/*
  * Gives a block's device memory back now, while CPU users may still hold
  * pointers into it: its CPU range becomes private anonymous memory, so they
  * stay memory-safe and can never see a later allocation.  Call

@@ -81,11 +81,17 @@ pa_allocation_leave(AllocationObject *a)
 static void
 allocation_dealloc(AllocationObject *a)
 {
+    /* Nothing can reach `a` any more, so the GIL may go around the system
+     * and driver calls; keeping a block for reuse needs none. */
     if (a->retired) {
+        Py_BEGIN_ALLOW_THREADS
         pa_memory_unmap_retired(&a->blk);
+        Py_END_ALLOW_THREADS
     }
-    else {
+    else if (!pa_memory_try_keep(a->memory->mem, &a->blk)) {
+        Py_BEGIN_ALLOW_THREADS
         pa_memory_release(a->memory->mem, &a->blk);
+        Py_END_ALLOW_THREADS
     }
     Py_DECREF(a->memory);
     PyObject_Free(a);

@@ -130,6 +130,10 @@ test_reuse_is_invisible_in_stats(void)
     CHECK_EQ(b.device_address, addr);
     pa_memory_stats(m, &s);
     CHECK_EQ(s.buffers, 1);
+    CHECK_EQ(pa_memory_try_keep(m, &b), 1);  /* room: kept, no syscall */
+    CHECK(b.cpu == NULL);
+    CHECK_EQ(pa_memory_try_reuse(m, 3 * PAGE, 0, 0, 1, &b), 1);
+    CHECK(b.cpu == cpu);
     pa_memory_release(m, &b);
     pa_memory_stats(m, &s);
     CHECK_EQ(s.used, 0);
