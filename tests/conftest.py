@@ -17,3 +17,23 @@ def libcma(tmp_path_factory):
     from fake_devices import build_libcma
     d = str(tmp_path_factory.mktemp("libcma"))
     return build_libcma(d), build_libcma(d, without_invalidate=True)
+
+
+HUGEPAGE_SETTINGS = ["/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+                     "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def restore_hugepage_settings():
+    """The hugepage tests reserve huge pages, a system-wide setting: put it
+    back as it was when the session ends."""
+    import os
+    saved = {}
+    for path in HUGEPAGE_SETTINGS:
+        if os.geteuid() == 0 and os.path.exists(path):
+            with open(path) as f:
+                saved[path] = f.read().strip()
+    yield
+    for path, value in saved.items():
+        with open(path, "w") as f:
+            f.write(value)

@@ -2,6 +2,7 @@
 error in the contract's table, each raised before anything is allocated."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from helpers import BASE, MiB
 import pynq_alloc
@@ -172,3 +173,23 @@ def test_fragmentation_is_reported_like_cma(mem):
     with pytest.raises(MemoryError, match=f"largest free block {MiB} bytes"):
         allocate(2 * MiB, "u1", target=mem)
     assert allocate(MiB, "u1", target=mem).device_address is not None
+
+
+DTYPES = ["u1", "i2", "<u4", ">i8", "f4", "c16", "?", "S3", "U2", "V5",
+          [("a", "u1"), ("b", ">f8")], "(2,3)u2", "M8[s]"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(shape=st.lists(st.integers(0, 6), max_size=4),
+       dtype=st.sampled_from(DTYPES), order=st.sampled_from("CF"))
+def test_layout_matches_numpy_empty(shape, dtype, order):
+    mem = pynq_alloc.open_memory("sim", size=1 << 20)
+    b = allocate(tuple(shape), dtype, target=mem, order=order)
+    e = np.empty(tuple(shape), dtype, order=order)
+    assert (b.shape, b.dtype, b.nbytes) == (e.shape, e.dtype, e.nbytes)
+    if e.size:      # numpy 2 gives arrays with no elements zero strides
+        assert b.strides == e.strides
+    assert b.flags.c_contiguous == e.flags.c_contiguous
+    assert b.flags.f_contiguous == e.flags.f_contiguous
+    assert b.device_address % 4096 == 0
+    assert mem.stats()["used"] == max(4096, -(-b.nbytes // 4096) * 4096)

@@ -3,9 +3,10 @@ the device sees CPU writes only after flush, the CPU sees device writes only
 after invalidate, over exactly the span the view touches."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from helpers import allocation_size, byte_span, device_bytes
-from pynq_alloc import allocate
+from pynq_alloc import allocate, open_memory
 
 
 def test_device_sees_cpu_writes_only_after_flush(mem):
@@ -122,3 +123,47 @@ def test_large_flush_runs_and_is_exact(mem):
     b[1::2].flush()          # runs without the GIL; span is all but 1 byte
     dev = device_bytes(b)
     assert dev[0] == 0 and (dev[1:4 << 20] == 3).all()
+
+
+def _random_view(data, arr):
+    index = []
+    for n in arr.shape:
+        start = data.draw(st.integers(-n, n))
+        stop = data.draw(st.integers(-n, n))
+        step = data.draw(st.integers(-3, 3).filter(bool))
+        index.append(slice(start, stop, step))
+    v = arr[tuple(index)]
+    if data.draw(st.booleans()):
+        v = v.transpose(data.draw(st.permutations(range(v.ndim))))
+    return v
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_any_view_flushes_exactly_its_span(data):
+    mem = open_memory("sim", size=1 << 20)
+    m = allocate((5, 6, 7), "u2", target=mem)
+    v = _random_view(data, m)
+    m.view("u1")[:] = 0xAA
+    v.flush()
+    lo, hi = byte_span(v)
+    expected = np.zeros(allocation_size(m), np.uint8)
+    if v.size:
+        expected[v.offset + lo:v.offset + hi] = 0xAA
+    assert np.array_equal(device_bytes(m), expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_any_view_invalidates_exactly_its_span(data):
+    mem = open_memory("sim", size=1 << 20)
+    m = allocate((5, 6, 7), "u2", target=mem)
+    v = _random_view(data, m)
+    m.view("u1")[:] = 0x11
+    mem.device_write(m.device_address, bytes([0x77]) * allocation_size(m))
+    v.invalidate()
+    lo, hi = byte_span(v)
+    expected = np.full(m.nbytes, 0x11, np.uint8)
+    if v.size:
+        expected[v.offset + lo:v.offset + hi] = 0x77
+    assert np.array_equal(m.view("u1").ravel(), expected)
