@@ -370,6 +370,12 @@ pa_allocate_impl(MemoryObject *target, PyObject *const *args,
             if (rc == -ENOMEM) {
                 return out_of_memory(target, (uint64_t)nbytes, align, limit);
             }
+            if (rc == -ENOTSUP && !cacheable) {
+                return pa_raise(rc, NULL, "%s memory cannot map buffers "
+                                "uncached on this CPU: use cacheable=True "
+                                "with flush() and invalidate()",
+                                pa_memory_kind(mem));
+            }
             return pa_raise(rc, NULL, "cannot allocate %zd bytes in %s memory",
                             (Py_ssize_t)nbytes, pa_memory_kind(mem));
         }
