@@ -73,3 +73,19 @@ def assert_physically_contiguous(buf):
     expected = (np.arange(len(pa), dtype=np.uint64) * np.uint64(4096)
                 + np.uint64(buf.device_address - (va - first_page_va)))
     assert np.array_equal(pa, expected)
+
+
+def random_view(data, arr):
+    """A hypothesis-drawn view of arr: any slice of every axis, maybe
+    transposed."""
+    from hypothesis import strategies as st
+    index = []
+    for n in arr.shape:
+        start = data.draw(st.integers(-n, n))
+        stop = data.draw(st.integers(-n, n))
+        step = data.draw(st.integers(-3, 3).filter(bool))
+        index.append(slice(start, stop, step))
+    v = arr[tuple(index)]
+    if data.draw(st.booleans()):
+        v = v.transpose(data.draw(st.permutations(range(v.ndim))))
+    return v

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from helpers import random_view
+
 import pynq_alloc
 from pynq_alloc import Buffer, allocate
 
@@ -56,13 +58,7 @@ def test_views_of_views_and_through_plain_arrays(mem):
 def test_random_views_report_their_data_pointer(data):
     mem = pynq_alloc.open_memory("sim", size=1 << 20)
     b = allocate((6, 7, 5), "i4", target=mem)
-    index = []
-    for n in b.shape:
-        start = data.draw(st.integers(-n, n))
-        stop = data.draw(st.integers(-n, n))
-        step = data.draw(st.integers(-3, 3).filter(bool))
-        index.append(slice(start, stop, step))
-    v = b[tuple(index)]
+    v = random_view(data, b)
     delta = v.__array_interface__["data"][0] - b.virtual_address
     assert v.device_address == b.device_address + delta
 

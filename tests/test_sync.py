@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from helpers import allocation_size, byte_span, device_bytes
+from helpers import allocation_size, byte_span, device_bytes, random_view
 from pynq_alloc import allocate, open_memory
 
 
@@ -125,25 +125,12 @@ def test_large_flush_runs_and_is_exact(mem):
     assert dev[0] == 0 and (dev[1:4 << 20] == 3).all()
 
 
-def _random_view(data, arr):
-    index = []
-    for n in arr.shape:
-        start = data.draw(st.integers(-n, n))
-        stop = data.draw(st.integers(-n, n))
-        step = data.draw(st.integers(-3, 3).filter(bool))
-        index.append(slice(start, stop, step))
-    v = arr[tuple(index)]
-    if data.draw(st.booleans()):
-        v = v.transpose(data.draw(st.permutations(range(v.ndim))))
-    return v
-
-
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_any_view_flushes_exactly_its_span(data):
     mem = open_memory("sim", size=1 << 20)
     m = allocate((5, 6, 7), "u2", target=mem)
-    v = _random_view(data, m)
+    v = random_view(data, m)
     m.view("u1")[:] = 0xAA
     v.flush()
     lo, hi = byte_span(v)
@@ -158,7 +145,7 @@ def test_any_view_flushes_exactly_its_span(data):
 def test_any_view_invalidates_exactly_its_span(data):
     mem = open_memory("sim", size=1 << 20)
     m = allocate((5, 6, 7), "u2", target=mem)
-    v = _random_view(data, m)
+    v = random_view(data, m)
     m.view("u1")[:] = 0x11
     mem.device_write(m.device_address, bytes([0x77]) * allocation_size(m))
     v.invalidate()

@@ -45,69 +45,6 @@ open_sim(PyObject *module, PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
-open_udmabuf(PyObject *module, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"device", "sysfs", NULL};
-    PyObject *device = NULL, *sysfs = NULL, *result = NULL;
-    char err_path[PATH_MAX] = "";
-    pa_memory *mem;
-    int rc;
-    (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&:_open_udmabuf", kwlist,
-                                     PyUnicode_FSConverter, &device,
-                                     PyUnicode_FSConverter, &sysfs)) {
-        goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    rc = pa_udmabuf_open(NULL, PyBytes_AS_STRING(device),
-                         PyBytes_AS_STRING(sysfs), &mem, err_path,
-                         sizeof(err_path));
-    Py_END_ALLOW_THREADS
-    if (rc != 0) {
-        pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open the "
-                    "u-dma-buf device %s (sysfs %s)", PyBytes_AS_STRING(device),
-                    PyBytes_AS_STRING(sysfs));
-        goto done;
-    }
-    result = pa_memory_wrap(mem);
-done:
-    Py_XDECREF(device);
-    Py_XDECREF(sysfs);
-    return result;
-}
-
-static PyObject *
-open_zocl(PyObject *module, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"device", "meminfo", NULL};
-    PyObject *device = NULL, *meminfo = NULL, *result = NULL;
-    char err_path[PATH_MAX] = "";
-    pa_memory *mem;
-    int rc;
-    (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&:_open_zocl", kwlist,
-                                     PyUnicode_FSConverter, &device,
-                                     PyUnicode_FSConverter, &meminfo)) {
-        goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    rc = pa_zocl_open(NULL, PyBytes_AS_STRING(device),
-                      PyBytes_AS_STRING(meminfo), &mem, err_path,
-                      sizeof(err_path));
-    Py_END_ALLOW_THREADS
-    if (rc != 0) {
-        pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open the zocl "
-                    "device %s", PyBytes_AS_STRING(device));
-        goto done;
-    }
-    result = pa_memory_wrap(mem);
-done:
-    Py_XDECREF(device);
-    Py_XDECREF(meminfo);
-    return result;
-}
-
-static PyObject *
 open_hugepage(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"size", "page_size", "reserve", "hugepages_dir",
@@ -196,6 +133,57 @@ done:
     Py_XDECREF(library);
     Py_XDECREF(maps);
     return result;
+}
+
+/* A backend opened from two paths, e.g. a device and its sysfs directory. */
+typedef int (*two_path_opener)(const pa_sys *, const char *, const char *,
+                               pa_memory **, char *, size_t);
+
+static PyObject *
+open_two_paths(PyObject *args, PyObject *kwds, const char *format,
+               char **kwlist, two_path_opener opener, const char *what)
+{
+    PyObject *first = NULL, *second = NULL, *result = NULL;
+    char err_path[PATH_MAX] = "";
+    pa_memory *mem;
+    int rc;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist,
+                                     PyUnicode_FSConverter, &first,
+                                     PyUnicode_FSConverter, &second)) {
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = opener(NULL, PyBytes_AS_STRING(first), PyBytes_AS_STRING(second),
+                &mem, err_path, sizeof(err_path));
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open the %s "
+                    "device %s", what, PyBytes_AS_STRING(first));
+        goto done;
+    }
+    result = pa_memory_wrap(mem);
+done:
+    Py_XDECREF(first);
+    Py_XDECREF(second);
+    return result;
+}
+
+static PyObject *
+open_udmabuf(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"device", "sysfs", NULL};
+    (void)module;
+    return open_two_paths(args, kwds, "O&O&:_open_udmabuf", kwlist,
+                          pa_udmabuf_open, "u-dma-buf");
+}
+
+static PyObject *
+open_zocl(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"device", "meminfo", NULL};
+    (void)module;
+    return open_two_paths(args, kwds, "O&O&:_open_zocl", kwlist,
+                          pa_zocl_open, "zocl");
 }
 
 PyMethodDef pa_open_methods[] = {
