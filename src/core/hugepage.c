@@ -231,6 +231,7 @@ hp_close(pa_memory *m)
 static const pa_backend_ops hugepage_ops = {
     .kind = "hugepage",
     .reuse_blocks = 1,      /* a fixed pool: reuse holds nothing extra */
+    .sync_calls_driver = 0,
     .alloc = hp_alloc,
     .free = hp_free,
     .flush = hp_flush,

@@ -353,6 +353,12 @@ pa_memory_kind(const pa_memory *m)
     return m->ops->kind;
 }
 
+int
+pa_memory_sync_calls_driver(const pa_memory *m)
+{
+    return m->ops->sync_calls_driver;
+}
+
 uint64_t
 pa_memory_base_address(const pa_memory *m)
 {

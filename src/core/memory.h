@@ -45,6 +45,9 @@ typedef struct pa_backend_ops {
     /* Keep released blocks mapped for reuse (only where that holds no
      * kernel memory, i.e. the backend sub-allocates a fixed region). */
     int reuse_blocks;
+    /* flush/invalidate call into a driver (rather than copying or running
+     * cache instructions), so callers should not hold locks of their own. */
+    int sync_calls_driver;
     /* size: a page multiple; align: a power of two >= the page size;
      * limit: the block must end at or below it (UINT64_MAX: none). */
     int (*alloc)(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
@@ -131,6 +134,7 @@ int pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
 void pa_memory_stats(pa_memory *m, pa_stats *out);
 
 const char *pa_memory_kind(const pa_memory *m);
+int pa_memory_sync_calls_driver(const pa_memory *m);
 uint64_t pa_memory_base_address(const pa_memory *m);
 uint64_t pa_memory_size(const pa_memory *m);
 

@@ -132,6 +132,7 @@ sim_close(pa_memory *m)
 static const pa_backend_ops sim_ops = {
     .kind = "sim",
     .reuse_blocks = 1,
+    .sync_calls_driver = 0,
     .alloc = sim_alloc,
     .free = sim_free,
     .flush = sim_flush,

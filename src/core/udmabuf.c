@@ -165,6 +165,7 @@ ub_close(pa_memory *m)
 static const pa_backend_ops udmabuf_ops = {
     .kind = "udmabuf",
     .reuse_blocks = 1,      /* one fixed buffer: reuse holds nothing extra */
+    .sync_calls_driver = 1,
     .alloc = ub_alloc,
     .free = ub_free,
     .flush = ub_flush,

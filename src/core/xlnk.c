@@ -226,6 +226,7 @@ xl_close(pa_memory *m)
 static const pa_backend_ops xlnk_ops = {
     .kind = "xlnk",
     .reuse_blocks = 0,      /* a kept buffer would hold kernel memory */
+    .sync_calls_driver = 1,
     .alloc = xl_alloc,
     .free = xl_free,
     .flush = xl_flush,

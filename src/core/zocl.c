@@ -212,6 +212,7 @@ zocl_close(pa_memory *m)
 static const pa_backend_ops zocl_ops = {
     .kind = "zocl",
     .reuse_blocks = 0,      /* a kept BO would hold kernel memory */
+    .sync_calls_driver = 1,
     .alloc = zocl_alloc,
     .free = zocl_free,
     .flush = zocl_flush,

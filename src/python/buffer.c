@@ -10,7 +10,8 @@
 
 #include <errno.h>
 
-/* Sync spans at least this long run without the GIL. */
+/* Sync spans at least this long run without the GIL, as does every sync
+ * that calls into a driver. */
 #define SYNC_WITHOUT_GIL_BYTES (64 * 1024)
 
 /*
@@ -109,7 +110,8 @@ sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
     }
     uint64_t offset = (uint64_t)(data + lo - cpu), len = (uint64_t)(hi - lo);
     int rc;
-    if (len >= SYNC_WITHOUT_GIL_BYTES) {
+    if (len >= SYNC_WITHOUT_GIL_BYTES
+            || pa_memory_sync_calls_driver(a->memory->mem)) {
         pa_allocation_enter(a);
         Py_INCREF(a);
         Py_BEGIN_ALLOW_THREADS

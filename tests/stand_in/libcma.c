@@ -3,7 +3,8 @@
  * windows of a file named by PA_FAKE_XLNK_FILE (the whole file is the
  * pool, first fit by pages), mapped as the real library maps /dev/xlnk;
  * their "physical" address is 0x20000000 plus the window's offset.  Every call is appended to the file named by PA_FAKE_XLNK_LOG.
- * Built with -DWITHOUT_INVALIDATE it lacks cma_invalidate_cache.
+ * Built with -DWITHOUT_INVALIDATE it lacks cma_invalidate_cache;
+ * PA_FAKE_XLNK_FLUSH_MS makes cma_flush_cache take that long.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -160,6 +161,11 @@ log_cache(const char *what, void *buf, unsigned int phys, int size)
 void
 cma_flush_cache(void *buf, unsigned int phys, int size)
 {
+    /* A slow driver call, for tests that the caller let go of the GIL. */
+    const char *ms = getenv("PA_FAKE_XLNK_FLUSH_MS");
+    if (ms != NULL) {
+        usleep((useconds_t)atoi(ms) * 1000);
+    }
     log_cache("flush", buf, phys, size);
 }
 
