@@ -58,6 +58,12 @@ def zocl_device(root: str = "/") -> str:
     return found[0] if found else _under(root, ZOCL_NODE)
 
 
+def drm_driver(root: str, node: str) -> str | None:
+    """The kernel driver of a /dev/dri render node, from sysfs."""
+    link = _under(root, f"/sys/class/drm/{os.path.basename(node)}/device/driver")
+    return os.path.basename(os.readlink(link)) if os.path.islink(link) else None
+
+
 def _under(root: str, path: str) -> str:
     return os.path.join(root, path.lstrip("/"))
 
@@ -153,10 +159,22 @@ class Finding(NamedTuple):
 def probe(root: str = "/") -> List[Finding]:
     """Looks for each backend's device, in the order the default prefers."""
     findings = []
-    zocl = zocl_device(root)
-    findings.append(Finding("zocl", os.path.exists(zocl),
-                            zocl if os.path.exists(zocl) else f"no {zocl}",
-                            {"device": zocl}))
+    # XRT's by-path name is zocl's own; a renderD node may be a GPU's, whose
+    # ioctls must not receive zocl's, so its driver is checked.
+    stable = sorted(glob.glob(_under(root, ZOCL_BY_PATH)))
+    nodes = sorted(glob.glob(_under(root, "/dev/dri/renderD*")))
+    drivers = {node: drm_driver(root, node) for node in nodes}
+    zocl_nodes = [n for n in nodes if drivers[n] == "zocl"]
+    if stable or zocl_nodes:
+        node = (stable or zocl_nodes)[0]
+        findings.append(Finding("zocl", True, node, {"device": node}))
+    elif nodes:
+        seen = ", ".join(f"{os.path.basename(n)} ({drivers[n] or 'driver unknown'})"
+                         for n in nodes)
+        findings.append(Finding("zocl", False, f"no render node of zocl's: {seen}", {}))
+    else:
+        findings.append(Finding("zocl", False,
+                                f"no {_under(root, '/dev/dri/renderD*')}", {}))
     sysfs_class = _under(root, "/sys/class/u-dma-buf")
     names = sorted(os.listdir(sysfs_class)) if os.path.isdir(sysfs_class) else []
     nodes = [n for n in names if os.path.exists(_under(root, f"/dev/{n}"))]

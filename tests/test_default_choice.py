@@ -15,6 +15,16 @@ def touch(root, path):
     return full
 
 
+def render_node(root, name, driver):
+    """/dev/dri/<name> and the sysfs link that names its driver."""
+    node = touch(root, f"/dev/dri/{name}")
+    device = os.path.join(root, f"sys/class/drm/{name}/device")
+    os.makedirs(device)
+    os.symlink(f"../../../../bus/platform/drivers/{driver}",
+               os.path.join(device, "driver"))
+    return node
+
+
 @pytest.fixture(autouse=True)
 def no_variable(monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
@@ -28,15 +38,33 @@ def test_nothing_found_means_sim(tmp_path):
 
 def test_zocl_first(tmp_path):
     root = str(tmp_path)
-    node = touch(root, "/dev/dri/renderD128")
+    node = render_node(root, "renderD128", "zocl")
     touch(root, "/dev/xlnk")
     kind, options, _ = choose_default(root)
     assert kind == "zocl" and options == {"device": node}
 
 
+def test_zocl_on_another_render_node(tmp_path):
+    root = str(tmp_path)
+    render_node(root, "renderD128", "lima")            # a Mali GPU
+    node = render_node(root, "renderD129", "zocl")
+    assert choose_default(root)[:2] == ("zocl", {"device": node})
+
+
+def test_a_gpu_render_node_is_not_zocl(tmp_path):
+    root = str(tmp_path)
+    render_node(root, "renderD128", "lima")
+    touch(root, "/dev/dri/renderD129")                 # driver unknown
+    finding = [f for f in probe(root) if f.kind == "zocl"][0]
+    assert not finding.found
+    assert "renderD128 (lima)" in finding.detail
+    assert "renderD129 (driver unknown)" in finding.detail
+    assert choose_default(root)[0] == "sim"
+
+
 def test_zocl_prefers_xrts_stable_name(tmp_path):
     root = str(tmp_path)
-    touch(root, "/dev/dri/renderD128")
+    render_node(root, "renderD128", "zocl")
     stable = touch(root, "/dev/dri/by-path/platform-axi:zyxclmm_drm-render")
     assert choose_default(root)[1] == {"device": stable}
 
@@ -72,6 +100,6 @@ def test_hugepages_only_when_asked(tmp_path):
 
 def test_the_variable_wins(tmp_path, monkeypatch):
     root = str(tmp_path)
-    touch(root, "/dev/dri/renderD128")
+    render_node(root, "renderD128", "zocl")
     monkeypatch.setenv(ENV_VAR, "sim:size=4M")
     assert choose_default(root)[:2] == ("sim", {"size": "4M"})

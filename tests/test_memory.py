@@ -1,5 +1,6 @@
 """Memory: open_memory() and its specs, PYNQ_ALLOC_MEMORY, stats, and the
 device-side view, which refuses anything outside one live allocation."""
+import errno
 import json
 
 import numpy as np
@@ -153,3 +154,13 @@ def test_a_bad_variable_is_an_error_not_a_fallback(spec, error):
     r = run_python(CHECK_DEFAULT, env={"PYNQ_ALLOC_MEMORY": spec})
     assert r.returncode != 0
     assert r.stderr.strip().splitlines()[-1].startswith(error), r.stderr
+
+
+def test_zocl_refuses_a_node_zocl_does_not_drive(tmp_path):
+    # Driver-specific ioctl numbers overlap: zocl's must reach zocl only.
+    not_zocl = tmp_path / "renderD128"
+    not_zocl.write_bytes(b"")
+    with pytest.raises(OSError, match="not a zocl device") as info:
+        open_memory("zocl", device=str(not_zocl))
+    assert info.value.errno == errno.ENODEV
+    assert info.value.filename == str(not_zocl)

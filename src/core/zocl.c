@@ -42,6 +42,19 @@ struct drm_gem_close {
     uint32_t pad;
 };
 
+/* DRM_IOCTL_VERSION's argument: native layout, as the kernel's own. */
+struct drm_version {
+    int version_major;
+    int version_minor;
+    int version_patchlevel;
+    size_t name_len;
+    char *name;
+    size_t date_len;
+    char *date;
+    size_t desc_len;
+    char *desc;
+};
+
 #define ZOCL_CREATE_BO 0xC0106440u
 #define ZOCL_MAP_BO 0xC0106443u
 #define ZOCL_SYNC_BO 0xC0186444u
@@ -60,6 +73,7 @@ _Static_assert(_IOWR('d', 0x45, struct zocl_info_bo) == ZOCL_INFO_BO,
                "INFO_BO");
 _Static_assert(_IOW('d', 0x09, struct drm_gem_close) == DRM_GEM_CLOSE,
                "GEM_CLOSE");
+#define DRM_VERSION _IOWR('d', 0x00, struct drm_version)
 
 typedef struct zocl_state {
     const pa_sys *sys;
@@ -223,6 +237,22 @@ static const pa_backend_ops zocl_ops = {
     .close = zocl_close,
 };
 
+/*
+ * Whether fd is driven by zocl.  Driver-specific DRM ioctl numbers overlap,
+ * so zocl's must never reach another driver (a GPU's render node, say).
+ */
+static int
+is_zocl(const pa_sys *sys, int fd)
+{
+    char name[16] = "";
+    struct drm_version v;
+    memset(&v, 0, sizeof(v));
+    v.name = name;
+    v.name_len = sizeof(name) - 1;
+    return sys->ioctl(fd, DRM_VERSION, &v) == 0
+           && v.name_len == 4 && memcmp(name, "zocl", 4) == 0;
+}
+
 int
 pa_zocl_open(const pa_sys *sys, const char *device, const char *meminfo,
              pa_memory **out, char *err_path, size_t err_cap)
@@ -237,8 +267,8 @@ pa_zocl_open(const pa_sys *sys, const char *device, const char *meminfo,
     s->sys = sys;
     snprintf(s->meminfo, sizeof(s->meminfo), "%s", meminfo);
     s->fd = sys->open(device, O_RDWR);
-    if (s->fd < 0) {
-        int rc = -errno;
+    if (s->fd < 0 || !is_zocl(sys, s->fd)) {
+        int rc = s->fd < 0 ? -errno : -ENODEV;
         snprintf(err_path, err_cap, "%s", device);
         zocl_destroy(s);
         return rc;

@@ -13,8 +13,9 @@
 /*
  * Opens the DRM render node `device` (e.g. /dev/dri/renderD128).  CMA
  * figures for stats() come from `meminfo` (normally /proc/meminfo).  sys
- * NULL means the real system calls.  On failure returns -errno and copies
- * the path that failed into err_path.
+ * NULL means the real system calls.  -ENODEV if the node is not zocl's (a
+ * GPU's render node, say).  On failure returns -errno and copies the path
+ * that failed into err_path.
  */
 int pa_zocl_open(const pa_sys *sys, const char *device, const char *meminfo,
                  pa_memory **out, char *err_path, size_t err_cap);

@@ -156,6 +156,11 @@ open_two_paths(PyObject *args, PyObject *kwds, const char *format,
     rc = opener(NULL, PyBytes_AS_STRING(first), PyBytes_AS_STRING(second),
                 &mem, err_path, sizeof(err_path));
     Py_END_ALLOW_THREADS
+    if (rc == -ENODEV) {
+        pa_raise_os(rc, err_path, "%s is not a %s device",
+                    PyBytes_AS_STRING(first), what);
+        goto done;
+    }
     if (rc != 0) {
         pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open the %s "
                     "device %s", what, PyBytes_AS_STRING(first));

@@ -8,8 +8,20 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+/* DRM_IOCTL_VERSION's argument, as the kernel defines it. */
+struct drm_version {
+    int version_major, version_minor, version_patchlevel;
+    size_t name_len;
+    char *name;
+    size_t date_len;
+    char *date;
+    size_t desc_len;
+    char *desc;
+};
 
 #define MiB (1024ull * 1024ull)
 #define PAGE 4096ull
@@ -29,6 +41,7 @@ static uint32_t next_handle = 1;
 static uint64_t next_paddr = 0x60000000;
 static uint64_t pool_left = 64 * MiB;
 static int open_bos, bad_requests, syncs;
+static const char *driver_name = "zocl";
 static struct { uint32_t handle, dir; uint64_t offset, size; } last_sync;
 static char meminfo[64];
 
@@ -65,6 +78,15 @@ fake_ioctl(int fd, unsigned long request, void *arg)
 {
     if (fd != FAKE_FD) {
         return fail(EBADF);
+    }
+    if (request == (unsigned long)_IOWR('d', 0x00, struct drm_version)) {
+        struct drm_version *v = arg;
+        size_t n = strlen(driver_name);
+        if (v->name != NULL && v->name_len >= n) {
+            memcpy(v->name, driver_name, n);
+        }
+        v->name_len = n;
+        return 0;
     }
     switch (request) {
     case 0xC0106440u: {                         /* CREATE_BO */
@@ -251,6 +273,15 @@ test_errors(void)
     CHECK_EQ(pa_zocl_open(&stand_in, "/dev/dri/renderD999", meminfo, &none,
                           err, sizeof(err)), -ENOENT);
     CHECK(strcmp(err, "/dev/dri/renderD999") == 0 && none == NULL);
+    /* Another driver's render node gets none of zocl's ioctls. */
+    driver_name = "lima";
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, meminfo, &none, err,
+                          sizeof(err)), -ENODEV);
+    driver_name = "zoclx";
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, meminfo, &none, err,
+                          sizeof(err)), -ENODEV);
+    driver_name = "zocl";
+    CHECK(none == NULL && strcmp(err, DEVICE) == 0);
     pa_memory_close(m);
 }
 
