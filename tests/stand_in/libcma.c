@@ -28,7 +28,7 @@ static unsigned char page_used[MAX_PAGES];
 static struct { void *va; uint32_t len, phys; } bufs[MAX_BUFS];
 
 static void
-logf(const char *format, ...)
+log_call(const char *format, ...)
 {
     /* Buffers may be released after the test that made them has ended. */
     const char *path = getenv("PA_FAKE_XLNK_LOG");
@@ -90,10 +90,10 @@ cma_alloc(uint32_t len, uint32_t cacheable)
         bufs[slot].va = va;
         bufs[slot].len = len;
         bufs[slot].phys = PHYS_BASE + (uint32_t)first * 4096;
-        logf("alloc %u %u 0x%x", len, cacheable, bufs[slot].phys);
+        log_call("alloc %u %u 0x%x", len, cacheable, bufs[slot].phys);
     }
     else {
-        logf("alloc %u %u NULL", len, cacheable);
+        log_call("alloc %u %u NULL", len, cacheable);
     }
     pthread_mutex_unlock(&lock);
     return va;
@@ -125,7 +125,7 @@ cma_free(void *buf)
 {
     pthread_mutex_lock(&lock);
     int i = find(buf);
-    logf("free 0x%x", i < 0 ? 0 : bufs[i].phys);
+    log_call("free 0x%x", i < 0 ? 0 : bufs[i].phys);
     if (i >= 0) {
         munmap(bufs[i].va, bufs[i].len);
         memset(&page_used[(bufs[i].phys - PHYS_BASE) / 4096], 0,
@@ -154,7 +154,7 @@ log_cache(const char *what, void *buf, unsigned int phys, int size)
 {
     unsigned char expected = 0;
     pread(fd, &expected, 1, phys - PHYS_BASE);
-    logf("%s 0x%x %d %s", what, phys, size,
+    log_call("%s 0x%x %d %s", what, phys, size,
          *(unsigned char *)buf == expected ? "same" : "different");
 }
 
@@ -181,5 +181,5 @@ cma_invalidate_cache(void *buf, unsigned int phys, int size)
 void
 _xlnk_reset(void)
 {
-    logf("_xlnk_reset");
+    log_call("_xlnk_reset");
 }

@@ -1,0 +1,108 @@
+/* Tests of the hugepage backend on real huge pages, under the sanitizers.
+ * Needs root; skipped (and said so) without it, and under qemu-user, where
+ * pagemap describes the emulator's address space rather than the guest's.
+ * Physical addresses are checked against pagemap read here, independently
+ * of the backend. */
+#include "../../src/core/hugepage.h"
+#include "check.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MiB (1024ull * 1024ull)
+#define NR "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+
+/* Every 4 KiB page of [p, p + n) lies at pa + its offset. */
+static int
+physically_at(const void *p, uint64_t n, uint64_t pa)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY), ok = fd >= 0;
+    for (uint64_t off = 0; ok && off < n; off += 4096) {
+        const volatile char *va = (const char *)p + off;
+        uint64_t entry = 0;
+        (void)*va;
+        ok = pread(fd, &entry, 8, (off_t)((uintptr_t)va / 4096 * 8)) == 8
+             && (entry >> 63) == 1
+             && (entry & ((1ull << 55) - 1)) * 4096 == pa + off;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+static void
+test_real_huge_pages(void)
+{
+    pa_memory *m = NULL;
+    pa_block b[3];
+    pa_stats s;
+    char err[256];
+    uint64_t sizes[3] = {4096, 100 * 1024, 2 * MiB - 8192};
+    CHECK_EQ(pa_hugepage_open(NULL, 8 * MiB, 2 * MiB,
+                              "/sys/kernel/mm/hugepages", "/proc/self/pagemap",
+                              1, &m, err, sizeof(err)), 0);
+    if (m == NULL) {
+        return;
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(pa_memory_alloc(m, sizes[i], 0, 0, 1, &b[i]), 0);
+        CHECK(b[i].coherent);           /* x86; run natively only */
+        CHECK(physically_at(b[i].cpu, b[i].size, b[i].device_address));
+    }
+    uint64_t word = 0x1122334455667788ull, seen = 0;
+    CHECK_EQ(pa_memory_device_write(m, b[1].device_address + 64, &word, 8), 0);
+    CHECK(memcmp((char *)b[1].cpu + 64, &word, 8) == 0);
+    CHECK_EQ(pa_memory_device_read(m, b[1].device_address + 64, &seen, 8), 0);
+    CHECK_EQ(seen, word);
+    CHECK_EQ(pa_memory_device_read(m, b[1].device_address + b[1].size, &seen,
+                                   1), -EFAULT);
+    CHECK_EQ(pa_memory_retire(m, &b[2]), 0);
+    ((char *)b[2].cpu)[0] = 1;          /* anonymous now, still mapped */
+    pa_memory_unmap_retired(&b[2]);
+    pa_memory_release(m, &b[0]);
+    pa_memory_release(m, &b[1]);
+    pa_memory_stats(m, &s);
+    CHECK_EQ(s.total, 8 * MiB);
+    CHECK_EQ(s.used, 0);
+    CHECK_EQ(s.buffers, 0);
+    pa_memory_close(m);
+}
+
+static void
+test_bad_page_size(void)
+{
+    pa_memory *m = NULL;
+    char err[256];
+    CHECK_EQ(pa_hugepage_open(NULL, 8 * MiB, 4096, "/sys/kernel/mm/hugepages",
+                              "/proc/self/pagemap", 0, &m, err, sizeof(err)),
+             -EINVAL);
+    CHECK(m == NULL);
+}
+
+int
+main(void)
+{
+    if (geteuid() != 0 || getenv("PA_NO_HUGEPAGES") != NULL) {
+        printf("test_hugepage: skipped (needs root, not under qemu)\n");
+        return 0;
+    }
+    char saved[32] = "";
+    int fd = open(NR, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, saved, sizeof(saved) - 1) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+    RUN(test_real_huge_pages);
+    RUN(test_bad_page_size);
+    if (n > 0 && (fd = open(NR, O_WRONLY)) >= 0) {   /* put it back */
+        if (write(fd, saved, (size_t)n) != n) {
+            fprintf(stderr, "could not restore %s\n", NR);
+        }
+        close(fd);
+    }
+    return check_report("test_hugepage");
+}
