@@ -409,12 +409,6 @@ pa_heap_destroy(pa_heap *h)
     free(h);
 }
 
-uint64_t
-pa_heap_granule(const pa_heap *h)
-{
-    return h->granule;
-}
-
 int
 pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
               uint64_t *addr)

@@ -68,8 +68,6 @@ int pa_heap_find(const pa_heap *heap, uint64_t addr, uint64_t *start,
 
 void pa_heap_get_stats(const pa_heap *heap, pa_heap_stats *out);
 
-uint64_t pa_heap_granule(const pa_heap *heap);
-
 /*
  * Checks every invariant: the blocks tile the range in address order, no
  * two free blocks touch, every free block is in the list of its size class

@@ -112,13 +112,12 @@ sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
     int rc;
     if (len >= SYNC_WITHOUT_GIL_BYTES
             || pa_memory_sync_calls_driver(a->memory->mem)) {
+        /* `self` keeps its base chain, and so `a`, alive meanwhile. */
         pa_allocation_enter(a);
-        Py_INCREF(a);
         Py_BEGIN_ALLOW_THREADS
         rc = fn(a->memory->mem, &a->blk, offset, len);
         Py_END_ALLOW_THREADS
         pa_allocation_leave(a);
-        Py_DECREF(a);
     }
     else {
         rc = fn(a->memory->mem, &a->blk, offset, len);

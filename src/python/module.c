@@ -86,27 +86,12 @@ module_set_default_resolver(PyObject *module, PyObject *resolver)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-module_set_default(PyObject *module, PyObject *memory)
-{
-    (void)module;
-    if (memory != Py_None && !PyObject_TypeCheck(memory, &pa_MemoryType)) {
-        PyErr_SetString(PyExc_TypeError, "expected a Memory or None");
-        return NULL;
-    }
-    PyObject *old = default_memory;
-    default_memory = memory == Py_None ? NULL : Py_NewRef(memory);
-    Py_XDECREF(old);
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef module_methods[] = {
     {"allocate", (PyCFunction)(void (*)(void))module_allocate,
      METH_FASTCALL | METH_KEYWORDS, allocate_doc},
     {"default_memory", module_default_memory, METH_NOARGS,
      default_memory_doc},
     {"_set_default_resolver", module_set_default_resolver, METH_O, NULL},
-    {"_set_default", module_set_default, METH_O, NULL},
     {"_heap_bench", pa_heap_bench, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
