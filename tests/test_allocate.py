@@ -25,7 +25,7 @@ def test_shape_dtype_order_follow_numpy(mem):
 def test_defaults_match_pynq(mem):
     b = allocate(5, target=mem)
     assert b.shape == (5,) and b.dtype == np.uint32
-    assert b.cacheable is True and b.coherent is False
+    assert b.cacheable is False and b.coherent is True     # uncached, as PYNQ
     assert b.device_address % 4096 == 0
 
 
@@ -193,3 +193,19 @@ def test_layout_matches_numpy_empty(shape, dtype, order):
     assert b.flags.f_contiguous == e.flags.f_contiguous
     assert b.device_address % 4096 == 0
     assert mem.stats()["used"] == max(4096, -(-b.nbytes // 4096) * 4096)
+
+
+def test_new_memory_is_zeroed_unless_asked_not_to(mem):
+    old = allocate(4096, "u1", target=mem, cacheable=True)
+    old[:] = 5
+    old.flush()
+    del old
+    again = allocate(4096, "u1", target=mem, cacheable=True)
+    assert not again.any()
+    del again
+    # zero=False skips the work: the block keeps what was left in it.
+    old = allocate(4096, "u1", target=mem, cacheable=True)
+    old[:] = 5
+    del old
+    unzeroed = allocate(4096, "u1", target=mem, cacheable=True, zero=False)
+    assert (unzeroed == 5).all()

@@ -26,7 +26,7 @@ def test_attributes_of_a_root_buffer(mem):
     assert b.memory is mem
     assert b.freed is False
     assert isinstance(b.bo, int)
-    assert b.coherent is False and b.cacheable is True
+    assert b.coherent is True and b.cacheable is False     # PYNQ's default
     assert mem.base_address <= b.device_address < mem.base_address + mem.size
 
 
@@ -83,6 +83,12 @@ def test_uncached_buffers_are_coherent(mem):
     b = allocate(4, target=mem, cacheable=False)
     assert b.coherent is True and b.cacheable is False
     assert b[1:].coherent is True
+
+
+def test_cacheable_buffers_on_the_sim_are_not_coherent(mem):
+    b = allocate(4, target=mem, cacheable=True)
+    assert b.coherent is False and b.cacheable is True
+    assert b[1:].coherent is False
 
 
 def test_plain_arrays_viewed_as_buffer_have_no_address():

@@ -66,6 +66,26 @@ def test_release_twice_is_a_no_op(mem):
     assert mem.stats()["buffers"] == 0
 
 
+def test_freebuffer_of_a_view_does_nothing(mem):
+    # As in PYNQ: only the Buffer allocate() returned gives memory back.
+    b = allocate(64, "u1", target=mem)
+    for view in (b[1:], b[:], b.view("u4"), b.reshape(8, 8)[2], b[1:][2:]):
+        view.freebuffer()
+        assert not view.freed and not b.freed
+    assert mem.stats()["buffers"] == 1 and b.device_address is not None
+    b[3:].freebuffer()
+    b.freebuffer()
+    assert b.freed and mem.stats()["buffers"] == 0
+
+
+def test_with_block_on_a_view_does_nothing(mem):
+    b = allocate(64, "u1", target=mem)
+    with b[8:16] as view:
+        view[:] = 1
+    assert not b.freed and not view.freed and mem.stats()["buffers"] == 1
+    assert b[8:16].sum() == 8
+
+
 def test_with_block_releases(mem):
     with allocate(16, target=mem) as b:
         assert mem.stats()["buffers"] == 1 and b.device_address is not None
@@ -79,11 +99,17 @@ def test_with_block_releases_on_exceptions(mem):
     assert mem.stats()["buffers"] == 0
 
 
-def test_close_is_deprecated_but_releases(mem):
+def test_close_is_deprecated_and_does_nothing_else(mem):
+    # PYNQ's SG DMA driver closes its descriptor ring, then uses it again.
     b = allocate(4, target=mem)
+    b[:] = 7
     with pytest.warns(DeprecationWarning, match="freebuffer"):
         b.close()
-    assert b.freed and mem.stats()["buffers"] == 0
+    assert not b.freed and mem.stats()["buffers"] == 1
+    assert b.device_address is not None and (b == 7).all()
+    with pytest.warns(DeprecationWarning):
+        b[1:].close()           # a view too: a warning, nothing else
+    assert not b.freed
 
 
 def test_freebuffer_on_plain_arrays_does_nothing(mem):

@@ -1,6 +1,7 @@
-"""flush/invalidate on the simulated memory, which is really non-coherent:
-the device sees CPU writes only after flush, the CPU sees device writes only
-after invalidate, over exactly the span the view touches."""
+"""flush/invalidate on the simulated memory, which is really non-coherent
+for cacheable buffers: the device sees CPU writes only after flush, the CPU
+sees device writes only after invalidate, over exactly the span the view
+touches.  Uncached buffers (the default, as in PYNQ) are coherent."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -10,7 +11,7 @@ from pynq_alloc import allocate, open_memory
 
 
 def test_device_sees_cpu_writes_only_after_flush(mem):
-    b = allocate(16, "u4", target=mem)
+    b = allocate(16, "u4", target=mem, cacheable=True)
     b[:] = np.arange(16)
     seen = np.frombuffer(mem.device_read(b.device_address, 64), "u4")
     assert not np.array_equal(seen, np.arange(16))     # forgot to flush
@@ -20,7 +21,7 @@ def test_device_sees_cpu_writes_only_after_flush(mem):
 
 
 def test_cpu_sees_device_writes_only_after_invalidate(mem):
-    b = allocate(16, "u4", target=mem)
+    b = allocate(16, "u4", target=mem, cacheable=True)
     b[:] = 7
     b.flush()
     mem.device_write(b.device_address, np.arange(16, dtype="u4").tobytes())
@@ -30,7 +31,7 @@ def test_cpu_sees_device_writes_only_after_invalidate(mem):
 
 
 def test_aliases(mem):
-    b = allocate(4, "u4", target=mem)
+    b = allocate(4, "u4", target=mem, cacheable=True)
     b[:] = 9
     b.sync_to_device()
     assert mem.device_read(b.device_address, 4) == np.uint32(9).tobytes()
@@ -54,7 +55,7 @@ VIEWS = {
 
 @pytest.mark.parametrize("make_view", VIEWS.values(), ids=VIEWS.keys())
 def test_flush_covers_exactly_the_span(mem, make_view):
-    m = allocate((8, 8), "u4", target=mem)
+    m = allocate((8, 8), "u4", target=mem, cacheable=True)
     size = allocation_size(m)
     v = make_view(m)
     m.view("u1")[:] = 0xAA                   # CPU copy differs everywhere
@@ -68,7 +69,7 @@ def test_flush_covers_exactly_the_span(mem, make_view):
 
 @pytest.mark.parametrize("make_view", VIEWS.values(), ids=VIEWS.keys())
 def test_invalidate_changes_nothing_outside_the_span(mem, make_view):
-    m = allocate((8, 8), "u4", target=mem)
+    m = allocate((8, 8), "u4", target=mem, cacheable=True)
     size = allocation_size(m)
     v = make_view(m)
     m.view("u1")[:] = 0x11
@@ -82,7 +83,7 @@ def test_invalidate_changes_nothing_outside_the_span(mem, make_view):
 
 
 def test_span_is_more_than_nbytes_for_strided_views(mem):
-    m = allocate((8, 8), "u4", target=mem)
+    m = allocate((8, 8), "u4", target=mem, cacheable=True)
     lo, hi = byte_span(m[:, 0])
     assert hi - lo == 7 * 32 + 4 > m[:, 0].nbytes
 
@@ -99,7 +100,7 @@ def test_coherent_buffers_need_no_sync(mem):
 
 
 def test_sync_of_arrays_not_in_device_memory_is_a_value_error(mem):
-    b = allocate(8, "u4", target=mem)
+    b = allocate(8, "u4", target=mem, cacheable=True)
     for not_device in (b.copy(), b.astype("f4"), np.arange(3).view(type(b))):
         for method in ("flush", "invalidate", "sync_to_device",
                        "sync_from_device"):
@@ -108,7 +109,7 @@ def test_sync_of_arrays_not_in_device_memory_is_a_value_error(mem):
 
 
 def test_sync_after_free_is_a_value_error(mem):
-    b = allocate(8, "u4", target=mem)
+    b = allocate(8, "u4", target=mem, cacheable=True)
     v = b[2:]
     b.freebuffer()
     for arr in (b, v):
@@ -118,7 +119,7 @@ def test_sync_after_free_is_a_value_error(mem):
 
 
 def test_large_flush_runs_and_is_exact(mem):
-    b = allocate(4 << 20, "u1", target=mem)
+    b = allocate(4 << 20, "u1", target=mem, cacheable=True)
     b[:] = 3
     b[1::2].flush()          # runs without the GIL; span is all but 1 byte
     dev = device_bytes(b)
@@ -129,7 +130,7 @@ def test_large_flush_runs_and_is_exact(mem):
 @given(st.data())
 def test_any_view_flushes_exactly_its_span(data):
     mem = open_memory("sim", size=1 << 20)
-    m = allocate((5, 6, 7), "u2", target=mem)
+    m = allocate((5, 6, 7), "u2", target=mem, cacheable=True)
     v = random_view(data, m)
     m.view("u1")[:] = 0xAA
     v.flush()
@@ -144,7 +145,7 @@ def test_any_view_flushes_exactly_its_span(data):
 @given(st.data())
 def test_any_view_invalidates_exactly_its_span(data):
     mem = open_memory("sim", size=1 << 20)
-    m = allocate((5, 6, 7), "u2", target=mem)
+    m = allocate((5, 6, 7), "u2", target=mem, cacheable=True)
     v = random_view(data, m)
     m.view("u1")[:] = 0x11
     mem.device_write(m.device_address, bytes([0x77]) * allocation_size(m))

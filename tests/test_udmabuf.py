@@ -19,8 +19,9 @@ def udmabuf(tmp_path):
 def test_pool_comes_from_the_driver(udmabuf):
     mem, _, _ = udmabuf
     assert (mem.kind, mem.base_address, mem.size) == ("udmabuf", 0x3000_0000, 16 * MiB)
-    b = allocate(10, "u4", target=mem)
+    b = allocate(10, "u4", target=mem, cacheable=True)
     assert b.device_address == 0x3000_0000 and b.coherent is False
+    assert allocate(10, "u4", target=mem).coherent is True     # uncached
 
 
 def test_each_allocation_maps_its_own_window(udmabuf):
@@ -37,8 +38,11 @@ def test_each_allocation_maps_its_own_window(udmabuf):
 def test_flush_and_invalidate_write_the_sync_command(udmabuf):
     mem, _, sysfs = udmabuf
     allocate(8192, "u1", target=mem)         # so b does not start at 0
-    b = allocate(4096, "u1", target=mem)
+    b = allocate(4096, "u1", target=mem, cacheable=True)
     offset = b.device_address - mem.base_address
+    # Zeroing a new cacheable block wrote its zeros back to memory.
+    cmd = (offset << 32) | 4096 | (1 << 2) | 1
+    assert int(read_and_clear(os.path.join(sysfs, "sync_for_device")), 0) == cmd
     b[20:40].flush()
     # [20, 40) rounded out to 16 bytes is [16, 48): 32 bytes, to device.
     cmd = ((offset + 16) << 32) | 32 | (1 << 2) | 1
@@ -51,7 +55,7 @@ def test_flush_and_invalidate_write_the_sync_command(udmabuf):
 def test_uncached_and_coherent_buffers_do_not_sync(tmp_path):
     device, sysfs = make_udmabuf(str(tmp_path), coherent=True)
     mem = open_memory("udmabuf", device=device, sysfs=sysfs)
-    b = allocate(64, target=mem)
+    b = allocate(64, target=mem, cacheable=True)
     assert b.coherent is True and b.cacheable is True
     b.flush()
     assert read_and_clear(os.path.join(sysfs, "sync_for_device")) == ""

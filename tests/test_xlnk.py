@@ -19,7 +19,7 @@ def xlnk(tmp_path, libcma, monkeypatch):
 
 def test_allocation_calls_cma_alloc(xlnk):
     mem, log, device = xlnk
-    b = allocate(100, "u1", target=mem)
+    b = allocate(100, "u1", target=mem, cacheable=True)
     assert read_log(log) == ["alloc 4096 1 0x20000000"]
     assert b.device_address == 0x2000_0000 and b.coherent is False
     b[:5] = np.frombuffer(b"xlnk!", "u1")
@@ -29,7 +29,7 @@ def test_allocation_calls_cma_alloc(xlnk):
 
 def test_cache_calls_get_the_views_own_addresses(xlnk):
     mem, log, _ = xlnk
-    b = allocate((64, 64), "u4", target=mem)
+    b = allocate((64, 64), "u4", target=mem, cacheable=True)
     b[:] = 3
     b[2].flush()
     b[1:3, 5].invalidate()
@@ -52,9 +52,9 @@ def test_release_frees_at_once_with_no_reuse(xlnk):
     mem, log, _ = xlnk
     b = allocate(4096, "u1", target=mem)
     del b
-    assert read_log(log) == ["alloc 4096 1 0x20000000", "free 0x20000000"]
+    assert read_log(log) == ["alloc 4096 0 0x20000000", "free 0x20000000"]
     c = allocate(4096, "u1", target=mem)      # from the kernel again
-    assert read_log(log)[-1] == "alloc 4096 1 0x20000000"
+    assert read_log(log)[-1] == "alloc 4096 0 0x20000000"
     assert mem.stats()["buffers"] == 1
     del c
 
@@ -74,7 +74,7 @@ def test_alignment_beyond_a_page(xlnk):
     allocate(1, target=mem)                     # disturb alignment
     b = allocate(4096, "u1", target=mem, align=1 << 16)
     assert b.device_address % (1 << 16) == 0
-    assert read_log(log)[-1].startswith(f"alloc {4096 + (1 << 16) - 4096} 1")
+    assert read_log(log)[-1].startswith(f"alloc {4096 + (1 << 16) - 4096} 0")
 
 
 def test_stats_and_exhaustion(xlnk):
@@ -110,7 +110,7 @@ def test_missing_symbol_is_an_oserror_naming_it(libcma):
 
 def test_driver_calls_run_without_the_gil(xlnk, monkeypatch):
     mem, _, _ = xlnk
-    b = allocate(16, "u1", target=mem)        # a short span: still a driver call
+    b = allocate(16, "u1", target=mem, cacheable=True)    # a short span: still a driver call
     monkeypatch.setenv("PA_FAKE_XLNK_FLUSH_MS", "300")
     flusher = threading.Thread(target=b.flush)
     longest_stall, last = 0.0, time.monotonic()

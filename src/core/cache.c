@@ -4,6 +4,18 @@
 #include <errno.h>
 #include <stdint.h>
 
+void
+pa_cpu_store_barrier(void)
+{
+#if defined(__aarch64__) || defined(__arm__)
+    __asm__ volatile("dsb st" : : : "memory");
+#elif defined(__x86_64__) || defined(__i386__)
+    __asm__ volatile("sfence" : : : "memory");
+#else
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 #if defined(__aarch64__)
 
 /* Smallest data cache line, from CTR_EL0.DminLine (log2 of words). */

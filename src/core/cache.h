@@ -23,4 +23,12 @@ int pa_cpu_flush(void *p, size_t n);
  * 0 or -ENOTSUP as pa_cpu_flush. */
 int pa_cpu_invalidate(void *p, size_t n);
 
+/*
+ * Orders the CPU's earlier stores before its later ones, including stores
+ * to uncached or write-combined memory (arm64 `dsb st`, x86 `sfence`):
+ * without it, buffered stores to a buffer may still be in flight when a
+ * later store to a device register starts the device.
+ */
+void pa_cpu_store_barrier(void);
+
 #endif

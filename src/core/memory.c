@@ -8,6 +8,7 @@
  * after releasing them, and the device refuses to touch them.
  */
 #include "memory.h"
+#include "cache.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -89,16 +90,33 @@ drain_cache(pa_memory *m)
     m->cached_bytes = 0;
 }
 
-/* Takes a cached block that satisfies the request; the lock is held. */
+/* Whether zeroing blk needs no system call and little time. */
+static int
+zero_is_inline(const pa_memory *m, const pa_block *blk)
+{
+    return blk->size <= PA_ZERO_INLINE_BYTES
+           && (blk->coherent || !m->ops->sync_calls_driver);
+}
+
+/* Whether a block must be zeroed before it is handed out. */
+static int
+must_zero(const pa_memory *m, unsigned flags)
+{
+    return m->ops->zero != NULL && !(flags & PA_ALLOC_UNZEROED);
+}
+
+/* Takes a cached block that satisfies the request (and, if inline_only,
+ * can be zeroed inline); the lock is held. */
 static int
 take_cached(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
-            int cacheable, pa_block *out)
+            int cacheable, int inline_only, pa_block *out)
 {
     for (int i = m->cached - 1; i >= 0; i--) {
         const pa_block *b = &m->cache[i];
         if (b->size == size && b->cacheable == cacheable
                 && b->device_address % align == 0
-                && b->device_address + size <= limit) {
+                && b->device_address + size <= limit
+                && (!inline_only || zero_is_inline(m, b))) {
             *out = *b;
             m->cached--;
             m->cached_bytes -= size;
@@ -133,31 +151,37 @@ normalize(uint64_t *size, uint64_t *align, uint64_t *limit)
 
 int
 pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
-                    uint64_t limit, int cacheable, pa_block *out)
+                    uint64_t limit, unsigned flags, pa_block *out)
 {
     if (!m->ops->reuse_blocks || normalize(&nbytes, &align, &limit) != 0) {
         return 0;
     }
+    int zero = must_zero(m, flags);
     pthread_mutex_lock(&m->lock);
-    int hit = take_cached(m, nbytes, align, limit, cacheable != 0, out);
+    int hit = take_cached(m, nbytes, align, limit,
+                          (flags & PA_ALLOC_CACHEABLE) != 0, zero, out);
     m->live += (uint64_t)hit;
     pthread_mutex_unlock(&m->lock);
+    if (hit && zero && m->ops->zero(m, out) != 0) {
+        pa_memory_release(m, out);
+        return 0;
+    }
     return hit;
 }
 
 int
 pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
-                uint64_t limit, int cacheable, pa_block *out)
+                uint64_t limit, unsigned flags, pa_block *out)
 {
     uint64_t size = nbytes;
     int rc = normalize(&size, &align, &limit);
     if (rc != 0) {
         return rc;
     }
-    cacheable = cacheable != 0;
+    int cacheable = (flags & PA_ALLOC_CACHEABLE) != 0;
 
     pthread_mutex_lock(&m->lock);
-    if (!take_cached(m, size, align, limit, cacheable, out)) {
+    if (!take_cached(m, size, align, limit, cacheable, 0, out)) {
         rc = m->ops->alloc(m, size, align, limit, cacheable, out);
         if (rc == -ENOMEM && m->cached > 0) {
             drain_cache(m);
@@ -168,7 +192,38 @@ pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
         m->live++;
     }
     pthread_mutex_unlock(&m->lock);
+    /* Outside the lock: zeroing a large block takes a while. */
+    if (rc == 0 && must_zero(m, flags)) {
+        rc = m->ops->zero(m, out);
+        if (rc != 0) {
+            pa_memory_release(m, out);
+        }
+    }
     return rc;
+}
+
+/* Zeros for memory that may be mapped as device memory (uncached on
+ * arm64), which faults on the cache-zeroing instruction (`dc zva`) that
+ * memset may use: aligned word stores only. */
+static void
+zero_words(void *p, uint64_t n)
+{
+    volatile uint64_t *w = p;
+    for (uint64_t i = 0; i < n / sizeof(uint64_t); i++) {
+        w[i] = 0;
+    }
+}
+
+int
+pa_memory_zero_by_cpu(pa_memory *m, const pa_block *blk)
+{
+    if (blk->cacheable) {
+        memset(blk->cpu, 0, blk->size);
+    }
+    else {
+        zero_words(blk->cpu, blk->size);
+    }
+    return blk->coherent ? 0 : m->ops->flush(m, blk, 0, blk->size);
 }
 
 /* Whether blk can be kept without evicting anything; the lock is held. */
@@ -272,6 +327,7 @@ pa_memory_flush(pa_memory *m, const pa_block *blk, uint64_t offset,
         return -EINVAL;
     }
     if (blk->coherent || len == 0) {
+        pa_cpu_store_barrier();
         return 0;
     }
     return m->ops->flush(m, blk, offset, len);

@@ -52,6 +52,12 @@ typedef struct pa_backend_ops {
      * limit: the block must end at or below it (UINT64_MAX: none). */
     int (*alloc)(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
                  int cacheable, pa_block *blk);
+    /* Makes a block read as zeros on the CPU side and the device side.
+     * NULL where the kernel zeroes every block alloc returns and no block
+     * is ever reused.  It may make a system call only for blocks larger
+     * than PA_ZERO_INLINE_BYTES, or for non-coherent blocks of a backend
+     * whose sync_calls_driver is set. */
+    int (*zero)(pa_memory *m, const pa_block *blk);
     /* Gives the device memory back.  keep_va: the caller has already
      * replaced [map_base, map_base + map_length) with anonymous memory,
      * which must stay; otherwise the backend unmaps its mapping. */
@@ -81,22 +87,37 @@ int pa_map_anonymous_over(void *addr, uint64_t len);
 
 uint64_t pa_page_size(void);
 
+/* Flags of pa_memory_alloc and pa_memory_try_reuse. */
+#define PA_ALLOC_CACHEABLE 1u   /* map cached: flush/invalidate needed */
+#define PA_ALLOC_UNZEROED 2u    /* contents may be an earlier user's */
+
+/* Blocks up to this size are zeroed in place with whatever locks the
+ * caller holds (see pa_memory_try_reuse). */
+#define PA_ZERO_INLINE_BYTES (64u * 1024u)
+
+/* A zero op for backends whose CPU mapping reaches the memory: stores
+ * zeros through it, then flushes if the block is not coherent. */
+int pa_memory_zero_by_cpu(pa_memory *m, const pa_block *blk);
+
 /*
  * Allocates at least nbytes (0 is allowed: one page) of device memory
  * starting at a multiple of align (0: the page size) and ending at or
- * below limit (0: none).  -EINVAL for a bad align; -ENOMEM when no block
- * fits even after the reuse cache is emptied; other errors from the backend.
+ * below limit (0: none).  The block reads as zeros on the CPU side and the
+ * device side unless flags has PA_ALLOC_UNZEROED.  -EINVAL for a bad
+ * align; -ENOMEM when no block fits even after the reuse cache is
+ * emptied; other errors from the backend.
  */
 int pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
-                    uint64_t limit, int cacheable, pa_block *out);
+                    uint64_t limit, unsigned flags, pa_block *out);
 
 /*
- * Serves the request from blocks kept for reuse only: 1 and *out filled on
- * a hit, else 0.  It never makes a system call, so callers may skip
- * releasing locks of their own (such as the GIL) around it.
+ * Serves the request from blocks kept for reuse only, zeroed as
+ * pa_memory_alloc zeroes: 1 and *out filled on a hit, else 0.  It never
+ * makes a system call and zeroes at most PA_ZERO_INLINE_BYTES, so callers
+ * may skip releasing locks of their own (such as the GIL) around it.
  */
 int pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
-                        uint64_t limit, int cacheable, pa_block *out);
+                        uint64_t limit, unsigned flags, pa_block *out);
 
 /* Releases a block nothing maps any more; it may be kept for reuse. */
 void pa_memory_release(pa_memory *m, pa_block *blk);
@@ -117,8 +138,10 @@ int pa_memory_try_keep(pa_memory *m, pa_block *blk);
 int pa_memory_retire(pa_memory *m, pa_block *blk);
 void pa_memory_unmap_retired(pa_block *blk);
 
-/* Cache maintenance of [offset, offset + len) of blk; no-op if coherent.
- * -EINVAL if the range passes the end of the block. */
+/* Cache maintenance of [offset, offset + len) of blk.  On a coherent
+ * block flush only orders the CPU's stores before later ones (a device's
+ * doorbell), and invalidate does nothing.  -EINVAL if the range passes
+ * the end of the block. */
 int pa_memory_flush(pa_memory *m, const pa_block *blk, uint64_t offset,
                     uint64_t len);
 int pa_memory_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,

@@ -3,6 +3,7 @@
 #include "window.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -43,6 +44,34 @@ static void
 sim_free(pa_memory *m, pa_block *blk, int keep_va)
 {
     pa_window_free(&pa_sys_real, state_of(m)->heap, blk, keep_va);
+}
+
+/* Larger blocks are zeroed by giving their pages back to the kernel,
+ * which reads as zeros and costs nothing for pages never touched. */
+#define SIM_PUNCH_BYTES (1u << 20)
+
+static int
+zero_range(int fd, uint8_t *pool, uint64_t at, uint64_t len)
+{
+    if (len < SIM_PUNCH_BYTES) {
+        memset(pool + at, 0, len);
+        return 0;
+    }
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                     (off_t)at, (off_t)len) == 0 ? 0 : -errno;
+}
+
+/* An uncached block maps the device copy, so only that one is zeroed. */
+static int
+sim_zero(pa_memory *m, const pa_block *blk)
+{
+    sim_state *s = state_of(m);
+    uint64_t at = blk->device_address - s->base;
+    int rc = zero_range(s->device_fd, s->device, at, blk->size);
+    if (rc == 0 && blk->cacheable) {
+        rc = zero_range(s->cache_fd, s->cache, at, blk->size);
+    }
+    return rc;
 }
 
 static int
@@ -134,6 +163,7 @@ static const pa_backend_ops sim_ops = {
     .reuse_blocks = 1,
     .sync_calls_driver = 0,
     .alloc = sim_alloc,
+    .zero = sim_zero,
     .free = sim_free,
     .flush = sim_flush,
     .invalidate = sim_invalidate,

@@ -167,6 +167,7 @@ static const pa_backend_ops udmabuf_ops = {
     .reuse_blocks = 1,      /* one fixed buffer: reuse holds nothing extra */
     .sync_calls_driver = 1,
     .alloc = ub_alloc,
+    .zero = pa_memory_zero_by_cpu,
     .free = ub_free,
     .flush = ub_flush,
     .invalidate = ub_invalidate,

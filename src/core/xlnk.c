@@ -228,6 +228,7 @@ static const pa_backend_ops xlnk_ops = {
     .reuse_blocks = 0,      /* a kept buffer would hold kernel memory */
     .sync_calls_driver = 1,
     .alloc = xl_alloc,
+    .zero = NULL,           /* the kernel zeroes every cma_alloc */
     .free = xl_free,
     .flush = xl_flush,
     .invalidate = xl_invalidate,

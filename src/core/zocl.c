@@ -228,6 +228,7 @@ static const pa_backend_ops zocl_ops = {
     .reuse_blocks = 0,      /* a kept BO would hold kernel memory */
     .sync_calls_driver = 1,
     .alloc = zocl_alloc,
+    .zero = NULL,           /* the kernel zeroes every BO */
     .free = zocl_free,
     .flush = zocl_flush,
     .invalidate = zocl_invalidate,

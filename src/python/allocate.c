@@ -1,6 +1,6 @@
 /*
- * allocate(shape, dtype='u4', target=None, *, order='C', cacheable=True,
- *          align=None, max_address=None)
+ * allocate(shape, dtype='u4', target=None, *, order='C', cacheable=False,
+ *          align=None, max_address=None, zero=True)
  *
  * Every argument is checked before any memory is taken, so a failed call
  * leaves the Memory exactly as it was.  This is the hot path: arguments are
@@ -12,10 +12,11 @@
 #include <errno.h>
 
 enum { ARG_SHAPE, ARG_DTYPE, ARG_TARGET, ARG_ORDER, ARG_CACHEABLE,
-       ARG_ALIGN, ARG_MAX_ADDRESS, ARG_COUNT };
+       ARG_ALIGN, ARG_MAX_ADDRESS, ARG_ZERO, ARG_COUNT };
 
 static const char *const arg_names[ARG_COUNT] = {
     "shape", "dtype", "target", "order", "cacheable", "align", "max_address",
+    "zero",
 };
 static PyObject *arg_interned[ARG_COUNT];
 static PyArray_Descr *default_dtype;    /* uint32, as in PYNQ */
@@ -196,6 +197,13 @@ parse_order(PyObject *obj)
     return -1;
 }
 
+/* A flag argument: its truth value, or dflt when absent. */
+static int
+parse_bool(PyObject *obj, int dflt)
+{
+    return obj == NULL ? dflt : PyObject_IsTrue(obj);
+}
+
 /* align: None (the page size) or a power of two. */
 static int
 parse_align(PyObject *obj, uint64_t *align)
@@ -295,18 +303,21 @@ pa_allocate_impl(MemoryObject *target, PyObject *const *args,
 {
     PyObject *arg[ARG_COUNT];
     npy_intp dims[64];
-    int nd, fortran, cacheable;
+    int nd, fortran, cacheable, zero;
     uint64_t align, limit;
 
+    /* PYNQ's defaults: uncached, and zeroed as the kernel's buffers are. */
     if (parse_args(args, nargs, kwnames, accept_target, arg) != 0
             || parse_shape(arg[ARG_SHAPE], dims, &nd) != 0
             || (fortran = parse_order(arg[ARG_ORDER])) < 0
-            || (cacheable = arg[ARG_CACHEABLE] == NULL
-                            ? 1 : PyObject_IsTrue(arg[ARG_CACHEABLE])) < 0
+            || (cacheable = parse_bool(arg[ARG_CACHEABLE], 0)) < 0
+            || (zero = parse_bool(arg[ARG_ZERO], 1)) < 0
             || parse_align(arg[ARG_ALIGN], &align) != 0
             || parse_max_address(arg[ARG_MAX_ADDRESS], &limit) != 0) {
         return NULL;
     }
+    unsigned flags = (cacheable ? PA_ALLOC_CACHEABLE : 0)
+                     | (zero ? 0 : PA_ALLOC_UNZEROED);
     if (accept_target) {
         PyObject *t = arg[ARG_TARGET];
         if (t == NULL || t == Py_None) {
@@ -358,11 +369,11 @@ pa_allocate_impl(MemoryObject *target, PyObject *const *args,
 
     pa_block blk;
     pa_memory *mem = target->mem;
-    if (!pa_memory_try_reuse(mem, (uint64_t)nbytes, align, limit, cacheable,
+    if (!pa_memory_try_reuse(mem, (uint64_t)nbytes, align, limit, flags,
                              &blk)) {
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = pa_memory_alloc(mem, (uint64_t)nbytes, align, limit, cacheable,
+        rc = pa_memory_alloc(mem, (uint64_t)nbytes, align, limit, flags,
                              &blk);
         Py_END_ALLOW_THREADS
         if (rc != 0) {

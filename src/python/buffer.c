@@ -1,10 +1,11 @@
 /*
  * Buffer: a numpy.ndarray whose data lies in device memory.
  *
- * The type adds no C fields, no __array_finalize__ and no __init__, so
- * numpy creates views of it exactly as fast as views of ndarray.  All it
- * knows comes from find_allocation(): the Allocation at the root of the
- * array's base chain, provided the array's data really lies inside it.
+ * The type adds no C fields but a __dict__ for users' attributes, and no
+ * __array_finalize__ or __init__, so numpy creates views of it about as
+ * fast as views of ndarray.  All it knows comes from find_allocation():
+ * the Allocation at the root of the array's base chain, provided the
+ * array's data really lies inside it.
  */
 #include "glue.h"
 
@@ -96,6 +97,8 @@ sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
     }
     npy_intp lo, hi;
     if (a->blk.coherent || !memory_span(arr, &lo, &hi)) {
+        /* No bytes to sync; a flush still orders the CPU's stores. */
+        fn(a->memory->mem, &a->blk, 0, 0);
         Py_RETURN_NONE;
     }
     char *cpu = a->blk.cpu, *data = PyArray_DATA(arr);
@@ -134,7 +137,9 @@ PyDoc_STRVAR(flush_doc,
 "flush()\n--\n\n"
 "Make CPU writes to this array visible to the device.\n\n"
 "Covers every byte the array touches, from its lowest to its highest\n"
-"(more than nbytes for strided views). A no-op on coherent memory.\n"
+"(more than nbytes for strided views). On coherent memory (and uncached\n"
+"buffers, the default) it only makes sure the CPU's stores have left it,\n"
+"a store barrier, so call it before starting the device either way.\n"
 "Raises ValueError if the array is not in device memory or was freed.");
 
 static PyObject *
@@ -161,16 +166,20 @@ buffer_invalidate(PyArrayObject *self, PyObject *unused)
 PyDoc_STRVAR(freebuffer_doc,
 "freebuffer()\n--\n\n"
 "Give the device memory back to its Memory now.\n\n"
-"Views that are still alive stay safe to use but no longer refer to\n"
-"device memory (freed is True, device_address is None). Calling it again,\n"
-"or on an array that is not in device memory, does nothing.");
+"Only the Buffer that allocate() returned does this; on a view (a slice,\n"
+"b.view(), ...) it does nothing, as in PYNQ. Views that are still alive\n"
+"stay safe to use but no longer refer to device memory (freed is True,\n"
+"device_address is None). Calling it again does nothing.");
 
 static PyObject *
 buffer_freebuffer(PyArrayObject *self, PyObject *unused)
 {
     (void)unused;
-    AllocationObject *a = find_allocation(self);
-    if (a != NULL && pa_allocation_free(a) != 0) {
+    /* allocate() makes the Allocation the base of the Buffer it returns;
+     * numpy makes that Buffer (or a view of it) the base of every view. */
+    PyObject *base = PyArray_BASE(self);
+    if (base != NULL && Py_IS_TYPE(base, &pa_AllocationType)
+            && pa_allocation_free((AllocationObject *)base) != 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -178,17 +187,21 @@ buffer_freebuffer(PyArrayObject *self, PyObject *unused)
 
 PyDoc_STRVAR(close_doc,
 "close()\n--\n\n"
-"Deprecated alias of freebuffer().");
+"Deprecated, and does nothing else, as in PYNQ 3: use freebuffer().\n\n"
+"PYNQ's own drivers call close() on buffers they go on using.");
 
 static PyObject *
 buffer_close(PyArrayObject *self, PyObject *unused)
 {
+    (void)self;
+    (void)unused;
     if (PyErr_WarnEx(PyExc_DeprecationWarning,
-                     "Buffer.close() is deprecated; use freebuffer() or a "
-                     "with-block", 1) < 0) {
+                     "Buffer.close() is deprecated and does nothing: use "
+                     "freebuffer() or a with-block to release the memory",
+                     1) < 0) {
         return NULL;
     }
-    return buffer_freebuffer(self, unused);
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -288,6 +301,79 @@ buffer_array_wrap(PyObject *self, PyObject *args, PyObject *kwds)
         return arr;
     }
     return PyArray_View(result, NULL, &PyArray_Type);
+}
+
+/*
+ * Users' attributes (PYNQ's video code sets some).  The __dict__ slot
+ * follows ndarray's fields, whose size is known only at run time.  A dict
+ * can close a reference cycle, so Buffers support the garbage collector;
+ * but they start untracked and are tracked only once they may have a
+ * dict, so views without one cost the collector nothing.
+ */
+static Py_ssize_t dict_offset;
+
+static PyObject **
+dict_slot(PyObject *self)
+{
+    return (PyObject **)((char *)self + dict_offset);
+}
+
+static void
+track(PyObject *self)
+{
+    if (!PyObject_GC_IsTracked(self)) {
+        PyObject_GC_Track(self);
+    }
+}
+
+static PyObject *
+buffer_alloc(PyTypeObject *type, Py_ssize_t nitems)
+{
+    PyObject *self = PyType_GenericAlloc(type, nitems);
+    if (self != NULL) {
+        PyObject_GC_UnTrack(self);
+    }
+    return self;
+}
+
+static int
+buffer_setattro(PyObject *self, PyObject *name, PyObject *value)
+{
+    int rc = PyObject_GenericSetAttr(self, name, value);
+    if (rc == 0 && *dict_slot(self) != NULL) {
+        track(self);
+    }
+    return rc;
+}
+
+static PyObject *
+get_dict(PyObject *self, void *closure)
+{
+    track(self);    /* the caller may put anything in it */
+    return PyObject_GenericGetDict(self, closure);
+}
+
+static int
+buffer_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(*dict_slot(self));
+    Py_VISIT(PyArray_BASE((PyArrayObject *)self));
+    return 0;
+}
+
+static int
+buffer_clear(PyObject *self)
+{
+    Py_CLEAR(*dict_slot(self));
+    return 0;
+}
+
+static void
+buffer_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(*dict_slot(self));
+    PyArray_Type.tp_dealloc(self);     /* ends in tp_free */
 }
 
 static PyMethodDef buffer_methods[] = {
@@ -418,6 +504,8 @@ static PyGetSetDef buffer_getset[] = {
      "The Memory the data came from, or None.", NULL},
     {"freed", (getter)get_freed, NULL,
      "True once the allocation was released by freebuffer().", NULL},
+    {"__dict__", get_dict, PyObject_GenericSetDict,
+     "Attributes set on this array (by PYNQ's drivers, say).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -443,17 +531,26 @@ PyDoc_STRVAR(buffer_doc,
 PyTypeObject pa_BufferType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "pynq_alloc.Buffer",
-    /* tp_basicsize 0: inherit ndarray's, whatever numpy version runs. */
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    /* tp_basicsize and tp_dictoffset: set from ndarray's at run time. */
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = buffer_doc,
+    .tp_dealloc = buffer_dealloc,
+    .tp_setattro = buffer_setattro,
+    .tp_traverse = buffer_traverse,
+    .tp_clear = buffer_clear,
     .tp_methods = buffer_methods,
     .tp_getset = buffer_getset,
+    .tp_alloc = buffer_alloc,
     .tp_new = buffer_new,
+    .tp_free = PyObject_GC_Del,
 };
 
 int
 pa_buffer_type_ready(void)
 {
+    dict_offset = PyArray_Type.tp_basicsize;
     pa_BufferType.tp_base = &PyArray_Type;
+    pa_BufferType.tp_basicsize = dict_offset + (Py_ssize_t)sizeof(PyObject *);
+    pa_BufferType.tp_dictoffset = dict_offset;
     return PyType_Ready(&pa_BufferType);
 }

@@ -42,10 +42,20 @@ test_coherence_by_architecture(void)
 #endif
 }
 
+static void
+test_store_barrier_runs_in_user_space(void)
+{
+    /* `dsb st` and `sfence` are allowed at EL0 / ring 3: no SIGILL. */
+    buf[0] = 1;
+    pa_cpu_store_barrier();
+    CHECK_EQ(buf[0], 1);
+}
+
 int
 main(void)
 {
     RUN(test_flush_and_invalidate_keep_cpu_writes);
     RUN(test_coherence_by_architecture);
+    RUN(test_store_barrier_runs_in_user_space);
     return check_report("test_cache");
 }

@@ -194,8 +194,9 @@ test_retired_block_stays_mapped_but_detached(void)
     uint8_t *old = a.cpu;
     CHECK_EQ(old[5], 0);
     old[5] = 0x22;
-    /* ...and is not the memory that the next allocation receives. */
-    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &b), 0);
+    /* ...and is not the memory that the next allocation receives (left
+     * unzeroed here to show it is the same memory). */
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, PA_ALLOC_UNZEROED, &b), 0);
     CHECK_EQ(b.device_address, a.device_address);
     CHECK(b.cpu != a.cpu);
     CHECK_EQ(((uint8_t *)b.cpu)[5], 0x11);
@@ -204,6 +205,78 @@ test_retired_block_stays_mapped_but_detached(void)
     CHECK_EQ(pa_memory_device_read(m, b.device_address + 6, &dev, 1), 0);
     CHECK_EQ(dev, 0x11);
     pa_memory_unmap_retired(&a);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+/* Fills a block's CPU side and its device side with different bytes. */
+static void
+dirty_both_sides(pa_memory *m, pa_block *b)
+{
+    memset(b->cpu, 0xAB, b->size);
+    CHECK_EQ(pa_memory_flush(m, b, 0, b->size), 0);
+    uint8_t *junk = malloc(b->size);
+    memset(junk, 0xCD, b->size);
+    CHECK_EQ(pa_memory_device_write(m, b->device_address, junk, b->size), 0);
+    free(junk);
+}
+
+/* Whether both sides of the whole block read as zeros. */
+static int
+zero_both_sides(pa_memory *m, const pa_block *b)
+{
+    uint8_t *dev = malloc(b->size);
+    int zero = pa_memory_device_read(m, b->device_address, dev, b->size) == 0;
+    for (uint64_t i = 0; zero && i < b->size; i++) {
+        zero = dev[i] == 0 && ((uint8_t *)b->cpu)[i] == 0;
+    }
+    free(dev);
+    return zero;
+}
+
+static void
+test_reused_blocks_read_as_zeros(void)
+{
+    /* Inline (reuse cache), in place, and by giving pages back. */
+    static const uint64_t sizes[] = {PAGE, 64 * 1024, 128 * 1024, 2 * MiB};
+    pa_memory *m = open_sim(8 * MiB);
+    for (int i = 0; i < 4; i++) {
+        for (unsigned cacheable = 0; cacheable < 2; cacheable++) {
+            pa_block a, b;
+            CHECK_EQ(pa_memory_alloc(m, sizes[i], 0, 0, cacheable, &a), 0);
+            CHECK(zero_both_sides(m, &a));
+            dirty_both_sides(m, &a);
+            uint64_t addr = a.device_address;
+            pa_memory_release(m, &a);
+            if (!pa_memory_try_reuse(m, sizes[i], 0, 0, cacheable, &b)) {
+                /* Too big to zero inline: only the slow path may take it. */
+                CHECK(sizes[i] > PA_ZERO_INLINE_BYTES);
+                CHECK_EQ(pa_memory_alloc(m, sizes[i], 0, 0, cacheable, &b),
+                         0);
+            }
+            CHECK_EQ(b.device_address, addr);
+            CHECK(zero_both_sides(m, &b));
+            pa_memory_release(m, &b);
+        }
+    }
+    pa_memory_close(m);
+}
+
+static void
+test_unzeroed_blocks_keep_old_contents(void)
+{
+    pa_memory *m = open_sim(4 * MiB);
+    pa_block a, b;
+    CHECK_EQ(pa_memory_alloc(m, 2 * MiB, 0, 0, PA_ALLOC_CACHEABLE, &a), 0);
+    dirty_both_sides(m, &a);
+    pa_memory_release(m, &a);
+    CHECK_EQ(pa_memory_try_reuse(m, 2 * MiB, 0, 0,
+                                 PA_ALLOC_CACHEABLE | PA_ALLOC_UNZEROED, &b),
+             1);
+    CHECK_EQ(((uint8_t *)b.cpu)[MiB], 0xAB);
+    uint8_t dev;
+    CHECK_EQ(pa_memory_device_read(m, b.device_address + 7, &dev, 1), 0);
+    CHECK_EQ(dev, 0xCD);
     pa_memory_release(m, &b);
     pa_memory_close(m);
 }
@@ -274,6 +347,8 @@ main(void)
     RUN(test_reuse_is_invisible_in_stats);
     RUN(test_alignment_and_limit);
     RUN(test_retired_block_stays_mapped_but_detached);
+    RUN(test_reused_blocks_read_as_zeros);
+    RUN(test_unzeroed_blocks_keep_old_contents);
     RUN(test_threads_share_a_memory);
     return check_report("test_memory");
 }

@@ -2,7 +2,8 @@
  * A stand-in for PYNQ's libcma.so, built by the test suite.  Buffers are
  * windows of a file named by PA_FAKE_XLNK_FILE (the whole file is the
  * pool, first fit by pages), mapped as the real library maps /dev/xlnk;
- * their "physical" address is 0x20000000 plus the window's offset.  Every call is appended to the file named by PA_FAKE_XLNK_LOG.
+ * their "physical" address is 0x20000000 plus the window's offset; like
+ * the kernel's, each new buffer reads as zeros.  Every call is appended to the file named by PA_FAKE_XLNK_LOG.
  * Built with -DWITHOUT_INVALIDATE it lacks cma_invalidate_cache;
  * PA_FAKE_XLNK_FLUSH_MS makes cma_flush_cache take that long.
  */
@@ -87,6 +88,9 @@ cma_alloc(uint32_t len, uint32_t cacheable)
         va = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
                   (off_t)first * 4096);
         memset(&page_used[first], 1, len / 4096);
+        if (va != MAP_FAILED) {
+            memset(va, 0, len);     /* as the kernel's dma_alloc does */
+        }
         bufs[slot].va = va;
         bufs[slot].len = len;
         bufs[slot].phys = PHYS_BASE + (uint32_t)first * 4096;
