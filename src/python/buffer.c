@@ -306,9 +306,8 @@ buffer_array_wrap(PyObject *self, PyObject *args, PyObject *kwds)
 /*
  * Users' attributes (PYNQ's video code sets some).  The __dict__ slot
  * follows ndarray's fields, whose size is known only at run time.  A dict
- * can close a reference cycle, so Buffers support the garbage collector;
- * but they start untracked and are tracked only once they may have a
- * dict, so views without one cost the collector nothing.
+ * can close a reference cycle, through the buffer or any of its views, so
+ * Buffers support the garbage collector.
  */
 static Py_ssize_t dict_offset;
 
@@ -316,41 +315,6 @@ static PyObject **
 dict_slot(PyObject *self)
 {
     return (PyObject **)((char *)self + dict_offset);
-}
-
-static void
-track(PyObject *self)
-{
-    if (!PyObject_GC_IsTracked(self)) {
-        PyObject_GC_Track(self);
-    }
-}
-
-static PyObject *
-buffer_alloc(PyTypeObject *type, Py_ssize_t nitems)
-{
-    PyObject *self = PyType_GenericAlloc(type, nitems);
-    if (self != NULL) {
-        PyObject_GC_UnTrack(self);
-    }
-    return self;
-}
-
-static int
-buffer_setattro(PyObject *self, PyObject *name, PyObject *value)
-{
-    int rc = PyObject_GenericSetAttr(self, name, value);
-    if (rc == 0 && *dict_slot(self) != NULL) {
-        track(self);
-    }
-    return rc;
-}
-
-static PyObject *
-get_dict(PyObject *self, void *closure)
-{
-    track(self);    /* the caller may put anything in it */
-    return PyObject_GenericGetDict(self, closure);
 }
 
 static int
@@ -504,7 +468,7 @@ static PyGetSetDef buffer_getset[] = {
      "The Memory the data came from, or None.", NULL},
     {"freed", (getter)get_freed, NULL,
      "True once the allocation was released by freebuffer().", NULL},
-    {"__dict__", get_dict, PyObject_GenericSetDict,
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict,
      "Attributes set on this array (by PYNQ's drivers, say).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -535,12 +499,11 @@ PyTypeObject pa_BufferType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = buffer_doc,
     .tp_dealloc = buffer_dealloc,
-    .tp_setattro = buffer_setattro,
     .tp_traverse = buffer_traverse,
     .tp_clear = buffer_clear,
     .tp_methods = buffer_methods,
     .tp_getset = buffer_getset,
-    .tp_alloc = buffer_alloc,
+    .tp_alloc = PyType_GenericAlloc,
     .tp_new = buffer_new,
     .tp_free = PyObject_GC_Del,
 };
