@@ -136,3 +136,63 @@ def test_sg_transfer_longer_than_a_descriptor_chains_several(mem, cacheable,
     assert np.array_equal(sent, CMPLT | lengths)
     assert np.array_equal(received, CMPLT | lengths | [RXSOF, 0, 0, RXEOF])
     assert dma.recvchannel.transferred == 4000
+
+
+def test_a_descriptor_already_complete_is_an_sg_internal_error(mem):
+    """Why PYNQ needs new memory to read as zeros: it never writes a
+    descriptor's STATUS word, and PG021 halts on a fetched descriptor that
+    is already complete. Shown with a ring built by hand."""
+    ip = AxiDma(mem, sg=True)
+    src = filled(mem, (64,), "u4", cacheable=False)
+    ring = allocate((1, 16), "u4", target=mem, cacheable=False)
+    ring[0] = 0
+    ring[0, 0] = ring.device_address                    # NXTDESC: itself
+    ring[0, 2] = src.device_address                     # BUFFER_ADDRESS
+    ring[0, 6] = src.nbytes | 3 << 26                   # CONTROL: SOF, EOF
+    ring[0, 7] = CMPLT | src.nbytes                     # a previous run's
+    ip.write(0x08, ring.device_address)                 # CURDESC
+    ip.write(0x00, 1)                                   # DMACR.RS
+    ip.write(0x10, ring.device_address)                 # TAILDESC
+    status = ip.read(MM2S_DMASR)
+    assert status & SG_INT_ERR and status & HALTED and not status & IDLE
+    assert ring[0, 7] == CMPLT | src.nbytes             # left alone
+
+
+def test_receiving_into_a_buffer_freed_in_flight_is_a_slave_error(mem):
+    ip, dma = make_dma(mem, sg=False)
+    src = filled(mem, (256,), "u4", cacheable=False)
+    dst = allocate(256, "u4", target=mem, cacheable=False)
+    dma.recvchannel.transfer(dst)
+    dst.freebuffer()                # the DMA still holds its address
+    dma.sendchannel.transfer(src)
+    dma.sendchannel.wait()
+    with pytest.raises(RuntimeError, match="DMASlvErr"):
+        dma.recvchannel.wait()
+    status = ip.read(S2MM_DMASR)
+    assert status & (DMA_SLV_ERR | HALTED | ERR_IRQ) == DMA_SLV_ERR | HALTED | ERR_IRQ
+    assert not status & IDLE
+
+
+@MODES
+def test_reading_past_the_end_of_a_buffer_is_a_slave_error(mem, sg):
+    ip, dma = make_dma(mem, sg=sg)
+    src = filled(mem, (1024,), "u4", cacheable=False)     # one whole page
+    # PYNQ does not check nbytes against the array; the bus does.
+    dma.sendchannel.transfer(src, nbytes=5120)
+    status = ip.read(MM2S_DMASR)
+    if sg:      # two 2560-byte blocks: the second crosses the buffer's end
+        assert np.array_equal(dma.sendchannel.ring[:, 7],
+                              [CMPLT | 2560, STS_SLV_ERR])
+    assert status & DMA_SLV_ERR and status & HALTED
+    with pytest.raises(RuntimeError, match="DMASlvErr"):
+        dma.sendchannel.wait()
+
+
+@MODES
+def test_an_address_outside_the_memory_is_a_decode_error(mem, sg):
+    ip, dma = make_dma(mem, sg=sg)
+    src = filled(mem, (256,), "u4", cacheable=False)
+    dma.sendchannel.transfer(src, start=mem.size, nbytes=256)   # past the pool
+    assert ip.read(MM2S_DMASR) & DMA_DEC_ERR
+    with pytest.raises(RuntimeError, match="DMADecErr"):
+        dma.sendchannel.wait()
