@@ -196,3 +196,46 @@ def test_an_address_outside_the_memory_is_a_decode_error(mem, sg):
     assert ip.read(MM2S_DMASR) & DMA_DEC_ERR
     with pytest.raises(RuntimeError, match="DMADecErr"):
         dma.sendchannel.wait()
+
+
+OLD = np.arange(64, dtype="u4")
+NEW = OLD * 3 + 1000
+
+
+@MODES
+@pytest.mark.parametrize("flush, expected", [(False, OLD), (True, NEW)],
+                         ids=["no flush", "flush"])
+def test_mm2s_reads_what_was_flushed(mem, sg, flush, expected):
+    ip, dma = make_dma(mem, sg=sg)
+    src = allocate(64, "u4", target=mem, cacheable=True)
+    dst = allocate(64, "u4", target=mem, cacheable=False)
+    src[:] = OLD
+    src.flush()                   # the device side holds OLD
+    src[:] = NEW                  # the CPU's copy holds NEW
+    loopback(dma, src, dst, flush=flush)
+    assert np.array_equal(dst, expected)
+
+
+@MODES
+@pytest.mark.parametrize("invalidate, expected", [(False, OLD), (True, NEW)],
+                         ids=["no invalidate", "invalidate"])
+def test_s2mm_data_reaches_the_cpu_through_invalidate(mem, sg, invalidate,
+                                                       expected):
+    ip, dma = make_dma(mem, sg=sg)
+    src = allocate(64, "u4", target=mem, cacheable=False)
+    dst = allocate(64, "u4", target=mem, cacheable=True)
+    src[:] = NEW
+    dst[:] = OLD                  # in the CPU's copy
+    loopback(dma, src, dst, invalidate=invalidate)
+    assert np.array_equal(dst, expected)
+    assert mem.device_read(dst.device_address, dst.nbytes) == NEW.tobytes()
+
+
+@MODES
+def test_uncached_buffers_need_neither(mem, sg):
+    ip, dma = make_dma(mem, sg=sg)
+    src = allocate(64, "u4", target=mem, cacheable=False)
+    dst = allocate(64, "u4", target=mem, cacheable=False)
+    src[:] = NEW
+    loopback(dma, src, dst, flush=False, invalidate=False)
+    assert np.array_equal(dst, NEW)
