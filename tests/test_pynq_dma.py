@@ -239,3 +239,24 @@ def test_uncached_buffers_need_neither(mem, sg):
     src[:] = NEW
     loopback(dma, src, dst, flush=False, invalidate=False)
     assert np.array_equal(dst, NEW)
+
+
+def test_sg_twice_in_the_same_memory(mem):
+    """PYNQ never clears a descriptor's STATUS word: it relies on new memory
+    reading as zeros. The second run's rings land where the first run's
+    were, whose STATUS words say complete; a fetched descriptor that is
+    already complete is an SGIntErr (PG021)."""
+    ip, dma = make_dma(mem, sg=True)
+    src = allocate(256, "u4", target=mem, cacheable=False)
+    dst = allocate(256, "u4", target=mem, cacheable=False)
+    rings = []
+    for run in (1, 2):
+        src[:] = np.arange(256) * run
+        dma.sendchannel.transfer(src)
+        dma.recvchannel.transfer(dst)
+        rings.append({dma.sendchannel.ring.device_address,
+                      dma.recvchannel.ring.device_address})
+        dma.sendchannel.wait()
+        dma.recvchannel.wait()
+        assert np.array_equal(dst, np.arange(256) * run)
+    assert rings[0] & rings[1], "the second run's rings are in new places"
