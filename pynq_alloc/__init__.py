@@ -9,7 +9,7 @@
 """
 try:
     from ._core import Allocation, Buffer, Memory, allocate, default_memory
-    from ._core import _set_default_resolver
+    from ._core import _set_default_resolver, _set_target_resolver
 except ModuleNotFoundError as e:
     if e.name != __name__ + "._core":
         raise
@@ -20,9 +20,11 @@ except ModuleNotFoundError as e:
         "(pip install .) and run from another directory, or build in place "
         "with: python setup.py build_ext --inplace") from None
 from ._open import open_memory, resolve_default as _resolve_default
+from ._targets import memory_for as _memory_for
 
 __version__ = "0.1.0"
 __all__ = ["Allocation", "Buffer", "Memory", "allocate", "default_memory",
            "open_memory"]
 
 _set_default_resolver(_resolve_default)
+_set_target_resolver(_memory_for)

@@ -12,11 +12,12 @@
 #include <errno.h>
 
 enum { ARG_SHAPE, ARG_DTYPE, ARG_TARGET, ARG_ORDER, ARG_CACHEABLE,
-       ARG_ALIGN, ARG_MAX_ADDRESS, ARG_ZERO, ARG_COUNT };
+       ARG_ALIGN, ARG_MAX_ADDRESS, ARG_ZERO, ARG_POINTER, ARG_CACHE,
+       ARG_COUNT };
 
 static const char *const arg_names[ARG_COUNT] = {
     "shape", "dtype", "target", "order", "cacheable", "align", "max_address",
-    "zero",
+    "zero", "pointer", "cache",
 };
 static PyObject *arg_interned[ARG_COUNT];
 static PyArray_Descr *default_dtype;    /* uint32, as in PYNQ */
@@ -297,8 +298,114 @@ out_of_memory(MemoryObject *target, uint64_t nbytes, uint64_t align,
                     (unsigned long long)s.largest_free);
 }
 
+/* A new reference to the Memory that target names: a Memory, None (the
+ * default), or what the target resolver maps (PYNQ's memories, ...). */
+static MemoryObject *
+target_memory(PyObject *t)
+{
+    MemoryObject *m;
+    if (t == NULL || t == Py_None) {
+        m = pa_default_memory();
+        Py_XINCREF(m);
+        return m;
+    }
+    if (PyObject_TypeCheck(t, &pa_MemoryType)) {
+        Py_INCREF(t);
+        return (MemoryObject *)t;
+    }
+    return pa_target_memory(t);
+}
+
+/* A new Allocation of nbytes in target, or NULL with the error set. */
+static AllocationObject *
+allocate_block(MemoryObject *target, npy_intp nbytes, uint64_t align,
+               uint64_t limit, unsigned flags)
+{
+    pa_block blk;
+    pa_memory *mem = target->mem;
+    if (!pa_memory_try_reuse(mem, (uint64_t)nbytes, align, limit, flags,
+                             &blk)) {
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = pa_memory_alloc(mem, (uint64_t)nbytes, align, limit, flags,
+                             &blk);
+        Py_END_ALLOW_THREADS
+        if (rc == -ENOMEM) {
+            out_of_memory(target, (uint64_t)nbytes, align, limit);
+            return NULL;
+        }
+        if (rc == -ENOTSUP && !(flags & PA_ALLOC_CACHEABLE)) {
+            pa_raise(rc, NULL, "%s memory cannot map buffers uncached on "
+                     "this CPU: use cacheable=True with flush() and "
+                     "invalidate()", pa_memory_kind(mem));
+            return NULL;
+        }
+        if (rc != 0) {
+            pa_raise(rc, NULL, "cannot allocate %zd bytes in %s memory",
+                     (Py_ssize_t)nbytes, pa_memory_kind(mem));
+            return NULL;
+        }
+    }
+    AllocationObject *a = pa_allocation_new(target, &blk);
+    if (a == NULL) {
+        pa_memory_release(mem, &blk);
+    }
+    return a;
+}
+
+/*
+ * pointer=: PYNQ's frame caches hand back a buffer's `pointer` to wrap
+ * the same memory again.  Ours is the Allocation.  A new reference, or
+ * NULL with the error set.
+ */
+static AllocationObject *
+reuse_pointer(PyObject *pointer, npy_intp nbytes)
+{
+    if (!Py_IS_TYPE(pointer, &pa_AllocationType)) {
+        PyErr_Format(PyExc_TypeError, "pointer must be the `pointer` of a "
+                     "Buffer allocated with cache= (a pynq_alloc.Allocation),"
+                     " not %.200s", Py_TYPE(pointer)->tp_name);
+        return NULL;
+    }
+    AllocationObject *a = (AllocationObject *)pointer;
+    if (a->freed) {
+        PyErr_SetString(PyExc_ValueError, "pointer names an allocation "
+                        "that was freed");
+        return NULL;
+    }
+    if ((uint64_t)nbytes > a->blk.size) {
+        PyErr_Format(PyExc_ValueError, "pointer's allocation has %llu "
+                     "bytes; the shape and dtype need %zd",
+                     (unsigned long long)a->blk.size, (Py_ssize_t)nbytes);
+        return NULL;
+    }
+    Py_INCREF(a);
+    return a;
+}
+
+/* cache=: as PYNQ does, the buffer records where freebuffer() returns
+ * its pointer instead of releasing the memory. */
+static int
+attach_cache(PyObject *arr, AllocationObject *a, PyObject *cache)
+{
+    PyObject *method = PyObject_GetAttrString(cache, "return_pointer");
+    if (method == NULL || !PyCallable_Check(method)) {
+        Py_XDECREF(method);
+        PyErr_Format(PyExc_TypeError, "cache must have a return_pointer() "
+                     "method, as PYNQ's frame caches do; %.200s has none",
+                     Py_TYPE(cache)->tp_name);
+        return -1;
+    }
+    Py_DECREF(method);
+    if (PyObject_SetAttrString(arr, "pointer", (PyObject *)a) < 0
+            || PyObject_SetAttrString(arr, "return_to", cache) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
 PyObject *
-pa_allocate_impl(MemoryObject *target, PyObject *const *args,
+pa_allocate_impl(MemoryObject *self, PyObject *const *args,
                  Py_ssize_t nargs, PyObject *kwnames, int accept_target)
 {
     PyObject *arg[ARG_COUNT];
@@ -318,24 +425,8 @@ pa_allocate_impl(MemoryObject *target, PyObject *const *args,
     }
     unsigned flags = (cacheable ? PA_ALLOC_CACHEABLE : 0)
                      | (zero ? 0 : PA_ALLOC_UNZEROED);
-    if (accept_target) {
-        PyObject *t = arg[ARG_TARGET];
-        if (t == NULL || t == Py_None) {
-            target = pa_default_memory();
-            if (target == NULL) {
-                return NULL;
-            }
-        }
-        else if (PyObject_TypeCheck(t, &pa_MemoryType)) {
-            target = (MemoryObject *)t;
-        }
-        else {
-            PyErr_Format(PyExc_TypeError, "target must be a pynq_alloc.Memory "
-                         "(see open_memory()), not %.200s",
-                         Py_TYPE(t)->tp_name);
-            return NULL;
-        }
-    }
+    PyObject *pointer = arg[ARG_POINTER] == Py_None ? NULL : arg[ARG_POINTER];
+    PyObject *cache = arg[ARG_CACHE] == Py_None ? NULL : arg[ARG_CACHE];
     PyArray_Descr *descr = parse_dtype(arg[ARG_DTYPE]);
     if (descr == NULL) {
         return NULL;
@@ -367,39 +458,30 @@ pa_allocate_impl(MemoryObject *target, PyObject *const *args,
         return NULL;
     }
 
-    pa_block blk;
-    pa_memory *mem = target->mem;
-    if (!pa_memory_try_reuse(mem, (uint64_t)nbytes, align, limit, flags,
-                             &blk)) {
-        int rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = pa_memory_alloc(mem, (uint64_t)nbytes, align, limit, flags,
-                             &blk);
-        Py_END_ALLOW_THREADS
-        if (rc != 0) {
-            Py_DECREF(descr);
-            if (rc == -ENOMEM) {
-                return out_of_memory(target, (uint64_t)nbytes, align, limit);
-            }
-            if (rc == -ENOTSUP && !cacheable) {
-                return pa_raise(rc, NULL, "%s memory cannot map buffers "
-                                "uncached on this CPU: use cacheable=True "
-                                "with flush() and invalidate()",
-                                pa_memory_kind(mem));
-            }
-            return pa_raise(rc, NULL, "cannot allocate %zd bytes in %s memory",
-                            (Py_ssize_t)nbytes, pa_memory_kind(mem));
-        }
+    AllocationObject *a;
+    if (pointer != NULL) {
+        a = reuse_pointer(pointer, nbytes);     /* target is not needed */
     }
-    AllocationObject *a = pa_allocation_new(target, &blk);
+    else {
+        MemoryObject *target = self;
+        if (accept_target) {
+            target = target_memory(arg[ARG_TARGET]);
+        }
+        else {
+            Py_INCREF(target);
+        }
+        a = target == NULL ? NULL
+                           : allocate_block(target, nbytes, align, limit,
+                                            flags);
+        Py_XDECREF(target);
+    }
     if (a == NULL) {
-        pa_memory_release(mem, &blk);
         Py_DECREF(descr);
         return NULL;
     }
     /* Steals descr; a's dealloc gives the block back if this fails. */
     PyObject *arr = PyArray_NewFromDescr(
-        &pa_BufferType, descr, nd, dims, NULL, blk.cpu,
+        &pa_BufferType, descr, nd, dims, NULL, a->blk.cpu,
         fortran ? NPY_ARRAY_FARRAY : NPY_ARRAY_CARRAY, NULL);
     if (arr == NULL) {
         Py_DECREF(a);
@@ -407,6 +489,10 @@ pa_allocate_impl(MemoryObject *target, PyObject *const *args,
     }
     if (PyArray_SetBaseObject((PyArrayObject *)arr, (PyObject *)a) < 0) {
         Py_DECREF(arr);     /* SetBaseObject stole a */
+        return NULL;
+    }
+    if (cache != NULL && attach_cache(arr, a, cache) < 0) {
+        Py_DECREF(arr);
         return NULL;
     }
     return arr;

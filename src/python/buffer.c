@@ -75,6 +75,20 @@ memory_span(PyArrayObject *arr, npy_intp *lo, npy_intp *hi)
     return 1;
 }
 
+/*
+ * Users' attributes (PYNQ's video code sets some).  The __dict__ slot
+ * follows ndarray's fields, whose size is known only at run time.  A dict
+ * can close a reference cycle, through the buffer or any of its views, so
+ * Buffers support the garbage collector.
+ */
+static Py_ssize_t dict_offset;
+
+static PyObject **
+dict_slot(PyObject *self)
+{
+    return (PyObject **)((char *)self + dict_offset);
+}
+
 typedef int (*sync_fn)(pa_memory *, const pa_block *, uint64_t, uint64_t);
 
 /* flush/invalidate: checks, then cache maintenance of arr's span. */
@@ -171,6 +185,38 @@ PyDoc_STRVAR(freebuffer_doc,
 "stay safe to use but no longer refer to device memory (freed is True,\n"
 "device_address is None). Calling it again does nothing.");
 
+/*
+ * PYNQ's frame caches: a buffer allocated with cache= has `pointer` and
+ * `return_to` attributes, and freeing it hands the pointer back to the
+ * cache, once, instead of releasing the memory (the cache holds it now).
+ * 1 if the buffer takes part in that, 0 if not, -1 with an error.
+ */
+static int
+return_to_cache(PyObject *self)
+{
+    PyObject *dict = *dict_slot(self);
+    PyObject *pointer = dict ? PyDict_GetItemString(dict, "pointer") : NULL;
+    PyObject *cache = dict ? PyDict_GetItemString(dict, "return_to") : NULL;
+    int truth = pointer == NULL || cache == NULL ? 0 : PyObject_IsTrue(cache);
+    if (truth <= 0) {
+        return truth;
+    }
+    if ((truth = PyObject_IsTrue(pointer)) <= 0) {
+        return truth < 0 ? -1 : 1;      /* returned already */
+    }
+    Py_INCREF(pointer);     /* the call may change the dict */
+    PyObject *r = PyObject_CallMethod(cache, "return_pointer", "O", pointer);
+    Py_DECREF(pointer);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    PyObject *zero = PyLong_FromLong(0);
+    int rc = zero == NULL ? -1 : PyObject_SetAttrString(self, "pointer", zero);
+    Py_XDECREF(zero);
+    return rc < 0 ? -1 : 1;
+}
+
 static PyObject *
 buffer_freebuffer(PyArrayObject *self, PyObject *unused)
 {
@@ -178,8 +224,13 @@ buffer_freebuffer(PyArrayObject *self, PyObject *unused)
     /* allocate() makes the Allocation the base of the Buffer it returns;
      * numpy makes that Buffer (or a view of it) the base of every view. */
     PyObject *base = PyArray_BASE(self);
-    if (base != NULL && Py_IS_TYPE(base, &pa_AllocationType)
-            && pa_allocation_free((AllocationObject *)base) != 0) {
+    if (base == NULL || !Py_IS_TYPE(base, &pa_AllocationType)) {
+        Py_RETURN_NONE;
+    }
+    int returned = return_to_cache((PyObject *)self);
+    if (returned < 0
+            || (!returned
+                && pa_allocation_free((AllocationObject *)base) != 0)) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -301,20 +352,6 @@ buffer_array_wrap(PyObject *self, PyObject *args, PyObject *kwds)
         return arr;
     }
     return PyArray_View(result, NULL, &PyArray_Type);
-}
-
-/*
- * Users' attributes (PYNQ's video code sets some).  The __dict__ slot
- * follows ndarray's fields, whose size is known only at run time.  A dict
- * can close a reference cycle, through the buffer or any of its views, so
- * Buffers support the garbage collector.
- */
-static Py_ssize_t dict_offset;
-
-static PyObject **
-dict_slot(PyObject *self)
-{
-    return (PyObject **)((char *)self + dict_offset);
 }
 
 static int

@@ -65,6 +65,9 @@ int pa_allocate_init(void);
 
 /* module.c */
 MemoryObject *pa_default_memory(void);
+/* A new reference to the Memory that a target other than a Memory or None
+ * stands for (PYNQ's memories and devices), or NULL with TypeError. */
+MemoryObject *pa_target_memory(PyObject *target);
 
 /* open_backends.c: _open_<kind>(**options) -> Memory, one per backend. */
 extern PyMethodDef pa_open_methods[];

@@ -38,8 +38,8 @@ memory_repr(MemoryObject *m)
 }
 
 PyDoc_STRVAR(memory_allocate_doc,
-"allocate(shape, dtype='u4', *, order='C', cacheable=True, align=None,\n"
-"         max_address=None)\n--\n\n"
+"allocate(shape, dtype='u4', *, order='C', cacheable=False, align=None,\n"
+"         max_address=None, zero=True, pointer=None, cache=None)\n--\n\n"
 "Allocate a Buffer in this memory; see pynq_alloc.allocate().");
 
 static PyObject *

@@ -8,6 +8,8 @@
  * Python package installs (it reads PYNQ_ALLOC_MEMORY and probes devices). */
 static PyObject *default_memory;
 static PyObject *default_resolver;
+/* Maps other targets (PYNQ's memories and devices) to a Memory. */
+static PyObject *target_resolver;
 
 MemoryObject *
 pa_default_memory(void)
@@ -39,16 +41,53 @@ pa_default_memory(void)
     return (MemoryObject *)default_memory;
 }
 
+MemoryObject *
+pa_target_memory(PyObject *target)
+{
+    if (target_resolver == NULL) {
+        PyErr_Format(PyExc_TypeError, "target must be a pynq_alloc.Memory "
+                     "(see open_memory()), not %.200s",
+                     Py_TYPE(target)->tp_name);
+        return NULL;
+    }
+    PyObject *m = PyObject_CallOneArg(target_resolver, target);
+    if (m != NULL && !PyObject_TypeCheck(m, &pa_MemoryType)) {
+        PyErr_Format(PyExc_TypeError, "the target resolver returned %.200s, "
+                     "not a Memory", Py_TYPE(m)->tp_name);
+        Py_CLEAR(m);
+    }
+    return (MemoryObject *)m;
+}
+
 PyDoc_STRVAR(allocate_doc,
-"allocate(shape, dtype='u4', target=None, *, order='C', cacheable=True,\n"
-"         align=None, max_address=None)\n--\n\n"
+"allocate(shape, dtype='u4', target=None, *, order='C', cacheable=False,\n"
+"         align=None, max_address=None, zero=True, pointer=None,\n"
+"         cache=None)\n--\n\n"
 "Return a Buffer (a numpy.ndarray) in physically contiguous memory.\n\n"
-"shape, dtype and order are as for numpy.empty; the contents are\n"
-"unspecified. target is a Memory (default: default_memory()). cacheable\n"
-"selects a cached CPU mapping, which needs flush()/invalidate() around\n"
-"device access unless the memory is coherent. align (a power of two,\n"
-"default the page size) applies to the device address; max_address bounds\n"
-"the whole buffer, e.g. 2**32 for a 32-bit DMA engine.");
+"shape, dtype and order are as for numpy.empty. The buffer reads as zeros\n"
+"on the CPU side and the device side, as PYNQ's do; zero=False skips\n"
+"that where it costs time (sub-allocated pools), leaving earlier data.\n\n"
+"target: a Memory (default: default_memory()), or what PYNQ code passes:\n"
+"one of an overlay's memories (ol.PSDDR, ol.bank1, ...) or a PYNQ Device.\n"
+"cacheable=False (PYNQ's default) maps the buffer uncached: it is coherent\n"
+"and needs no cache maintenance, though flush() before starting a device\n"
+"is still right. cacheable=True is faster for the CPU and needs flush()\n"
+"and invalidate() around device access unless the memory is coherent.\n"
+"align (a power of two, default the page size) applies to the device\n"
+"address; max_address bounds the whole buffer, e.g. 2**32 for a 32-bit\n"
+"DMA engine. pointer and cache are PYNQ's frame-cache protocol: with\n"
+"cache=c the buffer gets `pointer` and `return_to` attributes and\n"
+"freebuffer() calls c.return_pointer(pointer) instead of releasing;\n"
+"pointer=p wraps that memory again, contents kept.\n\n"
+"Raises ValueError (bad shape, order, align, max_address), TypeError\n"
+"(object dtype, unknown target), MemoryError (no block fits: the message\n"
+"gives the bytes free and the largest free block), OSError (the memory's\n"
+"device cannot be used).\n\n"
+"    >>> buf = allocate((1024,), 'u4')\n"
+"    >>> buf[:] = range(1024)\n"
+"    >>> buf.flush()\n"
+"    >>> hex(buf[1:].device_address - buf.device_address)\n"
+"    '0x4'");
 
 static PyObject *
 module_allocate(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -86,12 +125,26 @@ module_set_default_resolver(PyObject *module, PyObject *resolver)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+module_set_target_resolver(PyObject *module, PyObject *resolver)
+{
+    (void)module;
+    if (!PyCallable_Check(resolver)) {
+        PyErr_SetString(PyExc_TypeError, "the resolver must be callable");
+        return NULL;
+    }
+    Py_INCREF(resolver);
+    Py_XSETREF(target_resolver, resolver);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"allocate", (PyCFunction)(void (*)(void))module_allocate,
      METH_FASTCALL | METH_KEYWORDS, allocate_doc},
     {"default_memory", module_default_memory, METH_NOARGS,
      default_memory_doc},
     {"_set_default_resolver", module_set_default_resolver, METH_O, NULL},
+    {"_set_target_resolver", module_set_target_resolver, METH_O, NULL},
     {"_heap_bench", pa_heap_bench, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
