@@ -46,14 +46,13 @@ sim_free(pa_memory *m, pa_block *blk, int keep_va)
     pa_window_free(&pa_sys_real, state_of(m)->heap, blk, keep_va);
 }
 
-/* Larger blocks are zeroed by giving their pages back to the kernel,
- * which reads as zeros and costs nothing for pages never touched. */
-#define SIM_PUNCH_BYTES (1u << 20)
-
+/* Blocks too large to zero inline are zeroed by giving their pages back
+ * to the kernel: that reads as zeros, and costs nothing for pages that
+ * were never touched, as calloc's fresh pages cost numpy nothing. */
 static int
 zero_range(int fd, uint8_t *pool, uint64_t at, uint64_t len)
 {
-    if (len < SIM_PUNCH_BYTES) {
+    if (len <= PA_ZERO_INLINE_BYTES) {
         memset(pool + at, 0, len);
         return 0;
     }
