@@ -7,6 +7,7 @@ as the PYNQ_ALLOC_MEMORY variable spells them: ``sim``,
 from __future__ import annotations
 
 import glob
+import operator
 import os
 from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
@@ -68,9 +69,34 @@ def _under(root: str, path: str) -> str:
     return os.path.join(root, path.lstrip("/"))
 
 
-def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo") -> _core.Memory:
+# CREATE_BO carries the memory bank in bits 0-15 of its flags.
+ZOCL_BANKS = 1 << 16
+
+
+def zocl_bank(value: Any) -> int:
+    """A zocl bank index from an int or its text ('1', '0x1')."""
+    bank = None
+    if isinstance(value, str):
+        try:
+            bank = int(value.strip(), 0)
+        except ValueError:
+            pass
+    elif not isinstance(value, bool):
+        try:
+            bank = operator.index(value)
+        except TypeError:
+            pass
+    if bank is None or not 0 <= bank < ZOCL_BANKS:
+        raise ValueError(f"zocl bank must be an int from 0 to {ZOCL_BANKS - 1}"
+                         f" (or its text, e.g. '1' or '0x1'); got {value!r}")
+    return bank
+
+
+def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo",
+               bank: Any = 0) -> _core.Memory:
+    bank = zocl_bank(bank)
     device = zocl_device() if device is None else os.fspath(device)
-    return _core._open_zocl(device=device, meminfo=os.fspath(meminfo))
+    return _core._open_zocl(device=device, meminfo=os.fspath(meminfo), bank=bank)
 
 
 HUGEPAGES_DIR = "/sys/kernel/mm/hugepages"
