@@ -59,6 +59,11 @@ def zocl_device(root: str = "/") -> str:
     return found[0] if found else _under(root, ZOCL_NODE)
 
 
+# sysfs names zocl's platform driver, "zocl-drm" (zocl_drv.c); "zocl" is
+# the DRM driver's name, which DRM_IOCTL_VERSION gives.
+ZOCL_DRIVERS = ("zocl-drm", "zocl")
+
+
 def drm_driver(root: str, node: str) -> str | None:
     """The kernel driver of a /dev/dri render node, from sysfs."""
     link = _under(root, f"/sys/class/drm/{os.path.basename(node)}/device/driver")
@@ -190,7 +195,7 @@ def probe(root: str = "/") -> List[Finding]:
     stable = sorted(glob.glob(_under(root, ZOCL_BY_PATH)))
     nodes = sorted(glob.glob(_under(root, "/dev/dri/renderD*")))
     drivers = {node: drm_driver(root, node) for node in nodes}
-    zocl_nodes = [n for n in nodes if drivers[n] == "zocl"]
+    zocl_nodes = [n for n in nodes if drivers[n] in ZOCL_DRIVERS]
     if stable or zocl_nodes:
         node = (stable or zocl_nodes)[0]
         findings.append(Finding("zocl", True, node, {"device": node}))
