@@ -62,6 +62,7 @@ struct drm_version {
 #define DRM_GEM_CLOSE 0x40086409u
 #define ZOCL_BANK_MASK 0xFFFFu
 #define ZOCL_CACHEABLE (1u << 24)
+#define ZOCL_FROM_CMA (1u << 29)    /* written back: ZOCL_BO_FLAGS_CMA */
 #define ZOCL_TO_DEVICE 0u
 #define ZOCL_FROM_DEVICE 1u
 
@@ -140,6 +141,12 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     if (base == MAP_FAILED) {
         rc = -errno;
         goto fail;
+    }
+    if ((create.flags & ZOCL_FROM_CMA) == 0) {
+        /* Only CMA BOs come zeroed; a bank's range allocator hands memory
+         * out as it is (zocl_create_range_mem).  It is mapped
+         * write-combined, where memset is safe. */
+        memset(base, 0, info.size);
     }
     s->used += info.size;
     blk->device_address = start;

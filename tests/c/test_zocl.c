@@ -142,6 +142,14 @@ create_bo(void *arg)
     bos[h] = (fake_bo){memfd_create("bo", MFD_CLOEXEC), 1, !from_cma, size,
                        *next, requested};
     CHECK(ftruncate(bos[h].memfd, (off_t)size) == 0);
+    if (!from_cma) {
+        /* CMA BOs come zeroed; PL-DDR holds what was there before. */
+        char stale[PAGE];
+        memset(stale, 0xA5, sizeof(stale));
+        for (uint64_t at = 0; at < size; at += PAGE) {
+            CHECK(pwrite(bos[h].memfd, stale, PAGE, (off_t)at) == PAGE);
+        }
+    }
     *next += size;
     pool_left -= from_cma ? size : 0;
     open_bos++;
@@ -384,6 +392,13 @@ test_banks(void)
         CHECK_EQ(cma_fallbacks - fallbacks, cases[i].fallback);
         CHECK_EQ(b.cacheable, cases[i].cached);
         CHECK_EQ(b.coherent, !cases[i].cached);
+        /* New memory reads as zeros, the whole BO included. */
+        const char *bytes = b.map_base;
+        uint64_t nonzero = 0;
+        for (uint64_t at = 0; at < b.map_length; at++) {
+            nonzero += bytes[at] != 0;
+        }
+        CHECK_EQ(nonzero, 0);
         int before = syncs;
         CHECK_EQ(pa_memory_flush(m, &b, 0, PAGE), 0);
         CHECK_EQ(syncs - before, cases[i].cached);
