@@ -12,6 +12,7 @@ import numpy as np
 
 import pynq_alloc
 from pynq_alloc._open import ENV_VAR, choose_default, probe
+from pynq_alloc._zocl_banks import read_banks
 
 
 def self_check(memory) -> list:
@@ -52,14 +53,49 @@ def self_check(memory) -> list:
     return failures
 
 
+def _bytes(n: int) -> str:
+    return f"{n >> 20} MiB" if n and n % (1 << 20) == 0 else f"{n >> 10} KiB"
+
+
+def bank_lines(root: str, node: str) -> list:
+    """What zocl says in sysfs about the banks it can allocate in."""
+    try:
+        banks = read_banks(root, node)
+    except (OSError, ValueError) as e:
+        return [f"memory banks: cannot be read: {e}"]
+    if not banks:
+        return ["memory banks: none, as no xclbin is loaded (mem_topology is "
+                "empty): every bank index gets CMA memory"]
+    lines = ["memory banks (open_memory('zocl', bank=N); an unused one "
+             "gets CMA memory):"]
+    for b in banks:
+        usage = ("" if b.usage is None
+                 else f", {_bytes(b.usage)} in {b.buffers} BOs")
+        lines.append(f"  {b.index:5}  {b.tag:16} {b.type:5} "
+                     f"{'in use' if b.used else 'unused':6}  "
+                     f"{b.base_address:#014x}  {_bytes(b.size)}{usage}")
+    return lines
+
+
+def backend_lines(root: str = "/") -> list:
+    """Each backend, what was found or why it is not used, and zocl's banks."""
+    lines = ["memory backends on this machine:"]
+    for f in probe(root):
+        lines.append(f"  {f.kind:9} {'found' if f.found else 'not used'}: "
+                     f"{f.detail}")
+        if f.kind == "zocl" and f.found:
+            lines += [" " * 12 + line
+                      for line in bank_lines(root, f.options["device"])]
+    return lines
+
+
 def main() -> int:
     print(f"pynq_alloc {pynq_alloc.__version__}, numpy {np.__version__}, "
           f"Python {sys.version.split()[0]}")
     spec = os.environ.get(ENV_VAR)
     print(f"{ENV_VAR}: {spec if spec else '(unset)'}")
-    print("memory backends on this machine:")
-    for f in probe():
-        print(f"  {f.kind:9} {'found' if f.found else 'not used'}: {f.detail}")
+    for line in backend_lines():
+        print(line)
     kind, _, why = choose_default()
     print(f"default: {kind} ({why})")
     try:

@@ -7,6 +7,7 @@ as the PYNQ_ALLOC_MEMORY variable spells them: ``sim``,
 from __future__ import annotations
 
 import glob
+import operator
 import os
 from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
@@ -58,6 +59,11 @@ def zocl_device(root: str = "/") -> str:
     return found[0] if found else _under(root, ZOCL_NODE)
 
 
+# sysfs names zocl's platform driver, "zocl-drm" (zocl_drv.c); "zocl" is
+# the DRM driver's name, which DRM_IOCTL_VERSION gives.
+ZOCL_DRIVERS = ("zocl-drm", "zocl")
+
+
 def drm_driver(root: str, node: str) -> str | None:
     """The kernel driver of a /dev/dri render node, from sysfs."""
     link = _under(root, f"/sys/class/drm/{os.path.basename(node)}/device/driver")
@@ -68,9 +74,34 @@ def _under(root: str, path: str) -> str:
     return os.path.join(root, path.lstrip("/"))
 
 
-def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo") -> _core.Memory:
+# CREATE_BO carries the memory bank in bits 0-15 of its flags.
+ZOCL_BANKS = 1 << 16
+
+
+def zocl_bank(value: Any) -> int:
+    """A zocl bank index from an int or its text ('1', '0x1')."""
+    bank = None
+    if isinstance(value, str):
+        try:
+            bank = int(value.strip(), 0)
+        except ValueError:
+            pass
+    elif not isinstance(value, bool):
+        try:
+            bank = operator.index(value)
+        except TypeError:
+            pass
+    if bank is None or not 0 <= bank < ZOCL_BANKS:
+        raise ValueError(f"zocl bank must be an int from 0 to {ZOCL_BANKS - 1}"
+                         f" (or its text, e.g. '1' or '0x1'); got {value!r}")
+    return bank
+
+
+def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo",
+               bank: Any = 0) -> _core.Memory:
+    bank = zocl_bank(bank)
     device = zocl_device() if device is None else os.fspath(device)
-    return _core._open_zocl(device=device, meminfo=os.fspath(meminfo))
+    return _core._open_zocl(device=device, meminfo=os.fspath(meminfo), bank=bank)
 
 
 HUGEPAGES_DIR = "/sys/kernel/mm/hugepages"
@@ -164,7 +195,7 @@ def probe(root: str = "/") -> List[Finding]:
     stable = sorted(glob.glob(_under(root, ZOCL_BY_PATH)))
     nodes = sorted(glob.glob(_under(root, "/dev/dri/renderD*")))
     drivers = {node: drm_driver(root, node) for node in nodes}
-    zocl_nodes = [n for n in nodes if drivers[n] == "zocl"]
+    zocl_nodes = [n for n in nodes if drivers[n] in ZOCL_DRIVERS]
     if stable or zocl_nodes:
         node = (stable or zocl_nodes)[0]
         findings.append(Finding("zocl", True, node, {"device": node}))

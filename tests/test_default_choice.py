@@ -44,6 +44,13 @@ def test_zocl_first(tmp_path):
     assert kind == "zocl" and options == {"device": node}
 
 
+def test_zocl_by_its_platform_driver_name(tmp_path):
+    # sysfs names the platform driver, zocl-drm, not the DRM driver, zocl.
+    root = str(tmp_path)
+    node = render_node(root, "renderD128", "zocl-drm")
+    assert choose_default(root)[:2] == ("zocl", {"device": node})
+
+
 def test_zocl_on_another_render_node(tmp_path):
     root = str(tmp_path)
     render_node(root, "renderD128", "lima")            # a Mali GPU

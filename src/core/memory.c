@@ -409,6 +409,18 @@ pa_memory_kind(const pa_memory *m)
     return m->ops->kind;
 }
 
+void
+pa_memory_describe(const pa_memory *m, char *buf, size_t cap)
+{
+    if (cap == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    if (m->ops->describe != NULL) {
+        m->ops->describe(m, buf, cap);
+    }
+}
+
 int
 pa_memory_sync_calls_driver(const pa_memory *m)
 {

@@ -75,6 +75,9 @@ typedef struct pa_backend_ops {
     /* total, used, free, largest_free (buffers is filled by the core). */
     void (*stats)(pa_memory *m, pa_stats *out);
     void (*close)(pa_memory *m);
+    /* What sets this memory apart from others of its kind, e.g. "bank=1";
+     * NULL where nothing does. */
+    void (*describe)(const pa_memory *m, char *buf, size_t cap);
 } pa_backend_ops;
 
 /* For backends: wraps ops and state (owned from then on) into a memory. */
@@ -157,6 +160,8 @@ int pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
 void pa_memory_stats(pa_memory *m, pa_stats *out);
 
 const char *pa_memory_kind(const pa_memory *m);
+/* The backend's describe() text ("" if it has none) into buf. */
+void pa_memory_describe(const pa_memory *m, char *buf, size_t cap);
 int pa_memory_sync_calls_driver(const pa_memory *m);
 uint64_t pa_memory_base_address(const pa_memory *m);
 uint64_t pa_memory_size(const pa_memory *m);

@@ -60,7 +60,9 @@ struct drm_version {
 #define ZOCL_SYNC_BO 0xC0186444u
 #define ZOCL_INFO_BO 0xC0186445u
 #define DRM_GEM_CLOSE 0x40086409u
+#define ZOCL_BANK_MASK 0xFFFFu
 #define ZOCL_CACHEABLE (1u << 24)
+#define ZOCL_FROM_CMA (1u << 29)    /* written back: ZOCL_BO_FLAGS_CMA */
 #define ZOCL_TO_DEVICE 0u
 #define ZOCL_FROM_DEVICE 1u
 
@@ -79,6 +81,7 @@ typedef struct zocl_state {
     const pa_sys *sys;
     int fd;
     char meminfo[PATH_MAX];
+    uint32_t bank;          /* CREATE_BO's flags, bits 0-15 */
     uint64_t used;          /* bytes of live BOs */
 } zocl_state;
 
@@ -107,9 +110,16 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         return -ENOMEM;
     }
     struct zocl_create_bo create = {size + extra, 0,
-                                    cacheable ? ZOCL_CACHEABLE : 0};
+                                    s->bank | (cacheable ? ZOCL_CACHEABLE
+                                                         : 0)};
     if (s->sys->ioctl(s->fd, ZOCL_CREATE_BO, &create) != 0) {
         return -errno;
+    }
+    /* The driver writes back the flags it used.  It turns caching off in a
+     * PL-DDR bank and maps that BO write-combined (zocl_bo.c,
+     * zocl_create_bo_ioctl; zocl_drv.c, zocl_gem_mmap). */
+    if ((create.flags & ZOCL_CACHEABLE) == 0) {
+        cacheable = 0;
     }
     int rc;
     struct zocl_info_bo info = {create.handle, 0, 0, 0};
@@ -131,6 +141,12 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     if (base == MAP_FAILED) {
         rc = -errno;
         goto fail;
+    }
+    if ((create.flags & ZOCL_FROM_CMA) == 0) {
+        /* Only CMA BOs come zeroed; a bank's range allocator hands memory
+         * out as it is (zocl_create_range_mem).  It is mapped
+         * write-combined, where memset is safe. */
+        memset(base, 0, info.size);
     }
     s->used += info.size;
     blk->device_address = start;
@@ -209,6 +225,13 @@ zocl_stats(pa_memory *m, pa_stats *out)
 }
 
 static void
+zocl_describe(const pa_memory *m, char *buf, size_t cap)
+{
+    const zocl_state *s = pa_memory_state(m);
+    snprintf(buf, cap, "bank=%u", (unsigned)s->bank);
+}
+
+static void
 zocl_destroy(zocl_state *s)
 {
     if (s->fd >= 0) {
@@ -236,6 +259,7 @@ static const pa_backend_ops zocl_ops = {
     .device_write = NULL,
     .stats = zocl_stats,
     .close = zocl_close,
+    .describe = zocl_describe,
 };
 
 /*
@@ -255,9 +279,13 @@ is_zocl(const pa_sys *sys, int fd)
 }
 
 int
-pa_zocl_open(const pa_sys *sys, const char *device, const char *meminfo,
-             pa_memory **out, char *err_path, size_t err_cap)
+pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,
+             const char *meminfo, pa_memory **out, char *err_path,
+             size_t err_cap)
 {
+    if (bank < 0 || bank > (int64_t)ZOCL_BANK_MASK) {
+        return -EINVAL;
+    }
     if (sys == NULL) {
         sys = &pa_sys_real;
     }
@@ -266,6 +294,7 @@ pa_zocl_open(const pa_sys *sys, const char *device, const char *meminfo,
         return -ENOMEM;
     }
     s->sys = sys;
+    s->bank = (uint32_t)bank;
     snprintf(s->meminfo, sizeof(s->meminfo), "%s", meminfo);
     s->fd = sys->open(device, O_RDWR);
     if (s->fd < 0 || !is_zocl(sys, s->fd)) {

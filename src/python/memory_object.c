@@ -29,11 +29,14 @@ memory_dealloc(MemoryObject *m)
 static PyObject *
 memory_repr(MemoryObject *m)
 {
-    char base[32];
+    char base[32], detail[64];
     PyOS_snprintf(base, sizeof(base), "0x%llx",
                   (unsigned long long)pa_memory_base_address(m->mem));
-    return PyUnicode_FromFormat("<pynq_alloc.Memory kind=%s base_address=%s "
-                                "size=%llu>", pa_memory_kind(m->mem), base,
+    pa_memory_describe(m->mem, detail, sizeof(detail));
+    return PyUnicode_FromFormat("<pynq_alloc.Memory kind=%s%s%s "
+                                "base_address=%s size=%llu>",
+                                pa_memory_kind(m->mem), detail[0] ? " " : "",
+                                detail, base,
                                 (unsigned long long)pa_memory_size(m->mem));
 }
 

@@ -135,6 +135,22 @@ done:
     return result;
 }
 
+/* The Memory a backend's open returned, or its error as an exception. */
+static PyObject *
+opened(int rc, pa_memory *mem, const char *err_path, const char *device,
+       const char *what)
+{
+    if (rc == -ENODEV) {
+        return pa_raise_os(rc, err_path, "%s is not a %s device", device,
+                           what);
+    }
+    if (rc != 0) {
+        return pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open "
+                           "the %s device %s", what, device);
+    }
+    return pa_memory_wrap(mem);
+}
+
 /* A backend opened from two paths, e.g. a device and its sysfs directory. */
 typedef int (*two_path_opener)(const pa_sys *, const char *, const char *,
                                pa_memory **, char *, size_t);
@@ -145,7 +161,7 @@ open_two_paths(PyObject *args, PyObject *kwds, const char *format,
 {
     PyObject *first = NULL, *second = NULL, *result = NULL;
     char err_path[PATH_MAX] = "";
-    pa_memory *mem;
+    pa_memory *mem = NULL;
     int rc;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist,
                                      PyUnicode_FSConverter, &first,
@@ -156,17 +172,7 @@ open_two_paths(PyObject *args, PyObject *kwds, const char *format,
     rc = opener(NULL, PyBytes_AS_STRING(first), PyBytes_AS_STRING(second),
                 &mem, err_path, sizeof(err_path));
     Py_END_ALLOW_THREADS
-    if (rc == -ENODEV) {
-        pa_raise_os(rc, err_path, "%s is not a %s device",
-                    PyBytes_AS_STRING(first), what);
-        goto done;
-    }
-    if (rc != 0) {
-        pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open the %s "
-                    "device %s", what, PyBytes_AS_STRING(first));
-        goto done;
-    }
-    result = pa_memory_wrap(mem);
+    result = opened(rc, mem, err_path, PyBytes_AS_STRING(first), what);
 done:
     Py_XDECREF(first);
     Py_XDECREF(second);
@@ -185,10 +191,36 @@ open_udmabuf(PyObject *module, PyObject *args, PyObject *kwds)
 static PyObject *
 open_zocl(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"device", "meminfo", NULL};
+    static char *kwlist[] = {"device", "meminfo", "bank", NULL};
+    PyObject *device = NULL, *meminfo = NULL, *result = NULL;
+    long long bank;
+    char err_path[PATH_MAX] = "";
+    pa_memory *mem = NULL;
+    int rc;
     (void)module;
-    return open_two_paths(args, kwds, "O&O&:_open_zocl", kwlist,
-                          pa_zocl_open, "zocl");
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&L:_open_zocl", kwlist,
+                                     PyUnicode_FSConverter, &device,
+                                     PyUnicode_FSConverter, &meminfo,
+                                     &bank)) {
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_zocl_open(NULL, PyBytes_AS_STRING(device), bank,
+                      PyBytes_AS_STRING(meminfo), &mem, err_path,
+                      sizeof(err_path));
+    Py_END_ALLOW_THREADS
+    if (rc == -EINVAL) {
+        pa_raise(rc, NULL, "zocl bank must be from 0 to 65535; got %lld",
+                 bank);
+    }
+    else {
+        result = opened(rc, mem, err_path, PyBytes_AS_STRING(device),
+                        "zocl");
+    }
+done:
+    Py_XDECREF(device);
+    Py_XDECREF(meminfo);
+    return result;
 }
 
 PyMethodDef pa_open_methods[] = {

@@ -1,11 +1,13 @@
 /* Tests of the zocl backend against a stand-in driver behind pa_sys: it
  * keeps each BO in a memfd, checks every request number and field, and
- * counts what is left open. */
+ * counts what is left open.  Its memory banks behave as zocl's do (see
+ * create_bo). */
 #include "../../src/core/zocl.h"
 #include "check.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -27,20 +29,41 @@ struct drm_version {
 #define PAGE 4096ull
 #define DEVICE "/dev/dri/renderD128"
 #define FAKE_FD 777
+#define CACHEABLE (1u << 24)
+/* The driver's own flags, which it writes back (zocl_bo.h). */
+#define DRV_COHERENT (1u << 26)
+#define DRV_CMA (1u << 29)
 
 typedef struct fake_bo {
     int memfd;
     int open;
+    int in_plddr;
     uint64_t size;
     uint64_t paddr;
-    uint32_t flags;
+    uint32_t flags;         /* as requested: INFO_BO gives these back */
 } fake_bo;
+
+/*
+ * A loaded xclbin's memory topology as zocl_init_mem sets it up: bank 0
+ * is CMA (not reserved in the device tree), bank 1 PL-DDR (reserved, so
+ * range-allocated), bank 2 is listed but unused.  Without an xclbin there
+ * are no banks at all.
+ */
+typedef struct fake_bank {
+    int used;
+    int cma;
+} fake_bank;
+
+static const fake_bank topology[] = {{1, 1}, {1, 0}, {0, 1}};
+static int xclbin_loaded;
 
 static fake_bo bos[256];
 static uint32_t next_handle = 1;
 static uint64_t next_paddr = 0x60000000;
+static uint64_t next_plddr = 0x400000000;
 static uint64_t pool_left = 64 * MiB;
-static int open_bos, bad_requests, syncs;
+static int open_bos, bad_requests, syncs, cma_fallbacks, device_opens;
+static uint32_t last_request_flags;
 static const char *driver_name = "zocl";
 static struct { uint32_t handle, dir; uint64_t offset, size; } last_sync;
 static char meminfo[64];
@@ -49,6 +72,7 @@ static int
 fake_open(const char *path, int flags)
 {
     if (strcmp(path, DEVICE) == 0) {
+        device_opens++;
         return FAKE_FD;
     }
     return pa_sys_real.open(path, flags);
@@ -73,6 +97,66 @@ fail(int err)
     return -1;
 }
 
+/*
+ * CREATE_BO as zocl_create_bo_ioctl does it (zocl_bo.c): the bank is bits
+ * 0-15 of the flags.  A bank the loaded xclbin does not list, or lists as
+ * unused, is no error: the driver logs "Allocating BO from CMA for invalid
+ * or unused memory index" and allocates from CMA.  A PL-DDR bank cannot be
+ * cached, so the driver clears the cacheable bit.  The flags it used are
+ * written back.
+ */
+static int
+create_bo(void *arg)
+{
+    struct { uint64_t size; uint32_t handle, flags; } *a = arg;
+    uint32_t requested = a->flags, bank = requested & 0xFFFFu;
+    last_request_flags = requested;
+    if ((requested & ~(CACHEABLE | 0xFFFFu)) != 0) {
+        bad_requests++;
+    }
+    const fake_bank *b = xclbin_loaded
+        && bank < sizeof(topology) / sizeof(topology[0])
+        ? &topology[bank] : NULL;
+    int from_cma = b == NULL || !b->used || b->cma;
+    if (b == NULL || !b->used) {
+        cma_fallbacks++;
+    }
+    uint32_t flags = requested & (CACHEABLE | 0xFFFFu);
+    flags |= from_cma ? DRV_CMA : 0;
+    if ((flags & CACHEABLE) == 0) {
+        flags |= DRV_COHERENT;
+    }
+    else if (!from_cma) {
+        flags &= ~CACHEABLE;
+    }
+    a->flags = flags;
+    if (a->size == 0) {
+        return fail(EINVAL);
+    }
+    uint64_t size = (a->size + PAGE - 1) & ~(PAGE - 1);
+    if (from_cma && size > pool_left) {
+        return fail(ENOMEM);
+    }
+    uint64_t *next = from_cma ? &next_paddr : &next_plddr;
+    uint32_t h = next_handle++;
+    bos[h] = (fake_bo){memfd_create("bo", MFD_CLOEXEC), 1, !from_cma, size,
+                       *next, requested};
+    CHECK(ftruncate(bos[h].memfd, (off_t)size) == 0);
+    if (!from_cma) {
+        /* CMA BOs come zeroed; PL-DDR holds what was there before. */
+        char stale[PAGE];
+        memset(stale, 0xA5, sizeof(stale));
+        for (uint64_t at = 0; at < size; at += PAGE) {
+            CHECK(pwrite(bos[h].memfd, stale, PAGE, (off_t)at) == PAGE);
+        }
+    }
+    *next += size;
+    pool_left -= from_cma ? size : 0;
+    open_bos++;
+    a->handle = h;
+    return 0;
+}
+
 static int
 fake_ioctl(int fd, unsigned long request, void *arg)
 {
@@ -89,28 +173,8 @@ fake_ioctl(int fd, unsigned long request, void *arg)
         return 0;
     }
     switch (request) {
-    case 0xC0106440u: {                         /* CREATE_BO */
-        struct { uint64_t size; uint32_t handle, flags; } *a = arg;
-        if ((a->flags & ~((1u << 24) | 0xFFFFu)) != 0) {
-            bad_requests++;
-        }
-        if (a->size == 0) {
-            return fail(EINVAL);
-        }
-        uint64_t size = (a->size + PAGE - 1) & ~(PAGE - 1);
-        if (size > pool_left) {
-            return fail(ENOMEM);
-        }
-        uint32_t h = next_handle++;
-        bos[h] = (fake_bo){memfd_create("bo", MFD_CLOEXEC), 1, size,
-                           next_paddr, a->flags};
-        CHECK(ftruncate(bos[h].memfd, (off_t)size) == 0);
-        next_paddr += size;
-        pool_left -= size;
-        open_bos++;
-        a->handle = h;
-        return 0;
-    }
+    case 0xC0106440u:                           /* CREATE_BO */
+        return create_bo(arg);
     case 0xC0186445u: {                         /* INFO_BO */
         struct { uint32_t handle, flags; uint64_t size, paddr; } *a = arg;
         fake_bo *bo = live_bo(a->handle);
@@ -154,7 +218,9 @@ fake_ioctl(int fd, unsigned long request, void *arg)
         }
         close(bo->memfd);
         bo->open = 0;
-        pool_left += bo->size;
+        if (!bo->in_plddr) {
+            pool_left += bo->size;
+        }
         open_bos--;
         return 0;
     }
@@ -182,13 +248,19 @@ fake_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset)
 static pa_sys stand_in;
 
 static pa_memory *
-open_zocl(void)
+open_bank(int64_t bank)
 {
     pa_memory *m = NULL;
     char err[256];
-    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, meminfo, &m, err, sizeof(err)),
-             0);
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, bank, meminfo, &m, err,
+                          sizeof(err)), 0);
     return m;
+}
+
+static pa_memory *
+open_zocl(void)
+{
+    return open_bank(0);
 }
 
 static void
@@ -270,19 +342,99 @@ test_errors(void)
     CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0x1000, 1, &b), -ENOMEM);
     CHECK_EQ(open_bos, 0);
     CHECK_EQ(pa_memory_device_read(m, 0x60000000, err, 1), -ENOTSUP);
-    CHECK_EQ(pa_zocl_open(&stand_in, "/dev/dri/renderD999", meminfo, &none,
-                          err, sizeof(err)), -ENOENT);
+    CHECK_EQ(pa_zocl_open(&stand_in, "/dev/dri/renderD999", 0, meminfo,
+                          &none, err, sizeof(err)), -ENOENT);
     CHECK(strcmp(err, "/dev/dri/renderD999") == 0 && none == NULL);
     /* Another driver's render node gets none of zocl's ioctls. */
     driver_name = "lima";
-    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, meminfo, &none, err,
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, 0, meminfo, &none, err,
                           sizeof(err)), -ENODEV);
     driver_name = "zoclx";
-    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, meminfo, &none, err,
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, 0, meminfo, &none, err,
                           sizeof(err)), -ENODEV);
     driver_name = "zocl";
     CHECK(none == NULL && strcmp(err, DEVICE) == 0);
     pa_memory_close(m);
+}
+
+/* Each request carries its bank in bits 0-15 and the cacheable bit, and
+ * lands where the driver puts that bank. */
+static void
+test_banks(void)
+{
+    static const struct {
+        int64_t bank;
+        int cacheable;
+        int in_plddr;       /* else CMA */
+        int fallback;       /* an index the xclbin does not use */
+        int cached;         /* what the block reports */
+    } cases[] = {
+        {0, 1, 0, 0, 1}, {0, 0, 0, 0, 0},
+        {1, 1, 1, 0, 0},    /* PL-DDR: the driver turns caching off */
+        {1, 0, 1, 0, 0},
+        {2, 1, 0, 1, 1},    /* listed but unused */
+        {9, 0, 0, 1, 0},    /* not listed */
+        {65535, 1, 0, 1, 1},
+    };
+    xclbin_loaded = 1;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pa_memory *m = open_bank(cases[i].bank);
+        pa_block b;
+        int fallbacks = cma_fallbacks;
+        CHECK_EQ(pa_memory_alloc(m, 2 * PAGE, 0, 0, cases[i].cacheable, &b),
+                 0);
+        uint32_t expected = (uint32_t)cases[i].bank
+                            | (cases[i].cacheable ? CACHEABLE : 0);
+        CHECK_EQ(last_request_flags, expected);
+        CHECK_EQ(bos[b.handle].flags, expected);
+        CHECK_EQ(bos[b.handle].in_plddr, cases[i].in_plddr);
+        CHECK_EQ(b.device_address >= 0x400000000, cases[i].in_plddr);
+        CHECK_EQ(cma_fallbacks - fallbacks, cases[i].fallback);
+        CHECK_EQ(b.cacheable, cases[i].cached);
+        CHECK_EQ(b.coherent, !cases[i].cached);
+        /* New memory reads as zeros, the whole BO included. */
+        const char *bytes = b.map_base;
+        uint64_t nonzero = 0;
+        for (uint64_t at = 0; at < b.map_length; at++) {
+            nonzero += bytes[at] != 0;
+        }
+        CHECK_EQ(nonzero, 0);
+        int before = syncs;
+        CHECK_EQ(pa_memory_flush(m, &b, 0, PAGE), 0);
+        CHECK_EQ(syncs - before, cases[i].cached);
+        char text[32];
+        pa_memory_describe(m, text, sizeof(text));
+        char expected_text[32];
+        snprintf(expected_text, sizeof(expected_text), "bank=%lld",
+                 (long long)cases[i].bank);
+        CHECK(strcmp(text, expected_text) == 0);
+        pa_memory_release(m, &b);
+        pa_memory_close(m);
+    }
+    /* With no xclbin loaded every bank, 0 included, gets CMA memory. */
+    xclbin_loaded = 0;
+    pa_memory *m = open_bank(1);
+    pa_block b;
+    int fallbacks = cma_fallbacks;
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 1, &b), 0);
+    CHECK(!bos[b.handle].in_plddr && b.cacheable);
+    CHECK_EQ(cma_fallbacks - fallbacks, 1);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+test_a_bank_outside_16_bits_is_refused_unopened(void)
+{
+    static const int64_t bad[] = {-1, 65536, 1ll << 32, INT64_MIN};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pa_memory *none = NULL;
+        char err[256] = "";
+        int opens = device_opens;
+        CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, bad[i], meminfo, &none, err,
+                              sizeof(err)), -EINVAL);
+        CHECK(none == NULL && device_opens == opens);
+    }
 }
 
 static void
@@ -329,6 +481,8 @@ main(void)
     RUN(test_allocate_sync_release);
     RUN(test_alignment_beyond_a_page);
     RUN(test_errors);
+    RUN(test_banks);
+    RUN(test_a_bank_outside_16_bits_is_refused_unopened);
     RUN(test_stats_come_from_meminfo);
     RUN(test_every_request_was_well_formed_and_nothing_leaked);
     unlink(meminfo);
