@@ -53,8 +53,8 @@ typedef struct pa_backend_ops {
     int (*alloc)(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
                  int cacheable, pa_block *blk);
     /* Makes a block read as zeros on the CPU side and the device side.
-     * NULL where the kernel zeroes every block alloc returns and no block
-     * is ever reused.  It may make a system call only for blocks larger
+     * NULL where every block alloc returns reads as zeros (the kernel
+     * zeroed it) and no block is ever reused.  It may make a system call only for blocks larger
      * than PA_ZERO_INLINE_BYTES, or for non-coherent blocks of a backend
      * whose sync_calls_driver is set. */
     int (*zero)(pa_memory *m, const pa_block *blk);
