@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import operator
 import os
+import weakref
 from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 from . import _core
@@ -41,11 +42,23 @@ def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000) -> _core.M
     return _core._open_sim(base_address=base, size=size)
 
 
+# device -> its open Memory: one heap per u-dma-buf buffer, so a second
+# open in this process (default_memory() and open_memory('udmabuf'), say)
+# gets the same Memory; other processes are kept out by a lock.
+_udmabuf_memories: "weakref.WeakValueDictionary[str, _core.Memory]" = \
+    weakref.WeakValueDictionary()
+
+
 def _open_udmabuf(device: str = "/dev/udmabuf0", sysfs: str | None = None) -> _core.Memory:
     device = os.fspath(device)
     if sysfs is None:
         sysfs = os.path.join("/sys/class/u-dma-buf", os.path.basename(device))
-    return _core._open_udmabuf(device=device, sysfs=os.fspath(sysfs))
+    key = os.path.realpath(device)
+    memory = _udmabuf_memories.get(key)
+    if memory is None:
+        memory = _core._open_udmabuf(device=device, sysfs=os.fspath(sysfs))
+        _udmabuf_memories[key] = memory
+    return memory
 
 
 ZOCL_NODE = "/dev/dri/renderD128"

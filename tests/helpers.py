@@ -89,3 +89,12 @@ def random_view(data, arr):
     if data.draw(st.booleans()):
         v = v.transpose(data.draw(st.permutations(range(v.ndim))))
     return v
+
+
+def worker_sum(n):
+    """A multiprocessing worker's job: allocate, fill, sum.  Here, so that
+    spawned workers can import it."""
+    from pynq_alloc import allocate
+    b = allocate(n, "u4")
+    b[:] = np.arange(n)
+    return int(b.sum()), b.memory.kind

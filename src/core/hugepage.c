@@ -232,6 +232,7 @@ static const pa_backend_ops hugepage_ops = {
     .kind = "hugepage",
     .reuse_blocks = 1,      /* a fixed pool: reuse holds nothing extra */
     .sync_calls_driver = 0,
+    .private_heap = 1,
     .alloc = hp_alloc,
     .zero = pa_memory_zero_by_cpu,
     .free = hp_free,

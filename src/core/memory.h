@@ -10,6 +10,14 @@
  * Functions return 0 or a negative errno value.  Thread-safe: any function
  * may be called from several threads at once on one memory, except that a
  * block must not be flushed while it is being released or retired.
+ *
+ * Fork-safe: no lock is held in a child, whatever other threads were doing
+ * (pthread_atfork).  A child may use the blocks it inherited but never
+ * gives them back (no heap free, no GEM_CLOSE, no cma_free): the parent
+ * still owns them.  Where the backend keeps its heap in this process
+ * (private_heap), a child cannot allocate from the parent's memory: that
+ * is -EBUSY, since two private copies of one heap would hand out the same
+ * bytes twice.
  */
 #ifndef PA_MEMORY_H
 #define PA_MEMORY_H
@@ -26,6 +34,7 @@ typedef struct pa_block {
     uint64_t map_length;    /* more than [cpu, cpu + size) for alignment
                                slack or huge pages */
     uint64_t handle;        /* the backend's name for it (a GEM handle, ...) */
+    int32_t owner;          /* the process that allocated it */
     uint8_t cacheable;      /* mapped cached */
     uint8_t coherent;       /* flush/invalidate are not needed */
 } pa_block;
@@ -48,6 +57,9 @@ typedef struct pa_backend_ops {
     /* flush/invalidate call into a driver (rather than copying or running
      * cache instructions), so callers should not hold locks of their own. */
     int sync_calls_driver;
+    /* What is allocated is known only to this process (a heap over a
+     * pool), not to the kernel: a forked child cannot allocate. */
+    int private_heap;
     /* size: a page multiple; align: a power of two >= the page size;
      * limit: the block must end at or below it (UINT64_MAX: none). */
     int (*alloc)(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
@@ -84,6 +96,9 @@ typedef struct pa_backend_ops {
 int pa_memory_create(const pa_backend_ops *ops, void *state,
                      uint64_t base_address, uint64_t size, pa_memory **out);
 void *pa_memory_state(const pa_memory *m);
+
+/* This process's id, without a system call (kept up to date across fork). */
+int32_t pa_process_id(void);
 
 /* Replaces [addr, addr + len) with fresh anonymous memory, atomically. */
 int pa_map_anonymous_over(void *addr, uint64_t len);
@@ -122,7 +137,8 @@ int pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
 int pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
                         uint64_t limit, unsigned flags, pa_block *out);
 
-/* Releases a block nothing maps any more; it may be kept for reuse. */
+/* Releases a block nothing maps any more; it may be kept for reuse.  A
+ * block this process inherited is only unmapped. */
 void pa_memory_release(pa_memory *m, pa_block *blk);
 
 /*
@@ -160,6 +176,10 @@ int pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
 void pa_memory_stats(pa_memory *m, pa_stats *out);
 
 const char *pa_memory_kind(const pa_memory *m);
+/* Whether this process may allocate from m: not a forked child of its
+ * opener where the heap is private. */
+int pa_memory_may_allocate(const pa_memory *m);
+int32_t pa_memory_opener(const pa_memory *m);
 /* The backend's describe() text ("" if it has none) into buf. */
 void pa_memory_describe(const pa_memory *m, char *buf, size_t cap);
 int pa_memory_sync_calls_driver(const pa_memory *m);

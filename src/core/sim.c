@@ -161,6 +161,7 @@ static const pa_backend_ops sim_ops = {
     .kind = "sim",
     .reuse_blocks = 1,
     .sync_calls_driver = 0,
+    .private_heap = 1,
     .alloc = sim_alloc,
     .zero = sim_zero,
     .free = sim_free,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -36,7 +37,18 @@ const pa_sys pa_sys_real = {
     .pwrite = pwrite,
     .memfd_create = real_memfd_create,
     .ftruncate = ftruncate,
+    .flock = flock,
 };
+
+int
+pa_sys_ioctl(const pa_sys *sys, int fd, unsigned long request, void *arg)
+{
+    int rc;
+    do {
+        rc = sys->ioctl(fd, request, arg);
+    } while (rc != 0 && (errno == EINTR || errno == EAGAIN));
+    return rc;
+}
 
 int
 pa_sys_read_text(const pa_sys *sys, const char *path, char *buf, size_t cap)

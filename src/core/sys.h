@@ -20,10 +20,16 @@ typedef struct pa_sys {
     ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t offset);
     int (*memfd_create)(const char *name, unsigned int flags);
     int (*ftruncate)(int fd, off_t length);
+    int (*flock)(int fd, int operation);
 } pa_sys;
 
 /* The real system calls. */
 extern const pa_sys pa_sys_real;
+
+/* ioctl, retried while a signal interrupts it (EINTR) or the driver asks
+ * to be asked again (EAGAIN), as libdrm's drmIoctl does: an interrupted
+ * GEM_CLOSE would otherwise leak the BO.  0, or -1 and errno. */
+int pa_sys_ioctl(const pa_sys *sys, int fd, unsigned long request, void *arg);
 
 /* Reads a small text file (a sysfs attribute) into buf, NUL-terminated and
  * without trailing white space.  0 or -errno. */

@@ -95,7 +95,7 @@ static void
 gem_close(zocl_state *s, uint32_t handle)
 {
     struct drm_gem_close close_arg = {handle, 0};
-    s->sys->ioctl(s->fd, DRM_GEM_CLOSE, &close_arg);
+    pa_sys_ioctl(s->sys, s->fd, DRM_GEM_CLOSE, &close_arg);
 }
 
 static int
@@ -112,7 +112,7 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     struct zocl_create_bo create = {size + extra, 0,
                                     s->bank | (cacheable ? ZOCL_CACHEABLE
                                                          : 0)};
-    if (s->sys->ioctl(s->fd, ZOCL_CREATE_BO, &create) != 0) {
+    if (pa_sys_ioctl(s->sys, s->fd, ZOCL_CREATE_BO, &create) != 0) {
         return -errno;
     }
     /* The driver writes back the flags it used.  It turns caching off in a
@@ -124,8 +124,8 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     int rc;
     struct zocl_info_bo info = {create.handle, 0, 0, 0};
     struct zocl_map_bo map = {create.handle, 0, 0};
-    if (s->sys->ioctl(s->fd, ZOCL_INFO_BO, &info) != 0
-            || s->sys->ioctl(s->fd, ZOCL_MAP_BO, &map) != 0) {
+    if (pa_sys_ioctl(s->sys, s->fd, ZOCL_INFO_BO, &info) != 0
+            || pa_sys_ioctl(s->sys, s->fd, ZOCL_MAP_BO, &map) != 0) {
         rc = -errno;
         goto fail;
     }
@@ -182,7 +182,8 @@ zocl_sync(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len,
     uint64_t lead = (uint64_t)((char *)blk->cpu - (char *)blk->map_base);
     struct zocl_sync_bo sync = {(uint32_t)blk->handle, dir, lead + offset,
                                 len};
-    return s->sys->ioctl(s->fd, ZOCL_SYNC_BO, &sync) == 0 ? 0 : -errno;
+    return pa_sys_ioctl(s->sys, s->fd, ZOCL_SYNC_BO, &sync) == 0
+           ? 0 : -errno;
 }
 
 static int
@@ -274,7 +275,7 @@ is_zocl(const pa_sys *sys, int fd)
     memset(&v, 0, sizeof(v));
     v.name = name;
     v.name_len = sizeof(name) - 1;
-    return sys->ioctl(fd, DRM_VERSION, &v) == 0
+    return pa_sys_ioctl(sys, fd, DRM_VERSION, &v) == 0
            && v.name_len == 4 && memcmp(name, "zocl", 4) == 0;
 }
 

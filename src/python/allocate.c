@@ -334,6 +334,16 @@ allocate_block(MemoryObject *target, npy_intp nbytes, uint64_t align,
             out_of_memory(target, (uint64_t)nbytes, align, limit);
             return NULL;
         }
+        if (rc == -EBUSY) {
+            pa_raise(rc, NULL, "this %s memory was opened by process %d, "
+                     "the parent of this one (%d); its heap lives in that "
+                     "process, so a forked child cannot allocate from it: "
+                     "open a memory in this process (open_memory()), or "
+                     "start workers with multiprocessing's 'spawn' or "
+                     "'forkserver' method", pa_memory_kind(mem),
+                     (int)pa_memory_opener(mem), (int)pa_process_id());
+            return NULL;
+        }
         if (rc == -ENOTSUP && !(flags & PA_ALLOC_CACHEABLE)) {
             pa_raise(rc, NULL, "%s memory cannot map buffers uncached on "
                      "this CPU: use cacheable=True with flush() and "

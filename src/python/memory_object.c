@@ -15,6 +15,7 @@ pa_memory_wrap(pa_memory *mem)
         return NULL;
     }
     m->mem = mem;
+    m->weakrefs = NULL;
     return (PyObject *)m;
 }
 
@@ -22,6 +23,9 @@ static void
 memory_dealloc(MemoryObject *m)
 {
     /* Every Allocation holds a reference, so none is left. */
+    if (m->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)m);
+    }
     pa_memory_close(m->mem);
     PyObject_Free(m);
 }
@@ -244,6 +248,7 @@ PyTypeObject pa_MemoryType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "pynq_alloc.Memory",
     .tp_basicsize = sizeof(MemoryObject),
+    .tp_weaklistoffset = offsetof(MemoryObject, weakrefs),
     .tp_dealloc = (destructor)memory_dealloc,
     .tp_repr = (reprfunc)memory_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT,

@@ -14,6 +14,12 @@ static PyObject *target_resolver;
 MemoryObject *
 pa_default_memory(void)
 {
+    if (default_memory != NULL
+            && !pa_memory_may_allocate(((MemoryObject *)default_memory)->mem)) {
+        /* A forked child: the parent's memory is no longer ours to
+         * allocate from; the child chooses (and opens) its own. */
+        Py_CLEAR(default_memory);
+    }
     if (default_memory != NULL) {
         return (MemoryObject *)default_memory;
     }

@@ -144,6 +144,12 @@ opened(int rc, pa_memory *mem, const char *err_path, const char *device,
         return pa_raise_os(rc, err_path, "%s is not a %s device", device,
                            what);
     }
+    if (rc == -EBUSY) {
+        return pa_raise_os(rc, err_path, "the %s device %s is in use by "
+                           "another process: one process at a time "
+                           "sub-allocates its buffer (`fuser -v %s` shows "
+                           "which)", what, device, device);
+    }
     if (rc != 0) {
         return pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open "
                            "the %s device %s", what, device);

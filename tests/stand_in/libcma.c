@@ -3,9 +3,10 @@
  * windows of a file named by PA_FAKE_XLNK_FILE (the whole file is the
  * pool, first fit by pages), mapped as the real library maps /dev/xlnk;
  * their "physical" address is 0x20000000 plus the window's offset; like
- * the kernel's, each new buffer reads as zeros.  Every call is appended to the file named by PA_FAKE_XLNK_LOG.
- * Built with -DWITHOUT_INVALIDATE it lacks cma_invalidate_cache;
- * PA_FAKE_XLNK_FLUSH_MS makes cma_flush_cache take that long.
+ * the kernel's, each new buffer reads as zeros.  Every call is appended
+ * to the file named by PA_FAKE_XLNK_LOG.  Built with -DWITHOUT_INVALIDATE
+ * it lacks cma_invalidate_cache; PA_FAKE_XLNK_FLUSH_MS and
+ * PA_FAKE_XLNK_ALLOC_MS make cma_flush_cache and cma_alloc take that long.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -72,9 +73,20 @@ find_pages(uint32_t n)
     return -1;
 }
 
+/* A slow driver call: for tests of what callers hold meanwhile. */
+static void
+delay(const char *variable)
+{
+    const char *ms = getenv(variable);
+    if (ms != NULL) {
+        usleep((useconds_t)atoi(ms) * 1000);
+    }
+}
+
 void *
 cma_alloc(uint32_t len, uint32_t cacheable)
 {
+    delay("PA_FAKE_XLNK_ALLOC_MS");
     len = (len + 4095u) & ~4095u;
     pthread_mutex_lock(&lock);
     open_pool();
@@ -165,11 +177,7 @@ log_cache(const char *what, void *buf, unsigned int phys, int size)
 void
 cma_flush_cache(void *buf, unsigned int phys, int size)
 {
-    /* A slow driver call, for tests that the caller let go of the GIL. */
-    const char *ms = getenv("PA_FAKE_XLNK_FLUSH_MS");
-    if (ms != NULL) {
-        usleep((useconds_t)atoi(ms) * 1000);
-    }
+    delay("PA_FAKE_XLNK_FLUSH_MS");
     log_cache("flush", buf, phys, size);
 }
 
