@@ -32,9 +32,29 @@ def parse_size(text: str) -> int:
         raise ValueError(f"not a size or address: {text!r}") from None
 
 
+def number(name: str, value: Any) -> int:
+    """A size or address option: an int, or text as parse_size reads it,
+    from 0 to 2**64 - 1.  ValueError naming the value otherwise (floats
+    and bools included: 4096.7 bytes is a mistake, not 4096)."""
+    if isinstance(value, str):
+        n = parse_size(value)
+    elif isinstance(value, bool):
+        raise ValueError(f"{name} must be a number of bytes, not {value!r}")
+    else:
+        try:
+            n = operator.index(value)
+        except TypeError:
+            raise ValueError(f"{name} must be a whole number of bytes, "
+                             f"not {value!r}") from None
+    if not 0 <= n < 1 << 64:
+        raise ValueError(f"{name} must be from 0 to 2**64 - 1; got {value!r}"
+                         + (f" = {n}" if isinstance(value, str) else ""))
+    return n
+
+
 def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000) -> _core.Memory:
-    size = parse_size(size) if isinstance(size, str) else int(size)
-    base = parse_size(base_address) if isinstance(base_address, str) else int(base_address)
+    size = number("size", size)
+    base = number("base_address", base_address)
     if size <= 0 or base < 0:
         raise ValueError(
             f"the simulated memory needs size > 0 and base_address >= 0; "
@@ -123,10 +143,10 @@ HUGEPAGES_DIR = "/sys/kernel/mm/hugepages"
 def _open_hugepage(size: Any = None, page_size: Any = 2 << 20, reserve: Any = True,
                    hugepages_dir: str = HUGEPAGES_DIR,
                    pagemap: str = "/proc/self/pagemap") -> _core.Memory:
-    page_size = parse_size(page_size) if isinstance(page_size, str) else int(page_size)
+    page_size = number("page_size", page_size)
     if size is None:
         size = 64 << 20 if page_size < 1 << 30 else page_size
-    size = parse_size(size) if isinstance(size, str) else int(size)
+    size = number("size", size)
     if isinstance(reserve, str):
         reserve = reserve.strip().lower() not in ("0", "no", "false", "off")
     if size <= 0 or page_size <= 0:

@@ -85,7 +85,7 @@ hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                               -1, 0);
     if (area == MAP_FAILED) {
-        rc = -errno;
+        rc = pa_mmap_error(errno);
         pa_heap_free(r->heap, addr);
         return rc;
     }
@@ -103,7 +103,7 @@ hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
                                PROT_READ | PROT_WRITE,
                                MAP_SHARED | MAP_FIXED | MAP_POPULATE,
                                s->fd, (off_t)(r->file_page[k] * ps));
-        rc = p == MAP_FAILED ? -errno : 0;
+        rc = p == MAP_FAILED ? pa_mmap_error(errno) : 0;
     }
     if (rc != 0) {
         s->sys->munmap(base, length);

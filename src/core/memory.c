@@ -266,7 +266,8 @@ pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
     pthread_mutex_lock(&m->lock);
     if (!take_cached(m, size, align, limit, cacheable, 0, out)) {
         rc = m->ops->alloc(m, size, align, limit, cacheable, out);
-        if (rc == -ENOMEM && m->cached > 0) {
+        /* Kept blocks hold memory and mappings: give them back, retry. */
+        if ((rc == -ENOMEM || rc == -PA_ENOMAP) && m->cached > 0) {
             drain_cache(m);
             rc = m->ops->alloc(m, size, align, limit, cacheable, out);
         }
@@ -447,6 +448,12 @@ touches_cache(const pa_memory *m, uint64_t addr, uint64_t n)
         }
     }
     return 0;
+}
+
+int
+pa_memory_has_device_access(const pa_memory *m)
+{
+    return m->ops->device_read != NULL;
 }
 
 int

@@ -22,6 +22,7 @@
 #ifndef PA_MEMORY_H
 #define PA_MEMORY_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -105,6 +106,16 @@ int pa_map_anonymous_over(void *addr, uint64_t len);
 
 uint64_t pa_page_size(void);
 
+/* A buffer could not be mapped (mmap's ENOMEM): the process has run out of
+ * address space or of mappings (vm.max_map_count), not of device memory. */
+#define PA_ENOMAP 4096
+
+static inline int
+pa_mmap_error(int err)
+{
+    return err == ENOMEM ? -PA_ENOMAP : -err;
+}
+
 /* Flags of pa_memory_alloc and pa_memory_try_reuse. */
 #define PA_ALLOC_CACHEABLE 1u   /* map cached: flush/invalidate needed */
 #define PA_ALLOC_UNZEROED 2u    /* contents may be an earlier user's */
@@ -167,7 +178,8 @@ int pa_memory_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,
                          uint64_t len);
 
 /* As the device sees memory.  -EFAULT unless [addr, addr + n) lies inside
- * one live block; -ENOTSUP if the backend cannot. */
+ * one live block; -ENOTSUP if the backend cannot (has_device_access 0). */
+int pa_memory_has_device_access(const pa_memory *m);
 int pa_memory_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n);
 int pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
                            uint64_t n);

@@ -139,7 +139,7 @@ xl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         else {
             mine = s->sys->mmap(NULL, length, PROT_READ | PROT_WRITE,
                                 MAP_SHARED, fd, (off_t)offset);
-            rc = mine == MAP_FAILED ? -errno : 0;
+            rc = mine == MAP_FAILED ? pa_mmap_error(errno) : 0;
             s->sys->close(fd);
         }
     }

@@ -139,7 +139,7 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     char *base = s->sys->mmap(NULL, info.size, PROT_READ | PROT_WRITE,
                               MAP_SHARED, s->fd, (off_t)map.offset);
     if (base == MAP_FAILED) {
-        rc = -errno;
+        rc = pa_mmap_error(errno);
         goto fail;
     }
     if ((create.flags & ZOCL_FROM_CMA) == 0) {

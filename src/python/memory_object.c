@@ -125,7 +125,12 @@ memory_device_read(MemoryObject *self, PyObject *const *args,
             || as_u64(args[1], "nbytes", &n) != 0) {
         return NULL;
     }
-    if (n > (uint64_t)PY_SSIZE_T_MAX) {
+    /* Refuse what cannot succeed before making the output: no range
+     * larger than the pool lies inside one of its allocations. */
+    if (!pa_memory_has_device_access(self->mem)) {
+        return bus_error(-ENOTSUP, address, n);
+    }
+    if (n > pa_memory_size(self->mem) || n > (uint64_t)PY_SSIZE_T_MAX) {
         return bus_error(-EFAULT, address, n);
     }
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);

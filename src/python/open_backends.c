@@ -13,6 +13,24 @@
 #include <errno.h>
 #include <limits.h>
 
+/* PyArg "O&" converter: an int from 0 to 2**64 - 1 ("K" wraps silently). */
+static int
+to_u64(PyObject *obj, void *out)
+{
+    PyObject *index = PyNumber_Index(obj);
+    if (index == NULL) {
+        return 0;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(index);
+    Py_DECREF(index);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_ValueError, "%R is not from 0 to 2**64 - 1", obj);
+        return 0;
+    }
+    *(unsigned long long *)out = v;
+    return 1;
+}
+
 static PyObject *
 open_sim(PyObject *module, PyObject *args, PyObject *kwds)
 {
@@ -21,8 +39,8 @@ open_sim(PyObject *module, PyObject *args, PyObject *kwds)
     pa_memory *mem;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK:_open_sim", kwlist,
-                                     &base, &size)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&:_open_sim", kwlist,
+                                     to_u64, &base, to_u64, &size)) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
@@ -56,8 +74,9 @@ open_hugepage(PyObject *module, PyObject *args, PyObject *kwds)
     pa_memory *mem;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKpO&O&:_open_hugepage",
-                                     kwlist, &size, &page_size, &reserve,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&pO&O&:_open_hugepage",
+                                     kwlist, to_u64, &size, to_u64,
+                                     &page_size, &reserve,
                                      PyUnicode_FSConverter, &dir,
                                      PyUnicode_FSConverter, &pagemap)) {
         goto done;
