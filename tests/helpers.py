@@ -98,3 +98,10 @@ def worker_sum(n):
     b = allocate(n, "u4")
     b[:] = np.arange(n)
     return int(b.sum()), b.memory.kind
+
+
+def under_asan():
+    """Whether AddressSanitizer runs in this process (CI's sanitizer pass
+    preloads it): its shadow memory makes address-space limits meaningless."""
+    with open("/proc/self/maps") as f:
+        return "libasan" in f.read()

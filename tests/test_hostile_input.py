@@ -8,7 +8,7 @@ import pytest
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from fake_devices import make_udmabuf
-from helpers import run_python
+from helpers import run_python, under_asan
 from pynq_alloc import Buffer, _core, allocate, open_memory
 
 TiB = 1 << 40
@@ -81,6 +81,11 @@ def test_device_read_without_device_access_says_so_first(tmp_path):
     assert info.value.errno == errno.ENOTSUP
 
 
+no_asan = pytest.mark.skipif(under_asan(), reason="resource limits cannot be "
+                             "applied under AddressSanitizer's shadow memory")
+
+
+@no_asan
 def test_running_out_of_mappings_is_not_running_out_of_device_memory():
     # Address space capped just above what the process uses: the next
     # buffer cannot be mapped although the device memory is nearly all free.
@@ -104,6 +109,7 @@ def test_running_out_of_mappings_is_not_running_out_of_device_memory():
     assert "vm.max_map_count" in message and "bytes free" in message
 
 
+@no_asan
 def test_a_free_that_cannot_detach_its_views_is_kept_not_lost():
     # With the data limit below what the process already uses, no private
     # memory can be mapped, so the views cannot be detached: the request

@@ -292,8 +292,9 @@ read_addresses(hp_state *s, const char *pagemap, page_pa *pages)
         uint64_t entry;
         *(volatile char *)va = 0;   /* present before its entry is read */
         off_t at = (off_t)((uintptr_t)va / 4096 * 8);
-        if (s->sys->pread(fd, &entry, 8, at) != 8) {
-            rc = -EIO;
+        ssize_t n = s->sys->pread(fd, &entry, 8, at);
+        if (n != 8) {
+            rc = n < 0 ? -errno : -EIO;
         }
         else if (!(entry & PAGE_PRESENT) || (entry & PFN_MASK) == 0) {
             rc = -EPERM;            /* pagemap hides PFNs without the cap */

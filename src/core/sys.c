@@ -38,6 +38,7 @@ const pa_sys pa_sys_real = {
     .memfd_create = real_memfd_create,
     .ftruncate = ftruncate,
     .flock = flock,
+    .fallocate = fallocate,
 };
 
 int

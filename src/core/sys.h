@@ -21,6 +21,7 @@ typedef struct pa_sys {
     int (*memfd_create)(const char *name, unsigned int flags);
     int (*ftruncate)(int fd, off_t length);
     int (*flock)(int fd, int operation);
+    int (*fallocate)(int fd, int mode, off_t offset, off_t len);
 } pa_sys;
 
 /* The real system calls. */

@@ -59,7 +59,7 @@ find_mapping(const pa_sys *sys, const char *maps, uintptr_t va,
     }
     size_t size = 0, room = 1 << 16;
     char *text = malloc(room + 1);
-    ssize_t n;
+    ssize_t n = 0;
     while (text != NULL
            && (n = sys->pread(fd, text + size, room - size, (off_t)size)) > 0) {
         size += (size_t)n;
@@ -75,9 +75,11 @@ find_mapping(const pa_sys *sys, const char *maps, uintptr_t va,
             }
         }
     }
+    int read_error = n < 0 ? errno : 0;
     sys->close(fd);
-    if (text == NULL) {
-        return -ENOMEM;
+    if (text == NULL || read_error != 0) {
+        free(text);
+        return text == NULL ? -ENOMEM : -read_error;
     }
     text[size] = '\0';
     int rc = -ENOENT;

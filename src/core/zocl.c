@@ -264,19 +264,23 @@ static const pa_backend_ops zocl_ops = {
 };
 
 /*
- * Whether fd is driven by zocl.  Driver-specific DRM ioctl numbers overlap,
- * so zocl's must never reach another driver (a GPU's render node, say).
+ * 0 if fd is driven by zocl; -ENODEV if by another driver (or is no DRM
+ * node at all), since driver-specific DRM ioctl numbers overlap and
+ * zocl's must never reach a GPU's render node, say; else the error of
+ * asking.
  */
 static int
-is_zocl(const pa_sys *sys, int fd)
+check_zocl(const pa_sys *sys, int fd)
 {
     char name[16] = "";
     struct drm_version v;
     memset(&v, 0, sizeof(v));
     v.name = name;
     v.name_len = sizeof(name) - 1;
-    return pa_sys_ioctl(sys, fd, DRM_VERSION, &v) == 0
-           && v.name_len == 4 && memcmp(name, "zocl", 4) == 0;
+    if (pa_sys_ioctl(sys, fd, DRM_VERSION, &v) != 0) {
+        return errno == ENOTTY || errno == EINVAL ? -ENODEV : -errno;
+    }
+    return v.name_len == 4 && memcmp(name, "zocl", 4) == 0 ? 0 : -ENODEV;
 }
 
 int
@@ -298,8 +302,8 @@ pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,
     s->bank = (uint32_t)bank;
     snprintf(s->meminfo, sizeof(s->meminfo), "%s", meminfo);
     s->fd = sys->open(device, O_RDWR);
-    if (s->fd < 0 || !is_zocl(sys, s->fd)) {
-        int rc = s->fd < 0 ? -errno : -ENODEV;
+    int rc = s->fd < 0 ? -errno : check_zocl(sys, s->fd);
+    if (rc != 0) {
         snprintf(err_path, err_cap, "%s", device);
         zocl_destroy(s);
         return rc;
@@ -309,7 +313,7 @@ pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,
     if (pa_sys_read_text(sys, meminfo, text, sizeof(text)) == 0) {
         total = meminfo_bytes(text, "CmaTotal:");
     }
-    int rc = pa_memory_create(&zocl_ops, s, 0, total, out);
+    rc = pa_memory_create(&zocl_ops, s, 0, total, out);
     if (rc != 0) {
         zocl_destroy(s);
     }

@@ -44,7 +44,7 @@ open_sim(PyObject *module, PyObject *args, PyObject *kwds)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    rc = pa_sim_open(base, size, &mem);
+    rc = pa_sim_open(NULL, base, size, &mem);
     Py_END_ALLOW_THREADS
     if (rc == -EINVAL) {
         char b[32];

@@ -4,6 +4,7 @@
  * create_bo). */
 #include "../../src/core/zocl.h"
 #include "check.h"
+#include "faults.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -491,6 +492,21 @@ test_interrupted_ioctls_are_retried(void)
     pa_memory_close(m);
 }
 
+static int
+open_zocl_through(const pa_sys *sys, pa_memory **out)
+{
+    char err[256];
+    return pa_zocl_open(sys, DEVICE, 0, meminfo, out, err, sizeof(err));
+}
+
+static void
+test_faults_leak_no_bo(void)
+{
+    fault_exempt = 0x40086409u;                 /* GEM_CLOSE */
+    inject_everywhere(open_zocl_through, &stand_in, "memfd:bo");
+    CHECK_EQ(open_bos, 0);
+}
+
 static void
 test_every_request_was_well_formed_and_nothing_leaked(void)
 {
@@ -519,6 +535,7 @@ main(void)
     RUN(test_a_bank_outside_16_bits_is_refused_unopened);
     RUN(test_stats_come_from_meminfo);
     RUN(test_interrupted_ioctls_are_retried);
+    RUN(test_faults_leak_no_bo);
     RUN(test_every_request_was_well_formed_and_nothing_leaked);
     unlink(meminfo);
     return check_report("test_zocl");

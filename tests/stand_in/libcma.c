@@ -46,6 +46,16 @@ log_call(const char *format, ...)
     fclose(f);
 }
 
+/* The pool stays open while the library is loaded, as libcma keeps
+ * /dev/xlnk open; unloading closes it. */
+__attribute__((destructor)) static void
+close_pool(void)
+{
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
 static void
 open_pool(void)
 {
