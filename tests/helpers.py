@@ -1,10 +1,14 @@
 """Helpers for the tests, independent of pynq_alloc's own code."""
 import ctypes
 import os
+import pickle
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
+import traceback
 
 import numpy as np
 
@@ -105,3 +109,35 @@ def under_asan():
     preloads it): its shadow memory makes address-space limits meaningless."""
     with open("/proc/self/maps") as f:
         return "libasan" in f.read()
+
+
+def in_child(work, timeout=30):
+    """Runs work() in a forked child; returns what it returned, or raises
+    AssertionError with the child's traceback.  A child that hangs is
+    killed and fails the test."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                    # the child
+        os.close(read_end)
+        try:
+            result = ("ok", work())
+        except BaseException as e:                  # noqa: B902
+            result = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+        with os.fdopen(write_end, "wb") as f:
+            pickle.dump(result, f)
+        os._exit(0)
+    os.close(write_end)
+    deadline = time.monotonic() + timeout
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the child hung for {timeout} s")
+        time.sleep(0.01)
+    with os.fdopen(read_end, "rb") as f:
+        data = f.read()
+    assert data, "the child died without a word"
+    kind, value = pickle.loads(data)
+    if kind == "error":
+        raise AssertionError(f"in the child: {value}")
+    return value

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fake_devices import MiB, make_udmabuf, make_xlnk
+from helpers import in_child
 from pynq_alloc import allocate, open_memory
 
 
@@ -171,3 +172,24 @@ def test_threads(memory):
         t.join()
     assert not errors, errors[0]
     assert memory.stats()["used"] == 0 and memory.stats()["buffers"] == 0
+
+
+def test_a_forked_child_uses_but_never_frees_what_it_inherited(memory):
+    parent = allocate(8192, "u1", target=memory)
+    parent[:] = 3
+    before = memory.stats()
+
+    def child():
+        assert (parent == 3).all()
+        try:
+            mine = allocate(4096, "u1", target=memory)
+        except OSError as e:        # a heap of the parent's: refused, said
+            assert e.errno == errno.EBUSY and "forked child" in str(e)
+        else:                       # the kernel allocates: safe here
+            assert mine.device_address != parent.device_address
+            del mine
+        parent.freebuffer()
+        return True
+
+    assert in_child(child)
+    assert memory.stats() == before and (parent == 3).all()

@@ -5,53 +5,17 @@ it allocates where that is safe and gets a clear error where it is not."""
 import errno
 import multiprocessing
 import os
-import pickle
 import signal
 import subprocess
 import sys
 import threading
 import time
-import traceback
 
-import numpy as np
 import pytest
 
 from fake_devices import make_udmabuf, make_xlnk, read_log
-from helpers import MiB, worker_sum
-import pynq_alloc
+from helpers import in_child, worker_sum
 from pynq_alloc import allocate, default_memory, open_memory
-
-
-def in_child(work, timeout=30):
-    """Runs work() in a forked child; returns what it returned, or raises
-    AssertionError with the child's traceback.  A child that hangs is
-    killed and fails the test."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                    # the child
-        os.close(read_end)
-        try:
-            result = ("ok", work())
-        except BaseException as e:                  # noqa: B902
-            result = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-        with os.fdopen(write_end, "wb") as f:
-            pickle.dump(result, f)
-        os._exit(0)
-    os.close(write_end)
-    deadline = time.monotonic() + timeout
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"the child hung for {timeout} s")
-        time.sleep(0.01)
-    with os.fdopen(read_end, "rb") as f:
-        data = f.read()
-    assert data, "the child died without a word"
-    kind, value = pickle.loads(data)
-    if kind == "error":
-        raise AssertionError(f"in the child: {value}")
-    return value
 
 
 def test_a_child_cannot_allocate_from_its_parents_pool(mem):

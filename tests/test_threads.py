@@ -2,7 +2,6 @@
 import threading
 
 import numpy as np
-import pytest
 
 from helpers import MiB
 from pynq_alloc import allocate, open_memory
