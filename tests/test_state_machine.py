@@ -78,25 +78,21 @@ class MemoryMachine(RuleBasedStateMachine):
                 np.arange(view.size) * view.strides[0]
             model.cpu[offsets] = value
 
-    @rule(model=allocations, data=st.data())
-    def flush(self, model, data):
+    @rule(model=allocations, data=st.data(), to_device=st.booleans())
+    def sync(self, model, data, to_device):
+        """flush (to the device) or invalidate (from it) a random view."""
         if model is None or model not in self.live:
             return
         view = self._view(model, data)
-        view.flush()
+        if to_device:
+            view.flush()
+        else:
+            view.invalidate()
         if view.size and model.cacheable:
             lo, hi = model.span(view)
-            model.device[lo:hi] = model.cpu[lo:hi]
-
-    @rule(model=allocations, data=st.data())
-    def invalidate(self, model, data):
-        if model is None or model not in self.live:
-            return
-        view = self._view(model, data)
-        view.invalidate()
-        if view.size and model.cacheable:
-            lo, hi = model.span(view)
-            model.cpu[lo:hi] = model.device[lo:hi]
+            source, target = ((model.cpu, model.device) if to_device
+                              else (model.device, model.cpu))
+            target[lo:hi] = source[lo:hi]
 
     @rule(model=allocations, data=st.data(), value=st.integers(0, 255))
     def device_write(self, model, data, value):

@@ -118,30 +118,31 @@ module_default_memory(PyObject *module, PyObject *unused)
     return m;
 }
 
+/* Installs a callable the package provides into *slot. */
 static PyObject *
-module_set_default_resolver(PyObject *module, PyObject *resolver)
+set_resolver(PyObject **slot, PyObject *resolver)
 {
-    (void)module;
     if (!PyCallable_Check(resolver)) {
         PyErr_SetString(PyExc_TypeError, "the resolver must be callable");
         return NULL;
     }
     Py_INCREF(resolver);
-    Py_XSETREF(default_resolver, resolver);
+    Py_XSETREF(*slot, resolver);
     Py_RETURN_NONE;
+}
+
+static PyObject *
+module_set_default_resolver(PyObject *module, PyObject *resolver)
+{
+    (void)module;
+    return set_resolver(&default_resolver, resolver);
 }
 
 static PyObject *
 module_set_target_resolver(PyObject *module, PyObject *resolver)
 {
     (void)module;
-    if (!PyCallable_Check(resolver)) {
-        PyErr_SetString(PyExc_TypeError, "the resolver must be callable");
-        return NULL;
-    }
-    Py_INCREF(resolver);
-    Py_XSETREF(target_resolver, resolver);
-    Py_RETURN_NONE;
+    return set_resolver(&target_resolver, resolver);
 }
 
 static PyMethodDef module_methods[] = {
