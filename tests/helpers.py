@@ -5,6 +5,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+import time
 
 import numpy as np
 
@@ -89,3 +91,16 @@ def random_view(data, arr):
     if data.draw(st.booleans()):
         v = v.transpose(data.draw(st.permutations(range(v.ndim))))
     return v
+
+
+def longest_stall(call):
+    """Runs call() in a thread and returns the longest this thread waited
+    for its turn meanwhile: about the call's length if it held the GIL."""
+    worker = threading.Thread(target=call)
+    longest, last = 0.0, time.monotonic()
+    worker.start()
+    while worker.is_alive():
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+        time.sleep(0.001)
+    return longest

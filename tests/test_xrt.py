@@ -6,13 +6,12 @@ import errno
 import gc
 import os
 import struct
-import threading
-import time
 
 import numpy as np
 import pytest
 
 from fake_devices import MiB, make_xrt, xrt_bank_base
+from helpers import longest_stall
 from pynq_alloc import _open, allocate, open_memory
 
 BANK0 = xrt_bank_base(0)
@@ -255,12 +254,5 @@ def test_a_cards_banks_from_sysfs(tmp_path):
 def test_syncs_run_without_the_gil(mem, monkeypatch):
     b = allocate(16, "u1", target=mem)
     monkeypatch.setenv("PA_FAKE_XRT_SYNC_MS", "300")
-    flusher = threading.Thread(target=b.flush)
-    longest_stall, last = 0.0, time.monotonic()
-    flusher.start()
-    while flusher.is_alive():
-        now = time.monotonic()
-        longest_stall, last = max(longest_stall, now - last), now
-        time.sleep(0.001)
-    # Holding the GIL through the call would stall this loop for 300 ms.
-    assert longest_stall < 0.15
+    # Holding the GIL through the call would stall this thread for 300 ms.
+    assert longest_stall(b.flush) < 0.15

@@ -317,7 +317,7 @@ pa_xrt_open(const pa_sys *sys, const pa_xrt_options *options,
         xr_destroy(s);
         return -ENOENT;
     }
-    struct { const char *name; void **slot; } symbols[] = {
+    const pa_symbol symbols[] = {
         {"xrtDeviceOpen", (void **)&s->api.device_open},
         {"xrtDeviceClose", (void **)&s->api.device_close},
         {"xrtBOAlloc", (void **)&s->api.bo_alloc},
@@ -327,24 +327,23 @@ pa_xrt_open(const pa_sys *sys, const pa_xrt_options *options,
         {"xrtBOAddress", (void **)&s->api.bo_address},
         {"xrtBOSync", (void **)&s->api.bo_sync},
     };
-    for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
-        *symbols[i].slot = dlsym(s->library, symbols[i].name);
-        if (*symbols[i].slot == NULL) {
-            *step = PA_XRT_SYMBOL;
-            snprintf(err_symbol, err_cap, "%s", symbols[i].name);
-            xr_destroy(s);
-            return -ENOENT;
-        }
+    int rc = pa_load_symbols(s->library, symbols,
+                             sizeof(symbols) / sizeof(symbols[0]), err_symbol,
+                             err_cap);
+    if (rc != 0) {
+        *step = PA_XRT_SYMBOL;
+        xr_destroy(s);
+        return rc;
     }
     errno = 0;
     s->device = s->api.device_open(options->device);
     if (s->device == NULL) {
-        int rc = xrt_error(-ENODEV);
+        rc = xrt_error(-ENODEV);
         *step = PA_XRT_DEVICE;
         xr_destroy(s);
         return rc;
     }
-    int rc = pa_memory_create(&xrt_ops, s, options->base_address,
+    rc = pa_memory_create(&xrt_ops, s, options->base_address,
                               options->size, out);
     if (rc != 0) {
         xr_destroy(s);

@@ -33,6 +33,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log_line.h"
+
 #define PAGE 4096u
 #define BANKS 4u
 #define MAX_DEVICES 4u
@@ -67,16 +69,10 @@ static struct bo bos[MAX_BOS];
 static void
 log_call(const struct device *d, const char *format, ...)
 {
-    FILE *f = d->log[0] != '\0' ? fopen(d->log, "a") : NULL;
-    if (f == NULL) {
-        return;
-    }
     va_list va;
     va_start(va, format);
-    vfprintf(f, format, va);
+    append_line(d->log, format, va);
     va_end(va);
-    fputc('\n', f);
-    fclose(f);
 }
 
 /* Opens the card file once; 0 or an errno value. */
@@ -202,18 +198,26 @@ address_of(const struct bo *bo)
     return BANK_BASE(bo->bank) + bo->card_offset - first * PAGE;
 }
 
-void *
-xrtBOAlloc(void *device, size_t size, uint64_t flags, uint32_t group)
+/* xrtBOAlloc and xrtBOAllocUserPtr (host NULL): a logged new BO. */
+static void *
+alloc_bo(const char *what, void *device, void *host, size_t size,
+         uint64_t flags, uint32_t group)
 {
     pthread_mutex_lock(&lock);
-    struct bo *bo = new_bo(device, size, group, NULL);
+    struct bo *bo = new_bo(device, size, group, host);
     if (bo != NULL) {
-        log_call(bo->device, "alloc %#llx %zu bank=%u flags=%#llx",
+        log_call(bo->device, "%s %#llx %zu bank=%u flags=%#llx", what,
                  (unsigned long long)address_of(bo), size, bo->bank,
                  (unsigned long long)flags);
     }
     pthread_mutex_unlock(&lock);
     return bo;
+}
+
+void *
+xrtBOAlloc(void *device, size_t size, uint64_t flags, uint32_t group)
+{
+    return alloc_bo("alloc", device, NULL, size, flags, group);
 }
 
 void *
@@ -225,15 +229,7 @@ xrtBOAllocUserPtr(void *device, void *userptr, size_t size, uint64_t flags,
         errno = EINVAL;
         return NULL;
     }
-    pthread_mutex_lock(&lock);
-    struct bo *bo = new_bo(device, size, group, userptr);
-    if (bo != NULL) {
-        log_call(bo->device, "userptr %#llx %zu bank=%u flags=%#llx",
-                 (unsigned long long)address_of(bo), size, bo->bank,
-                 (unsigned long long)flags);
-    }
-    pthread_mutex_unlock(&lock);
-    return bo;
+    return alloc_bo("userptr", device, userptr, size, flags, group);
 }
 
 /* The BO a handle names, or NULL with errno set; the lock is held. */
