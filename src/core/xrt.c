@@ -90,8 +90,7 @@ xr_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
 {
     xrt_state *s = state_of(m);
     uint64_t page = pa_page_size();
-    /* XRT places a BO at a page boundary at least; more alignment needs
-     * room to slide. */
+    /* Card memory comes in pages; more alignment needs room to slide. */
     uint64_t extra = align > page ? align - page : 0, max = SIZE_MAX;
     if (extra > max || size > max - extra) {
         return -ENOMEM;
@@ -130,7 +129,7 @@ xr_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         goto fail;
     }
     uint64_t start = (address + align - 1) & ~(align - 1);
-    if (start + size > limit) {
+    if (start - address > extra || start + size > limit) {
         rc = -ENOMEM;       /* XRT chose where it lies: out of bounds */
         goto fail;
     }
