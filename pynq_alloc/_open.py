@@ -111,8 +111,8 @@ def _under(root: str, path: str) -> str:
 ZOCL_BANKS = 1 << 16
 
 
-def zocl_bank(value: Any) -> int:
-    """A zocl bank index from an int or its text ('1', '0x1')."""
+def bank_index(value: Any, kind: str = "zocl") -> int:
+    """A memory bank index from an int or its text ('1', '0x1')."""
     bank = None
     if isinstance(value, str):
         try:
@@ -125,16 +125,23 @@ def zocl_bank(value: Any) -> int:
         except TypeError:
             pass
     if bank is None or not 0 <= bank < ZOCL_BANKS:
-        raise ValueError(f"zocl bank must be an int from 0 to {ZOCL_BANKS - 1}"
+        raise ValueError(f"{kind} bank must be an int from 0 to {ZOCL_BANKS - 1}"
                          f" (or its text, e.g. '1' or '0x1'); got {value!r}")
     return bank
 
 
 def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo",
                bank: Any = 0) -> _core.Memory:
-    bank = zocl_bank(bank)
+    bank = bank_index(bank)
     device = zocl_device() if device is None else os.fspath(device)
     return _core._open_zocl(device=device, meminfo=os.fspath(meminfo), bank=bank)
+
+
+def _flag(value: Any) -> bool:
+    """An option that is on or off: a bool, or text ('0', 'no', 'off', ...)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "no", "false", "off")
+    return bool(value)
 
 
 HUGEPAGES_DIR = "/sys/kernel/mm/hugepages"
@@ -147,13 +154,11 @@ def _open_hugepage(size: Any = None, page_size: Any = 2 << 20, reserve: Any = Tr
     if size is None:
         size = 64 << 20 if page_size < 1 << 30 else page_size
     size = number("size", size)
-    if isinstance(reserve, str):
-        reserve = reserve.strip().lower() not in ("0", "no", "false", "off")
     if size <= 0 or page_size <= 0:
         raise ValueError(f"hugepage memory needs size > 0 and page_size > 0; "
                          f"got size={size}, page_size={page_size}")
     return _core._open_hugepage(size=size, page_size=page_size,
-                                reserve=bool(reserve),
+                                reserve=_flag(reserve),
                                 hugepages_dir=os.fspath(hugepages_dir),
                                 pagemap=os.fspath(pagemap))
 
@@ -165,6 +170,68 @@ def _open_xlnk(library: str = XLNK_LIBRARY, maps: str = "/proc/self/maps") -> _c
     return _core._open_xlnk(library=os.fspath(library), maps=os.fspath(maps))
 
 
+XRT_LIBRARY = "libxrt_coreutil.so.2"
+XRT_DIR = "/opt/xilinx/xrt"        # where XRT installs on x86; XILINX_XRT
+# XRT's PCIe driver, as sysfs names it.
+XOCL_DRIVER = "xocl"
+
+
+def xrt_library() -> str:
+    """XRT's core library: under $XILINX_XRT/lib or XRT_DIR/lib, else the
+    bare name, for dlopen's own search (edge images keep it in /usr/lib)."""
+    dirs = [os.environ["XILINX_XRT"]] if os.environ.get("XILINX_XRT") else []
+    for d in dirs + [XRT_DIR]:
+        path = os.path.join(d, "lib", XRT_LIBRARY)
+        if os.path.exists(path):
+            return path
+    return XRT_LIBRARY
+
+
+def xrt_cards(root: str = "/") -> List[str]:
+    """The sysfs directories of the PCIe functions that xocl drives, by PCIe
+    address, which is XRT's order of device indices."""
+    pattern = _under(root, f"/sys/bus/pci/drivers/{XOCL_DRIVER}/*:*")
+    return sorted(glob.glob(pattern), key=os.path.basename)
+
+
+def xrt_bank_range(card: str, bank: int) -> Tuple[int, int]:
+    """(base_address, size) of a card's bank from the loaded xclbin's
+    mem_topology, which xocl shows under its icap; (0, 0) if unknown."""
+    from ._zocl_banks import parse_mem_topology
+    for path in sorted(glob.glob(os.path.join(card, "icap*", "mem_topology"))):
+        try:
+            with open(path, "rb") as f:
+                banks = parse_mem_topology(f.read())
+        except (OSError, ValueError):
+            continue
+        for b in banks:
+            if b.index == bank:
+                return b.base_address, b.size
+    return 0, 0
+
+
+def _open_xrt(device: Any = 0, bank: Any = 0, library: str | None = None,
+              userptr: Any = None, base_address: Any = None,
+              size: Any = None) -> _core.Memory:
+    device = int(device, 0) if isinstance(device, str) else operator.index(device)
+    if not 0 <= device < 1 << 32:
+        raise ValueError(f"xrt device must be an index from 0; got {device}")
+    bank = bank_index(bank, "xrt")
+    if userptr is None:
+        # Edge boards' zocl takes only physically contiguous user memory.
+        userptr = not any(f.found for f in probe() if f.kind == "zocl")
+    if size is None or base_address is None:
+        cards = xrt_cards()
+        known = xrt_bank_range(cards[device], bank) if device < len(cards) else (0, 0)
+        base_address = known[0] if base_address is None else base_address
+        size = known[1] if size is None else size
+    size = parse_size(size) if isinstance(size, str) else int(size)
+    base = parse_size(base_address) if isinstance(base_address, str) else int(base_address)
+    return _core._open_xrt(library=os.fspath(library or xrt_library()),
+                           device=device, bank=bank, userptr=_flag(userptr),
+                           base_address=base, size=size)
+
+
 # kind -> function(**options) that opens it.
 BACKENDS: Dict[str, Callable[..., _core.Memory]] = {
     "sim": _open_sim,
@@ -172,6 +239,7 @@ BACKENDS: Dict[str, Callable[..., _core.Memory]] = {
     "zocl": _open_zocl,
     "hugepage": _open_hugepage,
     "xlnk": _open_xlnk,
+    "xrt": _open_xrt,
 }
 
 
@@ -254,6 +322,16 @@ def probe(root: str = "/") -> List[Finding]:
     findings.append(Finding("xlnk", os.path.exists(xlnk),
                             xlnk if os.path.exists(xlnk) else f"no {xlnk}",
                             {"library": _under(root, XLNK_LIBRARY)}))
+    cards = xrt_cards(root)
+    xocl_nodes = [n for n, driver in drivers.items() if driver == XOCL_DRIVER]
+    if cards or xocl_nodes:
+        seen = (f"PCIe card {os.path.basename(cards[0])} (of {len(cards)})"
+                if cards else xocl_nodes[0])
+        findings.append(Finding("xrt", True, f"{seen}, through XRT's "
+                                f"{xrt_library()}", {}))
+    else:
+        findings.append(Finding("xrt", False, "no PCIe card driven by "
+                                f"{XOCL_DRIVER} (XRT's driver)", {}))
     findings.append(Finding("hugepage", False, f"only when asked for "
                             f"({ENV_VAR}=hugepage): it reserves huge pages, "
                             "which changes system settings", {}))

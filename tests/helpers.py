@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import traceback
 
@@ -141,3 +142,16 @@ def in_child(work, timeout=30):
     if kind == "error":
         raise AssertionError(f"in the child: {value}")
     return value
+
+
+def longest_stall(call):
+    """Runs call() in a thread and returns the longest this thread waited
+    for its turn meanwhile: about the call's length if it held the GIL."""
+    worker = threading.Thread(target=call)
+    longest, last = 0.0, time.monotonic()
+    worker.start()
+    while worker.is_alive():
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+        time.sleep(0.001)
+    return longest

@@ -1,6 +1,7 @@
 """The contract's promises that hold on every backend, run against each one
 that can run on this machine: the simulated memory, u-dma-buf over a
-stand-in device, xlnk over a stand-in libcma.so, and real huge pages (as root; one 1 GiB page, since 2 MiB
+stand-in device, xlnk over a stand-in libcma.so, xrt over a stand-in
+libxrt_coreutil.so (both of its host-buffer modes), and real huge pages (as root; one 1 GiB page, since 2 MiB
 pages come back physically scattered).  zocl is tested through its C
 interface test with a stand-in driver (tests/c/test_zocl.c)."""
 import errno
@@ -10,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from fake_devices import MiB, make_udmabuf, make_xlnk
+from fake_devices import MiB, make_udmabuf, make_xlnk, make_xrt, xrt_bank_base
 from helpers import in_child
 from pynq_alloc import allocate, open_memory
 
@@ -25,6 +26,11 @@ def open_kind(kind, tmp_path, request):
         library, _ = make_xlnk(str(tmp_path), request.getfixturevalue("libcma")[0],
                                request.getfixturevalue("monkeypatch"), pool=16 * MiB)
         return open_memory("xlnk", library=library)
+    if kind in ("xrt", "xrt-staged"):
+        card = make_xrt(str(tmp_path), request.getfixturevalue("libxrt")[0],
+                        request.getfixturevalue("monkeypatch"))
+        return open_memory("xrt", library=card.library, size=card.bank_size,
+                           base_address=xrt_bank_base(0), userptr=kind == "xrt")
     if kind == "hugepage":
         required = os.environ.get("PYNQ_ALLOC_REQUIRE_HUGEPAGES") == "1"
         try:
@@ -38,7 +44,7 @@ def open_kind(kind, tmp_path, request):
     raise AssertionError(kind)
 
 
-@pytest.fixture(params=["sim", "udmabuf", "xlnk", "hugepage"])
+@pytest.fixture(params=["sim", "udmabuf", "xlnk", "xrt", "xrt-staged", "hugepage"])
 def memory(request, tmp_path):
     return open_kind(request.param, tmp_path, request)
 
@@ -71,7 +77,8 @@ def test_sync_works_on_every_kind_of_view(memory):
         assert memory.kind == "hugepage" and e.errno == errno.ENOTSUP
         assert "cacheable=True" in str(e)
     else:
-        assert c.coherent is True
+        # Mirrored memory (a card's) is never coherent with the host's.
+        assert c.coherent is (memory.kind != "xrt")
         c.flush()
 
 

@@ -40,4 +40,15 @@ int pa_sys_read_text(const pa_sys *sys, const char *path, char *buf,
 /* Writes text to a file (a sysfs attribute) in one write.  0 or -errno. */
 int pa_sys_write_text(const pa_sys *sys, const char *path, const char *text);
 
+/* A function of a run-time loaded library, and where its address goes. */
+typedef struct pa_symbol {
+    const char *name;
+    void **slot;
+} pa_symbol;
+
+/* Looks up each symbol in a dlopen()ed library: 0, or -ENOENT with the
+ * first missing one's name in err_symbol (err_cap bytes). */
+int pa_load_symbols(void *library, const pa_symbol *symbols, size_t n,
+                    char *err_symbol, size_t err_cap);
+
 #endif

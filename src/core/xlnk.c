@@ -258,7 +258,7 @@ pa_xlnk_open(const pa_sys *sys, const char *library, const char *maps,
         xl_destroy(s);
         return -ENOENT;
     }
-    struct { const char *name; void **slot; } symbols[] = {
+    const pa_symbol symbols[] = {
         {"cma_alloc", (void **)&s->cma.alloc},
         {"cma_get_phy_addr", (void **)&s->cma.get_phy_addr},
         {"cma_free", (void **)&s->cma.free},
@@ -266,16 +266,15 @@ pa_xlnk_open(const pa_sys *sys, const char *library, const char *maps,
         {"cma_flush_cache", (void **)&s->cma.flush_cache},
         {"cma_invalidate_cache", (void **)&s->cma.invalidate_cache},
     };
-    for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
-        *symbols[i].slot = dlsym(s->library, symbols[i].name);
-        if (*symbols[i].slot == NULL) {
-            snprintf(err_symbol, err_cap, "%s", symbols[i].name);
-            xl_destroy(s);
-            return -ENOENT;
-        }
+    int rc = pa_load_symbols(s->library, symbols,
+                             sizeof(symbols) / sizeof(symbols[0]), err_symbol,
+                             err_cap);
+    if (rc != 0) {
+        xl_destroy(s);
+        return rc;
     }
     uint64_t total = (uint64_t)s->cma.pages_available() * pa_page_size();
-    int rc = pa_memory_create(&xlnk_ops, s, 0, total, out);
+    rc = pa_memory_create(&xlnk_ops, s, 0, total, out);
     if (rc != 0) {
         xl_destroy(s);
     }

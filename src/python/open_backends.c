@@ -8,6 +8,7 @@
 #include "sim.h"
 #include "udmabuf.h"
 #include "xlnk.h"
+#include "xrt.h"
 #include "zocl.h"
 
 #include <errno.h>
@@ -248,6 +249,59 @@ done:
     return result;
 }
 
+static PyObject *
+open_xrt(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"library", "device", "bank", "userptr",
+                             "base_address", "size", NULL};
+    PyObject *library = NULL, *result = NULL;
+    unsigned int device;
+    long long bank;
+    int userptr, step;
+    unsigned long long base, size;
+    char err_symbol[128] = "";
+    pa_memory *mem = NULL;
+    int rc;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&ILpKK:_open_xrt", kwlist,
+                                     PyUnicode_FSConverter, &library,
+                                     &device, &bank, &userptr, &base,
+                                     &size)) {
+        goto done;
+    }
+    const char *path = PyBytes_AS_STRING(library);
+    pa_xrt_options options = {path, device, bank, userptr, base, size};
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_xrt_open(NULL, &options, &mem, &step, err_symbol,
+                     sizeof(err_symbol));
+    Py_END_ALLOW_THREADS
+    if (rc == -EINVAL && step == 0) {
+        pa_raise(rc, NULL, "xrt bank must be from 0 to 65535; got %lld",
+                 bank);
+    }
+    else if (step == PA_XRT_LOAD) {
+        pa_raise_os(rc, path, "cannot load XRT's library %s: is XRT "
+                    "installed? (set XILINX_XRT, or pass library=)", path);
+    }
+    else if (step == PA_XRT_SYMBOL) {
+        pa_raise_os(rc, path, "XRT's library %s has no %s(): is it "
+                    "libxrt_coreutil?", path, err_symbol);
+    }
+    else if (step == PA_XRT_DEVICE) {
+        pa_raise_os(rc, NULL, "XRT cannot open device %u (xrtDeviceOpen, "
+                    "library %s)", device, path);
+    }
+    else if (rc != 0) {
+        pa_raise_os(rc, NULL, "cannot open an xrt memory");
+    }
+    else {
+        result = pa_memory_wrap(mem);
+    }
+done:
+    Py_XDECREF(library);
+    return result;
+}
+
 PyMethodDef pa_open_methods[] = {
     {"_open_xlnk", (PyCFunction)(void (*)(void))open_xlnk,
      METH_VARARGS | METH_KEYWORDS, NULL},
@@ -258,6 +312,8 @@ PyMethodDef pa_open_methods[] = {
     {"_open_sim", (PyCFunction)(void (*)(void))open_sim,
      METH_VARARGS | METH_KEYWORDS, NULL},
     {"_open_udmabuf", (PyCFunction)(void (*)(void))open_udmabuf,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"_open_xrt", (PyCFunction)(void (*)(void))open_xrt,
      METH_VARARGS | METH_KEYWORDS, NULL},
     {NULL, NULL, 0, NULL},
 };

@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log_line.h"
+
 #define PHYS_BASE 0x20000000u
 #define MAX_PAGES 65536u            /* the pool: the file's size, <= 256 MiB */
 #define MAX_BUFS 4096
@@ -33,17 +35,10 @@ static void
 log_call(const char *format, ...)
 {
     /* Buffers may be released after the test that made them has ended. */
-    const char *path = getenv("PA_FAKE_XLNK_LOG");
-    FILE *f = path != NULL ? fopen(path, "a") : NULL;
-    if (f == NULL) {
-        return;
-    }
     va_list va;
     va_start(va, format);
-    vfprintf(f, format, va);
+    append_line(getenv("PA_FAKE_XLNK_LOG"), format, va);
     va_end(va);
-    fputc('\n', f);
-    fclose(f);
 }
 
 /* The pool stays open while the library is loaded, as libcma keeps
