@@ -374,6 +374,7 @@ buffer_dealloc(PyObject *self)
 {
     PyObject_GC_UnTrack(self);
     Py_CLEAR(*dict_slot(self));
+    pa_inventory_root_gone(self);
     PyArray_Type.tp_dealloc(self);     /* ends in tp_free */
 }
 

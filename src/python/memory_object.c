@@ -15,6 +15,7 @@ pa_memory_wrap(pa_memory *mem)
         return NULL;
     }
     m->mem = mem;
+    m->allocations = NULL;
     return (PyObject *)m;
 }
 
@@ -193,6 +194,7 @@ static PyMethodDef memory_methods[] = {
      METH_FASTCALL, device_read_doc},
     {"device_write", (PyCFunction)(void (*)(void))memory_device_write,
      METH_FASTCALL, device_write_doc},
+    PA_INVENTORY_MEMORY_METHODS
     {NULL, NULL, 0, NULL},
 };
 

@@ -138,6 +138,23 @@ module_set_target_resolver(PyObject *module, PyObject *resolver)
     Py_RETURN_NONE;
 }
 
+/* _set_default_memory(memory or None) -> the previous one (None: not yet
+ * chosen).  For the pytest plugin, which installs a memory per test and
+ * puts the previous one back; None makes the next use choose again. */
+static PyObject *
+module_set_default_memory(PyObject *module, PyObject *memory)
+{
+    (void)module;
+    if (memory != Py_None && !PyObject_TypeCheck(memory, &pa_MemoryType)) {
+        PyErr_Format(PyExc_TypeError, "the default memory must be a Memory "
+                     "or None, not %.200s", Py_TYPE(memory)->tp_name);
+        return NULL;
+    }
+    PyObject *previous = default_memory != NULL ? default_memory : Py_None;
+    default_memory = memory == Py_None ? NULL : Py_NewRef(memory);
+    return previous == Py_None ? Py_NewRef(Py_None) : previous;
+}
+
 static PyMethodDef module_methods[] = {
     {"allocate", (PyCFunction)(void (*)(void))module_allocate,
      METH_FASTCALL | METH_KEYWORDS, allocate_doc},
@@ -145,6 +162,7 @@ static PyMethodDef module_methods[] = {
      default_memory_doc},
     {"_set_default_resolver", module_set_default_resolver, METH_O, NULL},
     {"_set_target_resolver", module_set_target_resolver, METH_O, NULL},
+    {"_set_default_memory", module_set_default_memory, METH_O, NULL},
     {"_heap_bench", pa_heap_bench, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -158,7 +176,8 @@ module_exec(PyObject *module)
             || pa_buffer_type_ready() < 0) {
         return -1;
     }
-    if (PyModule_AddFunctions(module, pa_open_methods) < 0) {
+    if (PyModule_AddFunctions(module, pa_open_methods) < 0
+            || PyModule_AddFunctions(module, pa_inventory_methods) < 0) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "Buffer",
