@@ -21,12 +21,13 @@ except ModuleNotFoundError as e:
         "with: python setup.py build_ext --inplace") from None
 from ._inventory import BufferInfo
 from ._open import open_memory, resolve_default as _resolve_default
+from ._memory_map import memory_map
 from ._targets import memory_for as _memory_for
 from ._tracing import trace, trace_from_environment as _trace_env
 
 __version__ = "0.1.0"
 __all__ = ["Allocation", "Buffer", "BufferInfo", "Memory", "allocate",
-           "default_memory", "open_memory", "trace"]
+           "default_memory", "memory_map", "open_memory", "trace"]
 
 _set_default_resolver(_resolve_default)
 _set_target_resolver(_memory_for)

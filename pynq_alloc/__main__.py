@@ -3,7 +3,10 @@
 Prints the package and numpy versions and the default memory, then
 allocates on it, writes, flushes, reads back as the device does, writes
 as the device does, invalidates and compares.  Exits 0 after printing OK.
+
+python -m pynq_alloc --map prints the default memory's map instead.
 """
+import argparse
 import errno
 import os
 import sys
@@ -89,7 +92,20 @@ def backend_lines(root: str = "/") -> list:
     return lines
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pynq_alloc",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--map", action="store_true",
+                        help="print a map of the default memory: its "
+                        "buffers, free gaps and largest free block")
+    args = parser.parse_args(argv)
+    if args.map:
+        try:
+            print(pynq_alloc.memory_map())
+        except (OSError, ValueError) as e:
+            print(f"cannot open the default memory: {e}")
+            return 1
+        return 0
     print(f"pynq_alloc {pynq_alloc.__version__}, numpy {np.__version__}, "
           f"Python {sys.version.split()[0]}")
     spec = os.environ.get(ENV_VAR)

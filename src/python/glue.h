@@ -98,11 +98,13 @@ void pa_inventory_root_gone(PyObject *buffer);
 /* "; 3 live buffers hold ..." for a MemoryError, or NULL (no error set). */
 PyObject *pa_inventory_oom_hint(MemoryObject *m);
 PyObject *pa_memory_buffers(MemoryObject *m, PyObject *unused);
+PyObject *pa_memory_repr_html(MemoryObject *m, PyObject *unused);
 extern const char pa_memory_buffers_doc[];
 extern PyMethodDef pa_inventory_methods[];   /* _core._trace */
 #define PA_INVENTORY_MEMORY_METHODS \
     {"buffers", (PyCFunction)pa_memory_buffers, METH_NOARGS, \
-     pa_memory_buffers_doc},
+     pa_memory_buffers_doc}, \
+    {"_repr_html_", (PyCFunction)pa_memory_repr_html, METH_NOARGS, NULL},
 
 /* buffer.c */
 int pa_buffer_type_ready(void);

@@ -249,6 +249,14 @@ pa_inventory_oom_hint(MemoryObject *m)
     return hint;
 }
 
+PyObject *
+pa_memory_repr_html(MemoryObject *m, PyObject *unused)
+{
+    (void)unused;
+    return call_package("pynq_alloc._memory_map", "html",
+                        Py_BuildValue("(O)", (PyObject *)m));
+}
+
 /* _trace(frames) -> the previous number; 0 turns tracing off. */
 static PyObject *
 module_trace(PyObject *module, PyObject *arg)
