@@ -206,7 +206,7 @@ call_package(const char *module, const char *function, PyObject *args)
 }
 
 const char pa_memory_buffers_doc[] =
-"buffers()\n--\n\n"
+"buffers($self, /)\n--\n\n"
 "List the allocations of this memory that hold device memory now.\n\n"
 "One BufferInfo per allocation, lowest device address first: its\n"
 "device_address, size (bytes held), shape and dtype (of the Buffer that\n"

@@ -81,8 +81,8 @@ PyDoc_STRVAR(allocate_doc,
 "pointer=p wraps that memory again, contents kept.\n\n"
 "Raises ValueError (bad shape, order, align, max_address), TypeError\n"
 "(object dtype, unknown target), MemoryError (no block fits: the message\n"
-"gives the bytes free and the largest free block), OSError (the memory's\n"
-"device cannot be used).\n\n"
+"gives the bytes free, the largest free block and the largest live\n"
+"buffers), OSError (the memory's device cannot be used).\n\n"
 "    >>> buf = allocate((1024,), 'u4')\n"
 "    >>> buf[:] = range(1024)\n"
 "    >>> buf.flush()\n"
@@ -100,7 +100,14 @@ module_allocate(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 PyDoc_STRVAR(default_memory_doc,
 "default_memory()\n--\n\n"
 "Return the Memory that allocate() uses when no target is given.\n\n"
-"Chosen on first use from PYNQ_ALLOC_MEMORY, else from the devices found.");
+"Chosen on first use from PYNQ_ALLOC_MEMORY, else from the devices found\n"
+"(zocl, u-dma-buf, xlnk, else the simulated memory); `python -m\n"
+"pynq_alloc` says what it found. No parameters. Raises OSError if the\n"
+"chosen memory's device cannot be opened (never a silent fallback), and\n"
+"ValueError if PYNQ_ALLOC_MEMORY is not a valid spec.\n\n"
+"    >>> default_memory().kind in ('sim', 'zocl', 'udmabuf', 'xlnk',\n"
+"    ...                           'hugepage')\n"
+"    True");
 
 static PyObject *
 module_default_memory(PyObject *module, PyObject *unused)
