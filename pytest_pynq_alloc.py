@@ -21,7 +21,7 @@ never import pynq_alloc or load its extension.
 from __future__ import annotations
 
 import gc
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Generator, Iterator
 
 import pytest
 
@@ -45,7 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+        item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     if call.when == "call" and MARKER in getattr(item, "fixturenames", ()):
         item.stash[_call_failed] = outcome.get_result().failed

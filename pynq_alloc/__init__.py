@@ -7,18 +7,17 @@
     ip.transfer(buf.device_address, buf.nbytes)
     buf.invalidate()            # device writes -> visible to the CPU
 """
-try:
-    from ._core import Allocation, Buffer, Memory, allocate, default_memory
-    from ._core import _set_default_resolver, _set_target_resolver
-except ModuleNotFoundError as e:
-    if e.name != __name__ + "._core":
-        raise
+import importlib.util as _util
+
+if _util.find_spec(__name__ + "._core") is None:
     import os as _os
     raise ImportError(
         f"pynq_alloc's compiled core is missing from {_os.path.dirname(__file__)}: "
         "this looks like the source checkout. Install the package "
         "(pip install .) and run from another directory, or build in place "
-        "with: python setup.py build_ext --inplace") from None
+        "with: python setup.py build_ext --inplace")
+from ._core import Allocation, Buffer, Memory, allocate, default_memory
+from ._core import _set_default_resolver, _set_target_resolver
 from ._inventory import BufferInfo
 from ._open import open_memory, resolve_default as _resolve_default
 from ._memory_map import memory_map

@@ -10,6 +10,7 @@ import argparse
 import errno
 import os
 import sys
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -18,9 +19,9 @@ from pynq_alloc._open import ENV_VAR, choose_default, probe
 from pynq_alloc._zocl_banks import read_banks
 
 
-def self_check(memory) -> list:
+def self_check(memory: Any) -> List[str]:
     """Returns what failed (empty if all is well)."""
-    failures = []
+    failures: List[str] = []
     n = 1024
     with memory.allocate(n, "u4") as buf:
         pattern = np.arange(n, dtype="u4") * np.uint32(2654435761)
@@ -60,7 +61,7 @@ def _bytes(n: int) -> str:
     return f"{n >> 20} MiB" if n and n % (1 << 20) == 0 else f"{n >> 10} KiB"
 
 
-def bank_lines(root: str, node: str) -> list:
+def bank_lines(root: str, node: str) -> List[str]:
     """What zocl says in sysfs about the banks it can allocate in."""
     try:
         banks = read_banks(root, node)
@@ -80,7 +81,7 @@ def bank_lines(root: str, node: str) -> list:
     return lines
 
 
-def backend_lines(root: str = "/") -> list:
+def backend_lines(root: str = "/") -> List[str]:
     """Each backend, what was found or why it is not used, and zocl's banks."""
     lines = ["memory backends on this machine:"]
     for f in probe(root):
@@ -92,7 +93,7 @@ def backend_lines(root: str = "/") -> list:
     return lines
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pynq_alloc",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--map", action="store_true",

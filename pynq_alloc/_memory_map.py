@@ -44,7 +44,7 @@ class Segment(NamedTuple):
     kind: str                           # "used", "free" or "mixed"
     buffer: Optional[BufferInfo]        # for one used block
     used_bytes: int
-    count: int                          # blocks and gaps merged into it
+    pieces: int                         # blocks and gaps merged into it
 
 
 class Layout(NamedTuple):
@@ -102,7 +102,7 @@ def _merge_narrow(segments: List[Segment], keep: Optional[Segment],
             out.append(Segment(run[0].start, run[-1].end,
                                kinds.pop() if len(kinds) == 1 else "mixed",
                                None, sum(s.used_bytes for s in run),
-                               sum(s.count for s in run)))
+                               sum(s.pieces for s in run)))
         run.clear()
 
     for s in segments:
@@ -144,7 +144,7 @@ def describe(seg: Segment) -> str:
         return f"used {span}: {seg.buffer}"
     if seg.kind == "free":
         return f"free {span}: {seg.end - seg.start} bytes"
-    return (f"{span}: {seg.count} blocks and gaps too small to draw, "
+    return (f"{span}: {seg.pieces} blocks and gaps too small to draw, "
             f"{seg.used_bytes} bytes used, "
             f"{seg.end - seg.start - seg.used_bytes} free")
 
