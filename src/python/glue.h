@@ -36,7 +36,7 @@ typedef struct {
     PyArray_Descr *dtype;   /* the root's shape and dtype, kept when the */
     npy_intp *dims;         /* Allocation outlives it (PYNQ's frame caches) */
     int nd;
-    PyObject *trace;        /* allocation site while tracing, else NULL */
+    struct pa_trace *trace; /* allocation site while tracing, else NULL */
 } pa_inventory_entry;
 
 typedef struct {

@@ -15,10 +15,81 @@
  */
 #include "glue.h"
 
+#if PY_VERSION_HEX < 0x030B0000
+#include <frameobject.h>    /* f_lasti */
+#endif
 #include <string.h>
 
 /* Frames recorded per allocation; 0: tracing is off. */
 static int trace_frames;
+
+/* The calling Python frames, most recent first, as code objects and
+ * instruction offsets: line numbers cost hundreds of instructions a frame
+ * to work out, so only a listing does that (decode_stack). */
+typedef struct pa_trace {
+    int n;
+    struct {
+        PyCodeObject *code;
+        int offset;
+    } frame[];
+} pa_trace;
+
+static void
+free_trace(pa_trace *t)
+{
+    for (int i = 0; t != NULL && i < t->n; i++) {
+        Py_DECREF(t->frame[i].code);
+    }
+    PyMem_Free(t);
+}
+
+/* NULL with MemoryError if out of memory. */
+static pa_trace *
+capture_stack(int depth)
+{
+    pa_trace *t = PyMem_Malloc(sizeof(pa_trace)
+                               + (size_t)depth * sizeof(t->frame[0]));
+    if (t == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    t->n = 0;
+    PyFrameObject *f = PyEval_GetFrame();
+    Py_XINCREF(f);
+    while (f != NULL && t->n < depth) {
+        t->frame[t->n].code = PyFrame_GetCode(f);
+#if PY_VERSION_HEX >= 0x030B0000
+        t->frame[t->n].offset = PyFrame_GetLasti(f);
+#else
+        t->frame[t->n].offset = f->f_lasti * (int)sizeof(_Py_CODEUNIT);
+#endif
+        t->n++;
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    Py_XDECREF(f);
+    return t;
+}
+
+/* ((filename, lineno, function), ...) from what capture_stack kept. */
+static PyObject *
+decode_stack(const pa_trace *t)
+{
+    PyObject *out = PyTuple_New(t->n);
+    for (int i = 0; out != NULL && i < t->n; i++) {
+        PyCodeObject *code = t->frame[i].code;
+        PyObject *item = Py_BuildValue(
+            "(OiO)", code->co_filename,
+            PyCode_Addr2Line(code, t->frame[i].offset), code->co_name);
+        if (item == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, i, item);
+    }
+    return out;
+}
 
 void
 pa_inventory_add(AllocationObject *a)
@@ -45,46 +116,13 @@ pa_inventory_remove(AllocationObject *a)
     if (e->next != NULL) {
         ((AllocationObject *)e->next)->inv.prev = e->prev;
     }
-    Py_CLEAR(e->dtype);
-    PyMem_Free(e->dims);
-    e->dims = NULL;
-    Py_CLEAR(e->trace);
-}
-
-/* ((filename, lineno, function), ...) of the calling Python frames, most
- * recent first; a new reference, or NULL with an error. */
-static PyObject *
-capture_stack(int depth)
-{
-    PyObject *frames = PyTuple_New(depth);
-    if (frames == NULL) {
-        return NULL;
+    if (e->dtype != NULL || e->dims != NULL || e->trace != NULL) {
+        Py_CLEAR(e->dtype);
+        PyMem_Free(e->dims);
+        e->dims = NULL;
+        free_trace(e->trace);
+        e->trace = NULL;
     }
-    PyFrameObject *f = PyEval_GetFrame();
-    Py_XINCREF(f);
-    int n = 0;
-    while (f != NULL && n < depth) {
-        PyCodeObject *code = PyFrame_GetCode(f);
-        PyObject *line = PyLong_FromLong(PyFrame_GetLineNumber(f));
-        PyObject *item = line == NULL ? NULL
-            : PyTuple_Pack(3, code->co_filename, line, code->co_name);
-        Py_XDECREF(line);
-        Py_DECREF(code);
-        if (item == NULL) {
-            Py_DECREF(f);
-            Py_DECREF(frames);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(frames, n++, item);
-        PyFrameObject *back = PyFrame_GetBack(f);
-        Py_DECREF(f);
-        f = back;
-    }
-    Py_XDECREF(f);
-    if (n < depth && _PyTuple_Resize(&frames, n) < 0) {
-        return NULL;
-    }
-    return frames;
 }
 
 int
@@ -98,11 +136,12 @@ pa_inventory_adopt(AllocationObject *a, PyObject *root)
         e->dims = NULL;
     }
     if (trace_frames > 0) {
-        PyObject *trace = capture_stack(trace_frames);
+        pa_trace *trace = capture_stack(trace_frames);
         if (trace == NULL) {
             return -1;
         }
-        Py_XSETREF(e->trace, trace);
+        free_trace(e->trace);
+        e->trace = trace;
     }
     return 0;
 }
@@ -156,15 +195,18 @@ raw_entry(AllocationObject *a)
     else {
         shape = Py_NewRef(Py_None);
     }
-    if (shape == NULL) {
+    PyObject *trace = e->trace != NULL ? decode_stack(e->trace)
+                                       : Py_NewRef(Py_None);
+    if (shape == NULL || trace == NULL) {
+        Py_XDECREF(shape);
+        Py_XDECREF(trace);
         return NULL;
     }
     return Py_BuildValue(
-        "(KKNNNOOO)", (unsigned long long)a->blk.device_address,
+        "(KKNNNOON)", (unsigned long long)a->blk.device_address,
         (unsigned long long)a->blk.size, PyBool_FromLong(a->blk.cacheable),
         PyBool_FromLong(a->blk.coherent), shape, dtype,
-        e->root != NULL ? e->root : Py_None,
-        e->trace != NULL ? e->trace : Py_None);
+        e->root != NULL ? e->root : Py_None, trace);
 }
 
 /* The raw entries of m's Allocations that still hold device memory. */
