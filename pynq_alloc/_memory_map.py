@@ -165,8 +165,12 @@ def _svg(lay: Layout) -> str:
         x = (seg.start - lay.base_address) * scale
         w = max((seg.end - seg.start) * scale, 0.5)
         cls = seg.kind + (" largest" if seg == lay.largest_free else "")
-        stroke = (' stroke="#1e8c45" stroke-width="2" stroke-dasharray="4 2"'
-                  if seg == lay.largest_free else "")
+        if seg == lay.largest_free:
+            stroke = ' stroke="#1e8c45" stroke-width="2" stroke-dasharray="4 2"'
+        elif seg.kind == "used" and w >= 3:     # neighbours stay apart
+            stroke = ' stroke="#ffffff" stroke-width="1"'
+        else:
+            stroke = ""
         parts.append(
             f'<rect class="{cls}" x="{10 + x:.2f}" y="{BAR_Y}" '
             f'width="{w:.2f}" height="{BAR_H}" fill="{COLOURS[seg.kind]}"'

@@ -18,8 +18,9 @@ def trace(enabled: bool = True, frames: int = DEFAULT_FRAMES) -> bool:
 
     enabled: turn recording on (True) or off (False).  frames: how many
     frames to keep per buffer, most recent first (1 to 1000).  Off by
-    default, when it costs allocate() nothing measurable; on, each
-    allocate() keeps a tuple of (filename, lineno, function).
+    default, when it costs allocate() one test of a flag; on, each
+    allocate() keeps the code and position of each frame (line numbers
+    are worked out only when listed).
     Memory.buffers() reports it as `traceback` and `site`, and MemoryError
     messages and the pytest plugin's leak check name the site.  Buffers
     allocated while it was off have no record.  PYNQ_ALLOC_TRACE=1 (or a
