@@ -73,12 +73,6 @@ def test_the_list_keeps_no_memory_alive(mem):
     assert listed[0].size == 4096       # the record outlives the buffer
 
 
-def test_a_reshaped_root_reports_its_shape_now(mem):
-    buf = mem.allocate(12, "u2")
-    buf.shape = (3, 4)
-    assert mem.buffers()[0].shape == (3, 4)
-
-
 class FrameCache:
     """PYNQ's frame-cache protocol: freebuffer() hands back the pointer."""
 
