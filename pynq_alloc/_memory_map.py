@@ -34,6 +34,8 @@ WHY_NO_LAYOUT = {
 # Past this many blocks and gaps, neighbours too narrow to see are drawn
 # as one, so that a map of a busy pool stays small.
 MAX_SEGMENTS = 400
+# Buffers listed by name under a map; Memory.buffers() has them all.
+MAX_LISTED = 50
 
 
 class Segment(NamedTuple):
@@ -213,10 +215,20 @@ def html(memory: Any) -> str:
     return f'<div class="pynq-alloc-memory">{head}{_svg(lay)}</div>'
 
 
+def _listed(buffers: List[BufferInfo]) -> List[str]:
+    """A line per buffer, the largest first, at most MAX_LISTED of them."""
+    by_size = sorted(buffers, key=lambda b: (-b.size, b.device_address))
+    lines = [str(b) for b in by_size[:MAX_LISTED]]
+    if len(buffers) > MAX_LISTED:
+        lines.append(f"and {len(buffers) - MAX_LISTED} smaller ones "
+                     "(Memory.buffers() lists them all)")
+    return lines
+
+
 def _buffer_table(buffers: List[BufferInfo]) -> str:
     if not buffers:
         return ""
-    rows = "".join(f"<li>{_html.escape(str(b))}</li>" for b in buffers)
+    rows = "".join(f"<li>{_html.escape(line)}</li>" for line in _listed(buffers))
     return f"<div>This process's buffers:</div><ul>{rows}</ul>"
 
 
@@ -260,8 +272,8 @@ def memory_map(memory: Any = None, width: int = 64) -> str:
             lines.append(f"largest free block: {big.start:#x}-{big.end:#x}, "
                          f"{big.end - big.start} bytes")
     if lay.buffers:
-        lines.append("buffers:")
-        lines += [f"  {b}" for b in lay.buffers]
+        lines.append("buffers, the largest first:")
+        lines += [f"  {line}" for line in _listed(lay.buffers)]
     return "\n".join(lines)
 
 

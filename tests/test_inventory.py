@@ -245,3 +245,26 @@ def test_buffers_leaves_reference_counts_as_they_were(mem):
     before = sys.getrefcount(buf), sys.getrefcount(buf.base)
     mem.buffers()
     assert (sys.getrefcount(buf), sys.getrefcount(buf.base)) == before
+
+
+def test_listing_under_collections_at_every_allocation(mem):
+    """Buffers in garbage cycles, freed by collections that run at nearly
+    every allocation, never show up half-gone in a listing."""
+    import gc
+    threshold = gc.get_threshold()
+    gc.collect()
+    kept = [mem.allocate(10) for _ in range(20)]
+    try:
+        gc.set_threshold(1, 1, 1)
+        for _ in range(5):
+            for _ in range(40):
+                cyclic = mem.allocate((2, 3), "f4")
+                cyclic.me = cyclic          # garbage once the name goes
+                del cyclic
+            listed = mem.buffers()
+            assert len(listed) >= len(kept)
+            assert all(i.shape in ((10,), (2, 3)) for i in listed)
+    finally:
+        gc.set_threshold(*threshold)
+    gc.collect()
+    assert len(mem.buffers()) == len(kept)

@@ -177,11 +177,23 @@ def test_text_map_of_a_fragmented_pool():
     assert lines[1] == f"{BASE:#x} |#..#####________| {BASE + MiB:#x}"
     assert lines[3] == (f"largest free block: {BASE + (512 << 10):#x}-"
                         f"{BASE + MiB:#x}, 524288 bytes")
-    assert lines[4] == "buffers:" and len(lines) == 8
-    assert lines[6] == f"  (128, 128) uint32 at {BASE + (192 << 10):#x}, 65536 bytes"
+    assert lines[4] == "buffers, the largest first:" and len(lines) == 8
+    assert lines[5] == f"  (262144,) uint8 at {BASE + (256 << 10):#x}, 262144 bytes"
+    assert lines[7] == f"  (128, 128) uint32 at {BASE + (192 << 10):#x}, 65536 bytes"
     with pytest.raises(ValueError, match="width"):
         memory_map(mem, width=4)
     del keep
+
+
+def test_long_listings_name_the_largest_buffers():
+    mem = open_memory("sim", size=16 * MiB, base_address=BASE)
+    bufs = [mem.allocate(4096 * (1 + i % 7), "u1") for i in range(60)]
+    lines = memory_map(mem).splitlines()
+    listed = lines[lines.index("buffers, the largest first:") + 1:]
+    assert len(listed) == 51
+    assert all("28672 bytes" in line for line in listed[:8])
+    assert listed[-1] == "  and 10 smaller ones (Memory.buffers() lists them all)"
+    del bufs
 
 
 def test_text_map_marks_partly_used_cells():

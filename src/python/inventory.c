@@ -209,7 +209,12 @@ raw_entry(AllocationObject *a)
         e->root != NULL ? e->root : Py_None, trace);
 }
 
-/* The raw entries of m's Allocations that still hold device memory. */
+/*
+ * The raw entries of m's Allocations that still hold device memory.  The
+ * collector stays off meanwhile: making the entries allocates objects,
+ * and a collection then could run finalizers that free the Allocations
+ * (or roots) being listed.  Nothing else here runs Python code.
+ */
 static PyObject *
 raw_entries(MemoryObject *m)
 {
@@ -217,6 +222,7 @@ raw_entries(MemoryObject *m)
     if (list == NULL) {
         return NULL;
     }
+    int collecting = PyGC_Disable();
     for (PyObject *p = m->allocations; p != NULL;
             p = ((AllocationObject *)p)->inv.next) {
         AllocationObject *a = (AllocationObject *)p;
@@ -226,10 +232,13 @@ raw_entries(MemoryObject *m)
         PyObject *entry = raw_entry(a);
         if (entry == NULL || PyList_Append(list, entry) < 0) {
             Py_XDECREF(entry);
-            Py_DECREF(list);
-            return NULL;
+            Py_CLEAR(list);
+            break;
         }
         Py_DECREF(entry);
+    }
+    if (collecting) {
+        PyGC_Enable();
     }
     return list;
 }
