@@ -27,7 +27,8 @@ import pytest
 
 MARKER = "pynq_memory"
 NO_LEAK_CHECK = "--pynq-no-leak-check"
-_call_failed = pytest.StashKey[bool]()
+_call_passed = pytest.StashKey[bool]()
+FRAMES = 5      # of the stack, recorded at each allocation during the test
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,7 +50,7 @@ def pytest_runtest_makereport(
         item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     if call.when == "call" and MARKER in getattr(item, "fixturenames", ()):
-        item.stash[_call_failed] = outcome.get_result().failed
+        item.stash[_call_passed] = outcome.get_result().passed
 
 
 def _options(request: pytest.FixtureRequest) -> Dict[str, Any]:
@@ -71,20 +72,21 @@ def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
     check can say where each leaked buffer came from.
     """
     import pynq_alloc
-    from pynq_alloc import _core
+    from pynq_alloc import _core     # the default memory and tracing
 
     options = _options(request)
     leak_check = bool(options.pop("leak_check", True))
     memory = pynq_alloc.open_memory("sim", **options)
     previous = _core._set_default_memory(memory)
-    was_tracing = pynq_alloc.trace(True)
+    tracing = _core._trace(FRAMES)
     try:
         yield memory
     finally:
-        pynq_alloc.trace(was_tracing)
+        _core._trace(tracing)
         _core._set_default_memory(previous)
+    # A test that failed (or xfailed) keeps its buffers in its traceback.
     if (leak_check and not request.config.getoption(NO_LEAK_CHECK)
-            and not request.node.stash.get(_call_failed, False)):
+            and request.node.stash.get(_call_passed, False)):
         _check_leaks(memory, request.node.nodeid)
 
 

@@ -98,6 +98,7 @@ def test_a_failing_test_restores_the_default_and_tracing(pytester):
         ORIGINAL = pynq_alloc.default_memory()
     """)
     result = run(pytester, """
+        import pytest
         import pynq_alloc
         from conftest import ORIGINAL
 
@@ -110,8 +111,25 @@ def test_a_failing_test_restores_the_default_and_tracing(pytester):
             assert pynq_alloc.default_memory() is ORIGINAL
             assert pynq_alloc.allocate(1).memory is ORIGINAL
             assert pynq_alloc.trace(False) is False     # tracing is off again
+
+        def test_3_trace_9_frames():
+            pynq_alloc.trace(True, frames=9)
+
+        def test_4_fixture_traces_5(pynq_memory):
+            buf = pynq_alloc.allocate(1)
+            assert len(pynq_memory.buffers()[0].traceback) == 5
+            del buf
+
+        def test_5_tracing_is_as_it_was():
+            from pynq_alloc import _core
+            assert _core._trace(0) == 9
+
+        @pytest.mark.xfail(strict=True)
+        def test_6_xfails(pynq_memory):
+            buf = pynq_alloc.allocate(10)   # held by the traceback
+            assert False
     """)
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=4, failed=1, xfailed=1)
     result.stdout.fnmatch_lines(["*the test's own failure*"])
     result.stdout.no_fnmatch_line("*still alive*")
 
