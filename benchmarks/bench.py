@@ -33,6 +33,19 @@ def pair_ns(ours, theirs, env, number, rounds=15):
     return best_a / number * 1e9, best_b / number * 1e9
 
 
+def traced_pair_ns(stmt, env, number, rounds=15):
+    """Best times of stmt with tracing on and off, in alternating rounds."""
+    timer = timeit.Timer(stmt, globals=env)
+    best_on = best_off = float("inf")
+    for _ in range(rounds):
+        pynq_alloc.trace(False)
+        best_off = min(best_off, timer.timeit(number))
+        pynq_alloc.trace(True)
+        best_on = min(best_on, timer.timeit(number))
+    pynq_alloc.trace(False)
+    return best_on / number * 1e9, best_off / number * 1e9
+
+
 ROWS = []
 
 
@@ -59,6 +72,9 @@ def main():
     ours, theirs = pair_ns("allocate((1024,), 'u4', mem, cacheable=True)",
                            "np.zeros((1024,), 'u4')", env, 100_000)
     report("  cacheable (both sides zeroed)", ours, theirs, "np.zeros")
+    # pynq_alloc.trace(True) records 5 frames of the stack at each allocate.
+    on, off = traced_pair_ns("allocate((1024,), 'u4', mem)", env, 100_000)
+    report("  traced (trace(True))", on, off, "untraced (the default)")
 
     # A zeroed 64 MiB buffer: pages the kernel gives back zeroed, as
     # np.zeros gets them from calloc.

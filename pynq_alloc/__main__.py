@@ -3,10 +3,14 @@
 Prints the package and numpy versions and the default memory, then
 allocates on it, writes, flushes, reads back as the device does, writes
 as the device does, invalidates and compares.  Exits 0 after printing OK.
+
+python -m pynq_alloc --map prints the default memory's map instead.
 """
+import argparse
 import errno
 import os
 import sys
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -15,9 +19,9 @@ from pynq_alloc._open import ENV_VAR, choose_default, probe
 from pynq_alloc._zocl_banks import read_banks
 
 
-def self_check(memory) -> list:
+def self_check(memory: Any) -> List[str]:
     """Returns what failed (empty if all is well)."""
-    failures = []
+    failures: List[str] = []
     n = 1024
     # Cacheable, so that flush and invalidate do real work where they can.
     with memory.allocate(n, "u4", cacheable=True) as buf:
@@ -58,7 +62,7 @@ def _bytes(n: int) -> str:
     return f"{n >> 20} MiB" if n and n % (1 << 20) == 0 else f"{n >> 10} KiB"
 
 
-def bank_lines(root: str, node: str) -> list:
+def bank_lines(root: str, node: str) -> List[str]:
     """What zocl says in sysfs about the banks it can allocate in."""
     try:
         banks = read_banks(root, node)
@@ -78,7 +82,7 @@ def bank_lines(root: str, node: str) -> list:
     return lines
 
 
-def backend_lines(root: str = "/") -> list:
+def backend_lines(root: str = "/") -> List[str]:
     """Each backend, what was found or why it is not used, and zocl's banks."""
     lines = ["memory backends on this machine:"]
     for f in probe(root):
@@ -90,7 +94,20 @@ def backend_lines(root: str = "/") -> list:
     return lines
 
 
-def main() -> int:
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pynq_alloc",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--map", action="store_true",
+                        help="print a map of the default memory: its "
+                        "buffers, free gaps and largest free block")
+    args = parser.parse_args(argv)
+    if args.map:
+        try:
+            print(pynq_alloc.memory_map())
+        except (OSError, ValueError) as e:
+            print(f"cannot open the default memory: {e}")
+            return 1
+        return 0
     print(f"pynq_alloc {pynq_alloc.__version__}, numpy {np.__version__}, "
           f"Python {sys.version.split()[0]}")
     spec = os.environ.get(ENV_VAR)

@@ -259,10 +259,19 @@ def parse_spec(spec: str) -> tuple[str, Dict[str, str]]:
 def open_memory(spec: str = "sim", **options: Any) -> _core.Memory:
     """Open a Memory: ``open_memory('sim', size=64 << 20)``.
 
-    `spec` names the backend and may carry options after a colon, as
-    PYNQ_ALLOC_MEMORY does (``'sim:size=64M'``); keyword options override
-    those.  Unknown backends and options are a ValueError; a backend whose
-    device cannot be opened is an OSError.
+    spec names the backend ('sim', 'zocl', 'udmabuf', 'xlnk', 'hugepage')
+    and may carry options after a colon, as PYNQ_ALLOC_MEMORY does
+    (``'sim:size=64M'``); keyword options (**options) override those.
+    The README lists each backend's options, e.g. size and base_address
+    for 'sim', bank for 'zocl'.
+
+    Raises TypeError if spec is not a str, ValueError for an unknown
+    backend or option or a bad value, OSError (with errno and path) if the
+    backend's device cannot be opened.
+
+        >>> mem = open_memory('sim:size=1M', base_address=0x4000_0000)
+        >>> mem.kind, hex(mem.base_address), mem.size
+        ('sim', '0x40000000', 1048576)
     """
     if not isinstance(spec, str):
         raise TypeError(f"spec must be a str, not {type(spec).__name__}")

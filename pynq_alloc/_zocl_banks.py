@@ -40,7 +40,7 @@ _MEMSTAT_LINE = re.compile(
 
 class Bank(NamedTuple):
     """One memory bank of the loaded xclbin."""
-    index: int
+    index: int  # type: ignore[assignment]  # a field, though tuple has index()
     tag: str
     type: str
     used: bool          # connected in this design; else CREATE_BO gets CMA

@@ -4,6 +4,9 @@ import pytest
 from helpers import BASE, MiB
 from pynq_alloc import open_memory
 
+# For the tests of pynq_alloc's own pytest plugin.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 def mem():

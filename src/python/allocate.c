@@ -312,11 +312,14 @@ out_of_memory(MemoryObject *target, uint64_t nbytes, uint64_t align,
         PyOS_snprintf(constraint, sizeof(constraint), " below 0x%llx",
                       (unsigned long long)limit);
     }
-    return pa_raise(ENOMEM, NULL, "cannot allocate %llu bytes%s in %s "
-                    "memory: %llu bytes free, largest free block %llu bytes",
-                    (unsigned long long)nbytes, constraint,
-                    pa_memory_kind(target->mem), (unsigned long long)s.free,
-                    (unsigned long long)s.largest_free);
+    PyObject *hint = pa_inventory_oom_hint(target);
+    pa_raise(ENOMEM, NULL, "cannot allocate %llu bytes%s in %s "
+             "memory: %llu bytes free, largest free block %llu bytes%V",
+             (unsigned long long)nbytes, constraint,
+             pa_memory_kind(target->mem), (unsigned long long)s.free,
+             (unsigned long long)s.largest_free, hint, "");
+    Py_XDECREF(hint);
+    return NULL;
 }
 
 /* The MemoryError for a buffer that could not be mapped, with the figures
@@ -556,6 +559,10 @@ pa_allocate_impl(MemoryObject *self, PyObject *const *args,
     }
     if (PyArray_SetBaseObject((PyArrayObject *)arr, (PyObject *)a) < 0) {
         Py_DECREF(arr);     /* SetBaseObject stole a */
+        return NULL;
+    }
+    if (pa_inventory_adopt(a, arr) < 0) {
+        Py_DECREF(arr);
         return NULL;
     }
     if (cache != NULL && attach_cache(arr, a, cache) < 0) {

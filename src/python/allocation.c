@@ -24,6 +24,7 @@ pa_allocation_new(MemoryObject *memory, const pa_block *blk)
     a->freed = 0;
     a->retired = 0;
     a->busy = 0;
+    pa_inventory_add(a);
     return a;
 }
 
@@ -87,6 +88,7 @@ pa_allocation_leave(AllocationObject *a)
 static void
 allocation_dealloc(AllocationObject *a)
 {
+    pa_inventory_remove(a);
     /* Nothing can reach `a` any more, so the GIL may go around the system
      * and driver calls; keeping a block for reuse needs none. */
     if (a->retired) {

@@ -174,13 +174,20 @@ sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
 }
 
 PyDoc_STRVAR(flush_doc,
-"flush()\n--\n\n"
+"flush($self, /)\n--\n\n"
 "Make CPU writes to this array visible to the device.\n\n"
 "Covers every byte the array touches, from its lowest to its highest\n"
 "(more than nbytes for strided views). On coherent memory (and uncached\n"
 "buffers, the default) it only makes sure the CPU's stores have left it,\n"
 "a store barrier, so call it before starting the device either way.\n"
-"Raises ValueError if the array is not in device memory or was freed.");
+"No parameters. Raises ValueError if the array is not in device memory\n"
+"or was freed, OSError if the driver refuses.\n\n"
+"    >>> mem = open_memory('sim', size=1 << 20)\n"
+"    >>> buf = mem.allocate(4, 'u1', cacheable=True)\n"
+"    >>> buf[:] = [1, 2, 3, 4]\n"
+"    >>> buf.flush()                  # before the device reads it\n"
+"    >>> mem.device_read(buf.device_address, 4)\n"
+"    b'\\x01\\x02\\x03\\x04'");
 
 static PyObject *
 buffer_flush(PyArrayObject *self, PyObject *unused)
@@ -190,11 +197,18 @@ buffer_flush(PyArrayObject *self, PyObject *unused)
 }
 
 PyDoc_STRVAR(invalidate_doc,
-"invalidate()\n--\n\n"
+"invalidate($self, /)\n--\n\n"
 "Make device writes to this array visible to the CPU.\n\n"
 "Covers the same span as flush(); bytes outside it are not changed.\n"
-"A no-op on coherent memory. Raises ValueError if the array is not in\n"
-"device memory or was freed.");
+"A no-op on coherent memory. No parameters. Raises ValueError if the\n"
+"array is not in device memory or was freed, OSError if the driver\n"
+"refuses.\n\n"
+"    >>> mem = open_memory('sim', size=1 << 20)\n"
+"    >>> buf = mem.allocate(4, 'u1', cacheable=True)\n"
+"    >>> mem.device_write(buf.device_address, b'\\x05\\x06\\x07\\x08')\n"
+"    >>> buf.invalidate()             # after the device wrote it\n"
+"    >>> buf.tolist()\n"
+"    [5, 6, 7, 8]");
 
 static PyObject *
 buffer_invalidate(PyArrayObject *self, PyObject *unused)
@@ -204,12 +218,22 @@ buffer_invalidate(PyArrayObject *self, PyObject *unused)
 }
 
 PyDoc_STRVAR(freebuffer_doc,
-"freebuffer()\n--\n\n"
+"freebuffer($self, /)\n--\n\n"
 "Give the device memory back to its Memory now.\n\n"
 "Only the Buffer that allocate() returned does this; on a view (a slice,\n"
 "b.view(), ...) it does nothing, as in PYNQ. Views that are still alive\n"
 "stay safe to use but no longer refer to device memory (freed is True,\n"
-"device_address is None). Calling it again does nothing.");
+"device_address is None). Calling it again does nothing. A buffer made\n"
+"with cache= goes back to that cache instead. Leaving a with-block does\n"
+"the same. No parameters. Raises MemoryError if views are alive and no\n"
+"memory is left to detach them, and what the cache's return_pointer()\n"
+"raises.\n\n"
+"    >>> mem = open_memory('sim', size=1 << 20)\n"
+"    >>> buf = mem.allocate(1024)\n"
+"    >>> view = buf[10:]\n"
+"    >>> buf.freebuffer()\n"
+"    >>> mem.stats()['buffers'], view.freed, view.device_address\n"
+"    (0, True, None)");
 
 /*
  * PYNQ's frame caches: a buffer allocated with cache= has `pointer` and
@@ -263,9 +287,18 @@ buffer_freebuffer(PyArrayObject *self, PyObject *unused)
 }
 
 PyDoc_STRVAR(close_doc,
-"close()\n--\n\n"
+"close($self, /)\n--\n\n"
 "Deprecated, and does nothing else, as in PYNQ 3: use freebuffer().\n\n"
-"PYNQ's own drivers call close() on buffers they go on using.");
+"PYNQ's own drivers call close() on buffers they go on using. No\n"
+"parameters. Warns with DeprecationWarning (an error where warnings are\n"
+"errors), and raises nothing else.\n\n"
+"    >>> import warnings\n"
+"    >>> buf = open_memory('sim', size=1 << 20).allocate(16)\n"
+"    >>> with warnings.catch_warnings(record=True) as caught:\n"
+"    ...     warnings.simplefilter('always')\n"
+"    ...     buf.close()\n"
+"    >>> caught[0].category.__name__, buf.freed\n"
+"    ('DeprecationWarning', False)");
 
 static PyObject *
 buffer_close(PyArrayObject *self, PyObject *unused)
@@ -400,6 +433,7 @@ buffer_dealloc(PyObject *self)
 {
     PyObject_GC_UnTrack(self);
     Py_CLEAR(*dict_slot(self));
+    pa_inventory_root_gone(self);
     PyArray_Type.tp_dealloc(self);     /* ends in tp_free */
 }
 
@@ -408,9 +442,15 @@ static PyMethodDef buffer_methods[] = {
     {"invalidate", (PyCFunction)buffer_invalidate, METH_NOARGS,
      invalidate_doc},
     {"sync_to_device", (PyCFunction)buffer_flush, METH_NOARGS,
-     "sync_to_device()\n--\n\nAlias of flush()."},
+     "sync_to_device($self, /)\n--\n\nAlias of flush(): no parameters, "
+     "raises ValueError or OSError as flush() does.\n\n"
+     "    >>> buf = open_memory('sim', size=1 << 20).allocate(4)\n"
+     "    >>> buf.sync_to_device()"},
     {"sync_from_device", (PyCFunction)buffer_invalidate, METH_NOARGS,
-     "sync_from_device()\n--\n\nAlias of invalidate()."},
+     "sync_from_device($self, /)\n--\n\nAlias of invalidate(): no "
+     "parameters, raises ValueError or OSError as invalidate() does.\n\n"
+     "    >>> buf = open_memory('sim', size=1 << 20).allocate(4)\n"
+     "    >>> buf.sync_from_device()"},
     {"freebuffer", (PyCFunction)buffer_freebuffer, METH_NOARGS,
      freebuffer_doc},
     {"close", (PyCFunction)buffer_close, METH_NOARGS, close_doc},

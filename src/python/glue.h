@@ -24,7 +24,21 @@ typedef struct {
     PyObject_HEAD
     pa_memory *mem;
     PyObject *weakrefs;     /* open_memory keeps one Memory per device */
+    PyObject *allocations;  /* inventory.c: newest live Allocation, borrowed */
 } MemoryObject;
+
+/* inventory.c: an Allocation's place in its Memory's list of live ones,
+ * and what Memory.buffers() reports of it.  The list is intrusive and
+ * kept under the GIL, so listing holds no references. */
+typedef struct {
+    PyObject *prev, *next;  /* AllocationObjects of the same Memory */
+    PyObject *root;         /* borrowed: the Buffer allocate() returned;
+                               NULL once it is gone */
+    PyArray_Descr *dtype;   /* the root's shape and dtype, kept when the */
+    npy_intp *dims;         /* Allocation outlives it (PYNQ's frame caches) */
+    int nd;
+    struct pa_trace *trace; /* allocation site while tracing, else NULL */
+} pa_inventory_entry;
 
 typedef struct {
     PyObject_HEAD
@@ -33,6 +47,7 @@ typedef struct {
     int freed;              /* freebuffer() was called */
     int retired;            /* the device memory has been given back */
     int busy;               /* cache maintenance running without the GIL */
+    pa_inventory_entry inv;
 } AllocationObject;
 
 extern PyTypeObject pa_MemoryType;
@@ -72,6 +87,25 @@ MemoryObject *pa_target_memory(PyObject *target);
 
 /* open_backends.c: _open_<kind>(**options) -> Memory, one per backend. */
 extern PyMethodDef pa_open_methods[];
+
+/* inventory.c */
+void pa_inventory_add(AllocationObject *a);
+void pa_inventory_remove(AllocationObject *a);
+/* Records root as the Buffer allocate() made on a, and the call site when
+ * tracing is on (the only cost then).  0, or -1 with an error. */
+int pa_inventory_adopt(AllocationObject *a, PyObject *root);
+/* From the dealloc of every Buffer: forgets a root that goes. */
+void pa_inventory_root_gone(PyObject *buffer);
+/* "; 3 live buffers hold ..." for a MemoryError, or NULL (no error set). */
+PyObject *pa_inventory_oom_hint(MemoryObject *m);
+PyObject *pa_memory_buffers(MemoryObject *m, PyObject *unused);
+PyObject *pa_memory_repr_html(MemoryObject *m, PyObject *unused);
+extern const char pa_memory_buffers_doc[];
+extern PyMethodDef pa_inventory_methods[];   /* _core._trace */
+#define PA_INVENTORY_MEMORY_METHODS \
+    {"buffers", (PyCFunction)pa_memory_buffers, METH_NOARGS, \
+     pa_memory_buffers_doc}, \
+    {"_repr_html_", (PyCFunction)pa_memory_repr_html, METH_NOARGS, NULL},
 
 /* buffer.c */
 int pa_buffer_type_ready(void);

@@ -16,6 +16,7 @@ pa_memory_wrap(pa_memory *mem)
     }
     m->mem = mem;
     m->weakrefs = NULL;
+    m->allocations = NULL;
     return (PyObject *)m;
 }
 
@@ -45,9 +46,20 @@ memory_repr(MemoryObject *m)
 }
 
 PyDoc_STRVAR(memory_allocate_doc,
-"allocate(shape, dtype='u4', *, order='C', cacheable=False, align=None,\n"
-"         max_address=None, zero=True, pointer=None, cache=None)\n--\n\n"
-"Allocate a Buffer in this memory; see pynq_alloc.allocate().");
+"allocate($self, /, shape, dtype='u4', *, order='C', cacheable=False,\n"
+"         align=None, max_address=None, zero=True, pointer=None,\n"
+"         cache=None)\n--\n\n"
+"Allocate a Buffer in this memory: pynq_alloc.allocate(..., target=self).\n\n"
+"shape, dtype, order, cacheable, align, max_address, zero, pointer and\n"
+"cache are as for pynq_alloc.allocate(), which says what each does.\n"
+"Raises ValueError (bad shape, order, align, max_address), TypeError\n"
+"(object dtype), MemoryError (no block fits: the message gives the bytes\n"
+"free, the largest free block and the largest live buffers), OSError\n"
+"(the device refuses).\n\n"
+"    >>> mem = open_memory('sim', size=1 << 20, base_address=0x4000_0000)\n"
+"    >>> buf = mem.allocate((2, 3), 'f4')\n"
+"    >>> hex(buf.device_address), buf.shape, buf.memory is mem\n"
+"    ('0x40000000', (2, 3), True)");
 
 static PyObject *
 memory_allocate(MemoryObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -57,9 +69,16 @@ memory_allocate(MemoryObject *self, PyObject *const *args, Py_ssize_t nargs,
 }
 
 PyDoc_STRVAR(memory_stats_doc,
-"stats()\n--\n\n"
+"stats($self, /)\n--\n\n"
 "Return a dict of ints: total, used, free, largest_free (bytes) and\n"
-"buffers (live allocations).");
+"buffers (live allocations).\n\n"
+"No parameters; never raises. Memory.buffers() says which buffers hold\n"
+"the memory, and displaying the Memory in Jupyter draws its map.\n\n"
+"    >>> mem = open_memory('sim', size=1 << 20)\n"
+"    >>> buf = mem.allocate(5000, 'u1')\n"
+"    >>> mem.stats()\n"
+"    {'total': 1048576, 'used': 8192, 'free': 1040384, "
+"'largest_free': 1040384, 'buffers': 1}");
 
 static PyObject *
 memory_stats(MemoryObject *self, PyObject *unused)
@@ -107,9 +126,17 @@ bus_error(int rc, uint64_t address, uint64_t n)
 }
 
 PyDoc_STRVAR(device_read_doc,
-"device_read(address, nbytes)\n--\n\n"
+"device_read($self, address, nbytes, /)\n--\n\n"
 "Read memory as a DMA master does (not through the CPU cache).\n\n"
-"Raises ValueError unless the range lies inside one live allocation.");
+"address: a device address; nbytes: how many bytes. Returns bytes.\n"
+"Raises ValueError unless the range lies inside one live allocation (a\n"
+"simulated bus error), OSError (ENOTSUP) on memories that give no\n"
+"device-side access (zocl, u-dma-buf, xlnk).\n\n"
+"    >>> mem = open_memory('sim', size=1 << 20)\n"
+"    >>> buf = mem.allocate(4, 'u1')\n"
+"    >>> buf[:] = [1, 2, 3, 4]        # uncached: the device sees it now\n"
+"    >>> mem.device_read(buf.device_address + 1, 2)\n"
+"    b'\\x02\\x03'");
 
 static PyObject *
 memory_device_read(MemoryObject *self, PyObject *const *args,
@@ -156,9 +183,17 @@ memory_device_read(MemoryObject *self, PyObject *const *args,
 }
 
 PyDoc_STRVAR(device_write_doc,
-"device_write(address, data)\n--\n\n"
+"device_write($self, address, data, /)\n--\n\n"
 "Write a bytes-like object to memory as a DMA master does.\n\n"
-"Raises ValueError unless the range lies inside one live allocation.");
+"address: a device address; data: bytes, bytearray, an array, ...\n"
+"Raises ValueError unless the range lies inside one live allocation (a\n"
+"simulated bus error), TypeError if data is not bytes-like, OSError\n"
+"(ENOTSUP) on memories that give no device-side access.\n\n"
+"    >>> mem = open_memory('sim', size=1 << 20)\n"
+"    >>> buf = mem.allocate(4, 'u1')\n"
+"    >>> mem.device_write(buf.device_address, bytes([9, 8, 7, 6]))\n"
+"    >>> buf.tolist()                 # uncached: the CPU sees it now\n"
+"    [9, 8, 7, 6]");
 
 static PyObject *
 memory_device_write(MemoryObject *self, PyObject *const *args,
@@ -202,6 +237,7 @@ static PyMethodDef memory_methods[] = {
      METH_FASTCALL, device_read_doc},
     {"device_write", (PyCFunction)(void (*)(void))memory_device_write,
      METH_FASTCALL, device_write_doc},
+    PA_INVENTORY_MEMORY_METHODS
     {NULL, NULL, 0, NULL},
 };
 

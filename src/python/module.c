@@ -87,8 +87,8 @@ PyDoc_STRVAR(allocate_doc,
 "pointer=p wraps that memory again, contents kept.\n\n"
 "Raises ValueError (bad shape, order, align, max_address), TypeError\n"
 "(object dtype, unknown target), MemoryError (no block fits: the message\n"
-"gives the bytes free and the largest free block), OSError (the memory's\n"
-"device cannot be used).\n\n"
+"gives the bytes free, the largest free block and the largest live\n"
+"buffers), OSError (the memory's device cannot be used).\n\n"
 "    >>> buf = allocate((1024,), 'u4')\n"
 "    >>> buf[:] = range(1024)\n"
 "    >>> buf.flush()\n"
@@ -106,7 +106,14 @@ module_allocate(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 PyDoc_STRVAR(default_memory_doc,
 "default_memory()\n--\n\n"
 "Return the Memory that allocate() uses when no target is given.\n\n"
-"Chosen on first use from PYNQ_ALLOC_MEMORY, else from the devices found.");
+"Chosen on first use from PYNQ_ALLOC_MEMORY, else from the devices found\n"
+"(zocl, u-dma-buf, xlnk, else the simulated memory); `python -m\n"
+"pynq_alloc` says what it found. No parameters. Raises OSError if the\n"
+"chosen memory's device cannot be opened (never a silent fallback), and\n"
+"ValueError if PYNQ_ALLOC_MEMORY is not a valid spec.\n\n"
+"    >>> default_memory().kind in ('sim', 'zocl', 'udmabuf', 'xlnk',\n"
+"    ...                           'hugepage')\n"
+"    True");
 
 static PyObject *
 module_default_memory(PyObject *module, PyObject *unused)
@@ -145,6 +152,23 @@ module_set_target_resolver(PyObject *module, PyObject *resolver)
     return set_resolver(&target_resolver, resolver);
 }
 
+/* _set_default_memory(memory or None) -> the previous one (None: not yet
+ * chosen).  For the pytest plugin, which installs a memory per test and
+ * puts the previous one back; None makes the next use choose again. */
+static PyObject *
+module_set_default_memory(PyObject *module, PyObject *memory)
+{
+    (void)module;
+    if (memory != Py_None && !PyObject_TypeCheck(memory, &pa_MemoryType)) {
+        PyErr_Format(PyExc_TypeError, "the default memory must be a Memory "
+                     "or None, not %.200s", Py_TYPE(memory)->tp_name);
+        return NULL;
+    }
+    PyObject *previous = default_memory != NULL ? default_memory : Py_None;
+    default_memory = memory == Py_None ? NULL : Py_NewRef(memory);
+    return previous == Py_None ? Py_NewRef(Py_None) : previous;
+}
+
 static PyMethodDef module_methods[] = {
     {"allocate", (PyCFunction)(void (*)(void))module_allocate,
      METH_FASTCALL | METH_KEYWORDS, allocate_doc},
@@ -152,6 +176,7 @@ static PyMethodDef module_methods[] = {
      default_memory_doc},
     {"_set_default_resolver", module_set_default_resolver, METH_O, NULL},
     {"_set_target_resolver", module_set_target_resolver, METH_O, NULL},
+    {"_set_default_memory", module_set_default_memory, METH_O, NULL},
     {"_heap_bench", pa_heap_bench, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -165,7 +190,8 @@ module_exec(PyObject *module)
             || pa_buffer_type_ready() < 0) {
         return -1;
     }
-    if (PyModule_AddFunctions(module, pa_open_methods) < 0) {
+    if (PyModule_AddFunctions(module, pa_open_methods) < 0
+            || PyModule_AddFunctions(module, pa_inventory_methods) < 0) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "Buffer",

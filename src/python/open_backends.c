@@ -263,10 +263,10 @@ open_xrt(PyObject *module, PyObject *args, PyObject *kwds)
     pa_memory *mem = NULL;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&ILpKK:_open_xrt", kwlist,
-                                     PyUnicode_FSConverter, &library,
-                                     &device, &bank, &userptr, &base,
-                                     &size)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&ILpO&O&:_open_xrt",
+                                     kwlist, PyUnicode_FSConverter, &library,
+                                     &device, &bank, &userptr, to_u64, &base,
+                                     to_u64, &size)) {
         goto done;
     }
     const char *path = PyBytes_AS_STRING(library);

@@ -1,0 +1,107 @@
+"""pytest plugin of pynq_alloc: a simulated memory per test, with a leak check.
+
+Registered through the `pytest11` entry point.  A test that asks for the
+`pynq_memory` fixture gets a fresh simulated Memory, installed as the
+default memory (what `allocate()` uses with no target) for that test; the
+previous default comes back afterwards, also when the test fails.  At
+teardown, buffers of that memory still alive fail the test, each listed
+with its shape, dtype, device address, bytes and allocation site.
+
+    @pytest.mark.pynq_memory(size="16M", base_address=0x4000_0000)
+    def test_driver(pynq_memory):
+        buf = allocate(1024)            # in pynq_memory
+        ...
+
+Options of the memory come from the `pynq_memory` marker (those of
+`open_memory('sim', ...)`), and `leak_check=False` there, or
+`--pynq-no-leak-check`, turns the check off.  This module lives outside
+the pynq_alloc package, so that test runs which never use the fixture
+never import pynq_alloc or load its extension.
+"""
+from __future__ import annotations
+
+import gc
+from typing import Any, Dict, Generator, Iterator
+
+import pytest
+
+MARKER = "pynq_memory"
+NO_LEAK_CHECK = "--pynq-no-leak-check"
+_call_passed = pytest.StashKey[bool]()
+FRAMES = 5      # of the stack, recorded at each allocation during the test
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("pynq_alloc").addoption(
+        NO_LEAK_CHECK, action="store_true",
+        help="do not fail tests that leave pynq_memory buffers alive")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MARKER}(**options): options of the simulated memory "
+        "that the pynq_memory fixture opens (size, base_address, as "
+        "pynq_alloc.open_memory('sim', ...) takes them); leak_check=False "
+        "skips its leak check")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+        item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    if call.when == "call" and MARKER in getattr(item, "fixturenames", ()):
+        item.stash[_call_passed] = outcome.get_result().passed
+
+
+def _options(request: pytest.FixtureRequest) -> Dict[str, Any]:
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        return {}
+    if marker.args:
+        raise TypeError(f"@pytest.mark.{MARKER} takes keyword options only "
+                        f"(size=..., base_address=..., leak_check=...), "
+                        f"not {marker.args!r}")
+    return dict(marker.kwargs)
+
+
+@pytest.fixture
+def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh simulated Memory, the default memory for this test.
+
+    Allocation sites are traced while it is installed, so that the leak
+    check can say where each leaked buffer came from.
+    """
+    import pynq_alloc
+    from pynq_alloc import _core     # the default memory and tracing
+
+    options = _options(request)
+    leak_check = bool(options.pop("leak_check", True))
+    memory = pynq_alloc.open_memory("sim", **options)
+    previous = _core._set_default_memory(memory)
+    tracing = _core._trace(FRAMES)
+    try:
+        yield memory
+    finally:
+        _core._trace(tracing)
+        _core._set_default_memory(previous)
+    # A test that failed (or xfailed) keeps its buffers in its traceback.
+    if (leak_check and not request.config.getoption(NO_LEAK_CHECK)
+            and request.node.stash.get(_call_passed, False)):
+        _check_leaks(memory, request.node.nodeid)
+
+
+def _check_leaks(memory: Any, nodeid: str) -> None:
+    """Fails if buffers of memory are alive (after a collection, so that
+    garbage in reference cycles is not taken for a leak)."""
+    if not memory.buffers():
+        return
+    gc.collect()
+    leaked = memory.buffers()
+    if not leaked:
+        return
+    lines = [f"{len(leaked)} pynq_alloc buffer"
+             f"{' is' if len(leaked) == 1 else 's are'} still alive at the "
+             f"end of {nodeid} (turn this check off with "
+             f"@pytest.mark.{MARKER}(leak_check=False) or {NO_LEAK_CHECK}):"]
+    lines += [f"  {b}" for b in leaked]
+    pytest.fail("\n".join(lines), pytrace=False)
