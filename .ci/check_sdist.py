@@ -10,7 +10,7 @@ import tarfile
 # Tracked files the sdist must carry: the sources, the build files and
 # what goes with the sources (tests, benchmark, docs).
 NEEDED_DIRS = ("src/", "pynq_alloc/", "tests/", "benchmarks/", "docs/")
-NEEDED_FILES = {"setup.py", "pyproject.toml", "MANIFEST.in", "README.md",
+NEEDED_FILES = {"setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
                 "pytest_pynq_alloc.py"}
 # What setuptools writes into every sdist.
 GENERATED = ("PKG-INFO", "setup.cfg", "pynq_alloc.egg-info/")
