@@ -97,11 +97,26 @@ def zocl_bank(value: Any) -> int:
     return bank
 
 
+def zocl_bank_in_cma(root: str, node: str, bank: int) -> bool:
+    """Whether zocl is known to give `bank` CMA memory: no xclbin is loaded,
+    or the loaded one does not use that bank (zocl_create_bo_ioctl).  False
+    when sysfs does not say."""
+    from ._zocl_banks import read_banks
+    try:
+        banks = read_banks(root, node)
+    except (OSError, ValueError):
+        return False
+    return bank not in {b.index for b in banks if b.used}
+
+
 def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo",
                bank: Any = 0) -> _core.Memory:
     bank = zocl_bank(bank)
     device = zocl_device() if device is None else os.fspath(device)
-    return _core._open_zocl(device=device, meminfo=os.fspath(meminfo), bank=bank)
+    # CREATE_BOs that CMA cannot satisfy corrupt kernel memory in zocl: in a
+    # bank known to be CMA, the core refuses requests that cannot fit.
+    return _core._open_zocl(device=device, meminfo=os.fspath(meminfo), bank=bank,
+                            cma=zocl_bank_in_cma("/", device, bank))
 
 
 HUGEPAGES_DIR = "/sys/kernel/mm/hugepages"

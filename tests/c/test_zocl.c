@@ -63,6 +63,9 @@ static uint64_t next_paddr = 0x60000000;
 static uint64_t next_plddr = 0x400000000;
 static uint64_t pool_left = 64 * MiB;
 static int open_bos, bad_requests, syncs, cma_fallbacks, device_opens;
+/* CREATE_BOs that CMA could not satisfy: where zocl corrupts kernel
+ * memory (zocl_create_cma_mem's failure path). */
+static int cma_failures;
 static uint32_t last_request_flags;
 static const char *driver_name = "zocl";
 static struct { uint32_t handle, dir; uint64_t offset, size; } last_sync;
@@ -97,13 +100,26 @@ fail(int err)
     return -1;
 }
 
+/* CMA aligns a block of n pages to the power of two at or above n, up to
+ * 256 pages (Debian's CONFIG_CMA_ALIGNMENT=8: 1 MiB). */
+static uint64_t
+cma_alignment(uint64_t size)
+{
+    uint64_t pages = 1;
+    while (pages < size / PAGE && pages < 256) {
+        pages *= 2;
+    }
+    return pages * PAGE;
+}
+
 /*
  * CREATE_BO as zocl_create_bo_ioctl does it (zocl_bo.c): the bank is bits
  * 0-15 of the flags.  A bank the loaded xclbin does not list, or lists as
  * unused, is no error: the driver logs "Allocating BO from CMA for invalid
  * or unused memory index" and allocates from CMA.  A PL-DDR bank cannot be
  * cached, so the driver clears the cacheable bit.  The flags it used are
- * written back.
+ * written back.  A CMA BO of a page or less is two pages
+ * (zocl_create_cma_mem), aligned as CMA aligns it.
  */
 static int
 create_bo(void *arg)
@@ -134,10 +150,18 @@ create_bo(void *arg)
         return fail(EINVAL);
     }
     uint64_t size = (a->size + PAGE - 1) & ~(PAGE - 1);
+    if (from_cma && size == PAGE) {
+        size = 2 * PAGE;
+    }
     if (from_cma && size > pool_left) {
+        cma_failures++;
         return fail(ENOMEM);
     }
     uint64_t *next = from_cma ? &next_paddr : &next_plddr;
+    if (from_cma) {
+        uint64_t align = cma_alignment(size);
+        next_paddr = (next_paddr + align - 1) & ~(align - 1);
+    }
     uint32_t h = next_handle++;
     bos[h] = (fake_bo){memfd_create("bo", MFD_CLOEXEC), 1, !from_cma, size,
                        *next, requested};
@@ -248,13 +272,19 @@ fake_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset)
 static pa_sys stand_in;
 
 static pa_memory *
-open_bank(int64_t bank)
+open_bank_as(int64_t bank, int cma)
 {
     pa_memory *m = NULL;
     char err[256];
-    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, bank, meminfo, &m, err,
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, bank, cma, meminfo, &m, err,
                           sizeof(err)), 0);
     return m;
+}
+
+static pa_memory *
+open_bank(int64_t bank)
+{
+    return open_bank_as(bank, 1);
 }
 
 static pa_memory *
@@ -269,9 +299,9 @@ test_allocate_sync_release(void)
     pa_memory *m = open_zocl();
     pa_block b, u;
     CHECK_EQ(pa_memory_alloc(m, 100, 0, 0, 1, &b), 0);
-    fake_bo *bo = &bos[b.handle];
+    fake_bo *bo = &bos[(uint32_t)b.handle];
     CHECK_EQ(bo->flags, 1u << 24);              /* bank 0, cacheable */
-    CHECK_EQ(bo->size, PAGE);
+    CHECK_EQ(bo->size, 2 * PAGE);               /* zocl's least */
     CHECK_EQ(b.device_address, bo->paddr);
     CHECK(b.cacheable && !b.coherent);
     memcpy(b.cpu, "bo data", 7);
@@ -280,7 +310,7 @@ test_allocate_sync_release(void)
     CHECK(memcmp(seen, "bo data", 7) == 0);
 
     CHECK_EQ(pa_memory_flush(m, &b, 8, 16), 0);
-    CHECK_EQ(last_sync.handle, b.handle);
+    CHECK_EQ(last_sync.handle, (uint32_t)b.handle);
     CHECK_EQ(last_sync.dir, 0);
     CHECK_EQ(last_sync.offset, 8);
     CHECK_EQ(last_sync.size, 16);
@@ -289,7 +319,7 @@ test_allocate_sync_release(void)
     CHECK_EQ(last_sync.size, PAGE);
 
     CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &u), 0);
-    CHECK_EQ(bos[u.handle].flags, 0);
+    CHECK_EQ(bos[(uint32_t)u.handle].flags, 0);
     CHECK(u.coherent);
     int before = syncs;
     CHECK_EQ(pa_memory_flush(m, &u, 0, PAGE), 0);
@@ -307,27 +337,79 @@ static void
 test_alignment_beyond_a_page(void)
 {
     pa_memory *m = open_zocl();
-    pa_block pad, b;
-    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 1, &pad), 0);   /* misalign */
-    CHECK_EQ(pa_memory_alloc(m, 2 * PAGE, 64 * 1024, 0, 1, &b), 0);
+    pa_block pad, b, c;
+    CHECK_EQ(pa_memory_alloc(m, 3 * PAGE, 0, 0, 1, &pad), 0);   /* misalign */
+    /* CMA aligns a 16-page BO to 64 KiB itself: nothing extra asked. */
+    int opened = next_handle;
+    CHECK_EQ(pa_memory_alloc(m, 16 * PAGE, 64 * 1024, 0, 1, &b), 0);
     CHECK_EQ(b.device_address % (64 * 1024), 0);
-    fake_bo *bo = &bos[b.handle];
-    CHECK_EQ(bo->size, 2 * PAGE + 64 * 1024 - PAGE);
-    uint64_t lead = b.device_address - bo->paddr;
+    CHECK_EQ(bos[(uint32_t)b.handle].size, 16 * PAGE);
+    CHECK_EQ((int)next_handle - opened, 1);
+    /* More than CMA aligns by itself (it stops at 1 MiB): the first BO
+     * lies misaligned and is given back for one with room to slide. */
+    opened = next_handle;
+    CHECK_EQ(pa_memory_alloc(m, 2 * PAGE, 4 * MiB, 0, 1, &c), 0);
+    CHECK_EQ(c.device_address % (4 * MiB), 0);
+    CHECK_EQ((int)next_handle - opened, 2);
+    fake_bo *bo = &bos[(uint32_t)c.handle];
+    CHECK_EQ(bo->size, 2 * PAGE + 4 * MiB - PAGE);
+    uint64_t lead = c.device_address - bo->paddr;
     CHECK(lead > 0);
-    CHECK_EQ(pa_memory_flush(m, &b, 0, 2 * PAGE), 0);
+    CHECK_EQ(pa_memory_flush(m, &c, 0, 2 * PAGE), 0);
     CHECK_EQ(last_sync.offset, lead);           /* the block's own span */
     /* Retire: the whole BO mapping turns anonymous, so the block's range
      * stays usable, and the BO goes back to the kernel at once. */
-    CHECK(b.map_base < b.cpu && b.map_length == bo->size);
-    ((char *)b.cpu)[0] = 1;
-    CHECK_EQ(pa_memory_retire(m, &b), 0);
-    CHECK_EQ(open_bos, 1);
-    CHECK_EQ(((char *)b.cpu)[0], 0);
-    ((char *)b.cpu)[5] = 7;
-    pa_memory_unmap_retired(&b);
+    CHECK(c.map_base < c.cpu && c.map_length == bo->size);
+    ((char *)c.cpu)[0] = 1;
+    CHECK_EQ(pa_memory_retire(m, &c), 0);
+    CHECK_EQ(open_bos, 2);
+    CHECK_EQ(((char *)c.cpu)[0], 0);
+    ((char *)c.cpu)[5] = 7;
+    pa_memory_unmap_retired(&c);
+    pa_memory_release(m, &b);
     pa_memory_release(m, &pad);
     CHECK_EQ(open_bos, 0);
+    pa_memory_close(m);
+}
+
+/* zocl corrupts kernel memory when CMA cannot satisfy a CREATE_BO, so a
+ * request that cannot fit in all of CMA less this memory's own CMA BOs
+ * never reaches it. */
+static void
+test_what_cma_cannot_hold_is_not_asked_for(void)
+{
+    pa_memory *m = open_zocl();
+    pa_block held, b;
+    int failures = cma_failures, created = next_handle;
+    /* meminfo says CmaTotal is 256 MiB. */
+    CHECK_EQ(pa_memory_alloc(m, 256 * MiB + 1, 0, 0, 1, &b), -ENOMEM);
+    CHECK_EQ(pa_memory_alloc(m, 48 * MiB, 0, 0, 1, &held), 0);
+    CHECK_EQ(pa_memory_alloc(m, 208 * MiB + PAGE, 0, 0, 1, &b), -ENOMEM);
+    CHECK_EQ((int)next_handle - created, 1);
+    CHECK_EQ(cma_failures, failures);
+    /* What might fit is the driver's to refuse: the stand-in's CMA is
+     * 64 MiB, the kernel's other users hold the rest. */
+    CHECK_EQ(pa_memory_alloc(m, 17 * MiB, 0, 0, 1, &b), -ENOMEM);
+    CHECK_EQ(cma_failures, failures + 1);
+    pa_memory_release(m, &held);
+    /* A bank not known to be in CMA (an xclbin that uses it) goes to the
+     * driver whatever the size, until the driver says where it is. */
+    xclbin_loaded = 1;
+    pa_memory *plddr = open_bank_as(1, 0);
+    CHECK_EQ(pa_memory_alloc(plddr, 300 * MiB, 0, 0, 0, &b), 0);
+    CHECK(b.device_address >= 0x400000000);
+    pa_memory_release(plddr, &b);
+    pa_memory_close(plddr);
+    pa_memory *unknown = open_bank_as(0, 0);
+    failures = cma_failures;
+    CHECK_EQ(pa_memory_alloc(unknown, 300 * MiB, 0, 0, 0, &b), -ENOMEM);
+    CHECK_EQ(cma_failures, failures + 1);
+    CHECK_EQ(pa_memory_alloc(unknown, PAGE, 0, 0, 0, &held), 0);
+    CHECK_EQ(pa_memory_alloc(unknown, 300 * MiB, 0, 0, 0, &b), -ENOMEM);
+    CHECK_EQ(cma_failures, failures + 1);       /* now known to be CMA */
+    pa_memory_release(unknown, &held);
+    pa_memory_close(unknown);
+    xclbin_loaded = 0;
     pa_memory_close(m);
 }
 
@@ -342,15 +424,15 @@ test_errors(void)
     CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0x1000, 1, &b), -ENOMEM);
     CHECK_EQ(open_bos, 0);
     CHECK_EQ(pa_memory_device_read(m, 0x60000000, err, 1), -ENOTSUP);
-    CHECK_EQ(pa_zocl_open(&stand_in, "/dev/dri/renderD999", 0, meminfo,
+    CHECK_EQ(pa_zocl_open(&stand_in, "/dev/dri/renderD999", 0, 1, meminfo,
                           &none, err, sizeof(err)), -ENOENT);
     CHECK(strcmp(err, "/dev/dri/renderD999") == 0 && none == NULL);
     /* Another driver's render node gets none of zocl's ioctls. */
     driver_name = "lima";
-    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, 0, meminfo, &none, err,
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, 0, 1, meminfo, &none, err,
                           sizeof(err)), -ENODEV);
     driver_name = "zoclx";
-    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, 0, meminfo, &none, err,
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, 0, 1, meminfo, &none, err,
                           sizeof(err)), -ENODEV);
     driver_name = "zocl";
     CHECK(none == NULL && strcmp(err, DEVICE) == 0);
@@ -386,8 +468,8 @@ test_banks(void)
         uint32_t expected = (uint32_t)cases[i].bank
                             | (cases[i].cacheable ? CACHEABLE : 0);
         CHECK_EQ(last_request_flags, expected);
-        CHECK_EQ(bos[b.handle].flags, expected);
-        CHECK_EQ(bos[b.handle].in_plddr, cases[i].in_plddr);
+        CHECK_EQ(bos[(uint32_t)b.handle].flags, expected);
+        CHECK_EQ(bos[(uint32_t)b.handle].in_plddr, cases[i].in_plddr);
         CHECK_EQ(b.device_address >= 0x400000000, cases[i].in_plddr);
         CHECK_EQ(cma_fallbacks - fallbacks, cases[i].fallback);
         CHECK_EQ(b.cacheable, cases[i].cached);
@@ -417,7 +499,7 @@ test_banks(void)
     pa_block b;
     int fallbacks = cma_fallbacks;
     CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 1, &b), 0);
-    CHECK(!bos[b.handle].in_plddr && b.cacheable);
+    CHECK(!bos[(uint32_t)b.handle].in_plddr && b.cacheable);
     CHECK_EQ(cma_fallbacks - fallbacks, 1);
     pa_memory_release(m, &b);
     pa_memory_close(m);
@@ -431,7 +513,7 @@ test_a_bank_outside_16_bits_is_refused_unopened(void)
         pa_memory *none = NULL;
         char err[256] = "";
         int opens = device_opens;
-        CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, bad[i], meminfo, &none, err,
+        CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, bad[i], 1, meminfo, &none, err,
                               sizeof(err)), -EINVAL);
         CHECK(none == NULL && device_opens == opens);
     }
@@ -480,6 +562,7 @@ main(void)
     close(fd);
     RUN(test_allocate_sync_release);
     RUN(test_alignment_beyond_a_page);
+    RUN(test_what_cma_cannot_hold_is_not_asked_for);
     RUN(test_errors);
     RUN(test_banks);
     RUN(test_a_bank_outside_16_bits_is_refused_unopened);
