@@ -19,7 +19,8 @@ def self_check(memory) -> list:
     """Returns what failed (empty if all is well)."""
     failures = []
     n = 1024
-    with memory.allocate(n, "u4") as buf:
+    # Cacheable, so that flush and invalidate do real work where they can.
+    with memory.allocate(n, "u4", cacheable=True) as buf:
         pattern = np.arange(n, dtype="u4") * np.uint32(2654435761)
         buf[:] = pattern
         buf.flush()

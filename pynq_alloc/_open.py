@@ -12,6 +12,7 @@ import fcntl
 import glob
 import operator
 import os
+import weakref
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from . import _core
@@ -34,9 +35,29 @@ def parse_size(text: str) -> int:
         raise ValueError(f"not a size or address: {text!r}") from None
 
 
+def number(name: str, value: Any) -> int:
+    """A size or address option: an int, or text as parse_size reads it,
+    from 0 to 2**64 - 1.  ValueError naming the value otherwise (floats
+    and bools included: 4096.7 bytes is a mistake, not 4096)."""
+    if isinstance(value, str):
+        n = parse_size(value)
+    elif isinstance(value, bool):
+        raise ValueError(f"{name} must be a number of bytes, not {value!r}")
+    else:
+        try:
+            n = operator.index(value)
+        except TypeError:
+            raise ValueError(f"{name} must be a whole number of bytes, "
+                             f"not {value!r}") from None
+    if not 0 <= n < 1 << 64:
+        raise ValueError(f"{name} must be from 0 to 2**64 - 1; got {value!r}"
+                         + (f" = {n}" if isinstance(value, str) else ""))
+    return n
+
+
 def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000) -> _core.Memory:
-    size = parse_size(size) if isinstance(size, str) else int(size)
-    base = parse_size(base_address) if isinstance(base_address, str) else int(base_address)
+    size = number("size", size)
+    base = number("base_address", base_address)
     if size <= 0 or base < 0:
         raise ValueError(
             f"the simulated memory needs size > 0 and base_address >= 0; "
@@ -44,11 +65,23 @@ def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000) -> _core.M
     return _core._open_sim(base_address=base, size=size)
 
 
+# device -> its open Memory: one heap per u-dma-buf buffer, so a second
+# open in this process (default_memory() and open_memory('udmabuf'), say)
+# gets the same Memory; other processes are kept out by a lock.
+_udmabuf_memories: "weakref.WeakValueDictionary[str, _core.Memory]" = \
+    weakref.WeakValueDictionary()
+
+
 def _open_udmabuf(device: str = "/dev/udmabuf0", sysfs: str | None = None) -> _core.Memory:
     device = os.fspath(device)
     if sysfs is None:
         sysfs = os.path.join("/sys/class/u-dma-buf", os.path.basename(device))
-    return _core._open_udmabuf(device=device, sysfs=os.fspath(sysfs))
+    key = os.path.realpath(device)
+    memory = _udmabuf_memories.get(key)
+    if memory is None:
+        memory = _core._open_udmabuf(device=device, sysfs=os.fspath(sysfs))
+        _udmabuf_memories[key] = memory
+    return memory
 
 
 ZOCL_NODE = "/dev/dri/renderD128"
@@ -81,8 +114,8 @@ def _under(root: str, path: str) -> str:
 ZOCL_BANKS = 1 << 16
 
 
-def zocl_bank(value: Any) -> int:
-    """A zocl bank index from an int or its text ('1', '0x1')."""
+def bank_index(value: Any, kind: str = "zocl") -> int:
+    """A memory bank index from an int or its text ('1', '0x1')."""
     bank = None
     if isinstance(value, str):
         try:
@@ -95,7 +128,7 @@ def zocl_bank(value: Any) -> int:
         except TypeError:
             pass
     if bank is None or not 0 <= bank < ZOCL_BANKS:
-        raise ValueError(f"zocl bank must be an int from 0 to {ZOCL_BANKS - 1}"
+        raise ValueError(f"{kind} bank must be an int from 0 to {ZOCL_BANKS - 1}"
                          f" (or its text, e.g. '1' or '0x1'); got {value!r}")
     return bank
 
@@ -114,12 +147,19 @@ def zocl_bank_in_cma(root: str, node: str, bank: int) -> bool:
 
 def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo",
                bank: Any = 0) -> _core.Memory:
-    bank = zocl_bank(bank)
+    bank = bank_index(bank)
     device = zocl_device() if device is None else os.fspath(device)
     # CREATE_BOs that CMA cannot satisfy corrupt kernel memory in zocl: in a
     # bank known to be CMA, the core refuses requests that cannot fit.
     return _core._open_zocl(device=device, meminfo=os.fspath(meminfo), bank=bank,
                             cma=zocl_bank_in_cma("/", device, bank))
+
+
+def _flag(value: Any) -> bool:
+    """An option that is on or off: a bool, or text ('0', 'no', 'off', ...)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "no", "false", "off")
+    return bool(value)
 
 
 HUGEPAGES_DIR = "/sys/kernel/mm/hugepages"
@@ -128,17 +168,15 @@ HUGEPAGES_DIR = "/sys/kernel/mm/hugepages"
 def _open_hugepage(size: Any = None, page_size: Any = 2 << 20, reserve: Any = True,
                    hugepages_dir: str = HUGEPAGES_DIR,
                    pagemap: str = "/proc/self/pagemap") -> _core.Memory:
-    page_size = parse_size(page_size) if isinstance(page_size, str) else int(page_size)
+    page_size = number("page_size", page_size)
     if size is None:
         size = 64 << 20 if page_size < 1 << 30 else page_size
-    size = parse_size(size) if isinstance(size, str) else int(size)
-    if isinstance(reserve, str):
-        reserve = reserve.strip().lower() not in ("0", "no", "false", "off")
+    size = number("size", size)
     if size <= 0 or page_size <= 0:
         raise ValueError(f"hugepage memory needs size > 0 and page_size > 0; "
                          f"got size={size}, page_size={page_size}")
     return _core._open_hugepage(size=size, page_size=page_size,
-                                reserve=bool(reserve),
+                                reserve=_flag(reserve),
                                 hugepages_dir=os.fspath(hugepages_dir),
                                 pagemap=os.fspath(pagemap))
 
@@ -150,6 +188,68 @@ def _open_xlnk(library: str = XLNK_LIBRARY, maps: str = "/proc/self/maps") -> _c
     return _core._open_xlnk(library=os.fspath(library), maps=os.fspath(maps))
 
 
+XRT_LIBRARY = "libxrt_coreutil.so.2"
+XRT_DIR = "/opt/xilinx/xrt"        # where XRT installs on x86; XILINX_XRT
+# XRT's PCIe driver, as sysfs names it.
+XOCL_DRIVER = "xocl"
+
+
+def xrt_library() -> str:
+    """XRT's core library: under $XILINX_XRT/lib or XRT_DIR/lib, else the
+    bare name, for dlopen's own search (edge images keep it in /usr/lib)."""
+    dirs = [os.environ["XILINX_XRT"]] if os.environ.get("XILINX_XRT") else []
+    for d in dirs + [XRT_DIR]:
+        path = os.path.join(d, "lib", XRT_LIBRARY)
+        if os.path.exists(path):
+            return path
+    return XRT_LIBRARY
+
+
+def xrt_cards(root: str = "/") -> List[str]:
+    """The sysfs directories of the PCIe functions that xocl drives, by PCIe
+    address, which is XRT's order of device indices."""
+    pattern = _under(root, f"/sys/bus/pci/drivers/{XOCL_DRIVER}/*:*")
+    return sorted(glob.glob(pattern), key=os.path.basename)
+
+
+def xrt_bank_range(card: str, bank: int) -> Tuple[int, int]:
+    """(base_address, size) of a card's bank from the loaded xclbin's
+    mem_topology, which xocl shows under its icap; (0, 0) if unknown."""
+    from ._zocl_banks import parse_mem_topology
+    for path in sorted(glob.glob(os.path.join(card, "icap*", "mem_topology"))):
+        try:
+            with open(path, "rb") as f:
+                banks = parse_mem_topology(f.read())
+        except (OSError, ValueError):
+            continue
+        for b in banks:
+            if b.index == bank:
+                return b.base_address, b.size
+    return 0, 0
+
+
+def _open_xrt(device: Any = 0, bank: Any = 0, library: str | None = None,
+              userptr: Any = None, base_address: Any = None,
+              size: Any = None) -> _core.Memory:
+    device = int(device, 0) if isinstance(device, str) else operator.index(device)
+    if not 0 <= device < 1 << 32:
+        raise ValueError(f"xrt device must be an index from 0; got {device}")
+    bank = bank_index(bank, "xrt")
+    if userptr is None:
+        # Edge boards' zocl takes only physically contiguous user memory.
+        userptr = not any(f.found for f in probe() if f.kind == "zocl")
+    if size is None or base_address is None:
+        cards = xrt_cards()
+        known = xrt_bank_range(cards[device], bank) if device < len(cards) else (0, 0)
+        base_address = known[0] if base_address is None else base_address
+        size = known[1] if size is None else size
+    size = parse_size(size) if isinstance(size, str) else int(size)
+    base = parse_size(base_address) if isinstance(base_address, str) else int(base_address)
+    return _core._open_xrt(library=os.fspath(library or xrt_library()),
+                           device=device, bank=bank, userptr=_flag(userptr),
+                           base_address=base, size=size)
+
+
 # kind -> function(**options) that opens it.
 BACKENDS: Dict[str, Callable[..., _core.Memory]] = {
     "sim": _open_sim,
@@ -157,6 +257,7 @@ BACKENDS: Dict[str, Callable[..., _core.Memory]] = {
     "zocl": _open_zocl,
     "hugepage": _open_hugepage,
     "xlnk": _open_xlnk,
+    "xrt": _open_xrt,
 }
 
 
@@ -230,36 +331,45 @@ def drm_version_name(node: str) -> str:
     return name.value[:version.name_len].decode("ascii", "replace")
 
 
-def _probe_zocl(root: str) -> Finding:
-    # XRT's by-path name is zocl's own.  A renderD node may be a GPU's,
-    # whose ioctls must not receive zocl's, so its driver is checked: in
-    # sysfs, else by asking the driver itself.
-    stable = sorted(glob.glob(_under(root, ZOCL_BY_PATH)))
-    if stable:
-        return Finding("zocl", True, stable[0], {"device": stable[0]})
-    nodes = sorted(glob.glob(_under(root, "/dev/dri/renderD*")))
-    if not nodes:
-        return Finding("zocl", False, f"no {_under(root, '/dev/dri/renderD*')}", {})
-    seen, problem = [], None
-    for node in nodes:
+def render_nodes(root: str) -> Dict[str, Tuple[Optional[str], Optional[OSError]]]:
+    """Each /dev/dri/renderD* node and its DRM driver, from sysfs or else
+    asked of the node itself: (driver, None); (None, None) for a node that
+    is no DRM device; (None, error) for one that cannot be asked."""
+    found: Dict[str, Tuple[Optional[str], Optional[OSError]]] = {}
+    for node in sorted(glob.glob(_under(root, "/dev/dri/renderD*"))):
         driver = drm_driver(root, node)
         if driver is None:
             try:
                 driver = drm_version_name(node)
             except OSError as e:
-                if e.errno not in (errno.ENOTTY, errno.EINVAL):
-                    problem = problem or OSError(
-                        e.errno, f"{node} may be zocl's, but sysfs does not name "
-                        f"its driver and the node cannot be asked: {e.strerror}",
-                        node)
-                    seen.append(f"{os.path.basename(node)} (driver unknown: "
-                                f"{e.strerror})")
-                else:       # not a DRM device at all
-                    seen.append(f"{os.path.basename(node)} (driver unknown)")
+                found[node] = (None, None if e.errno in (errno.ENOTTY, errno.EINVAL)
+                               else e)
                 continue
+        found[node] = (driver, None)
+    return found
+
+
+def _probe_zocl(root: str, nodes: Dict[str, Tuple[Optional[str], Optional[OSError]]]
+                ) -> Finding:
+    # XRT's by-path name is zocl's own.  A renderD node may be a GPU's,
+    # whose ioctls must not receive zocl's, so its driver is checked.
+    stable = sorted(glob.glob(_under(root, ZOCL_BY_PATH)))
+    if stable:
+        return Finding("zocl", True, stable[0], {"device": stable[0]})
+    if not nodes:
+        return Finding("zocl", False, f"no {_under(root, '/dev/dri/renderD*')}", {})
+    seen, problem = [], None
+    for node, (driver, error) in nodes.items():
         if driver in ZOCL_DRIVERS:
             return Finding("zocl", True, node, {"device": node})
-        seen.append(f"{os.path.basename(node)} ({driver})")
+        name = os.path.basename(node)
+        if error is not None:
+            problem = problem or OSError(
+                error.errno, f"{node} may be zocl's, but sysfs does not name its "
+                f"driver and the node cannot be asked: {error.strerror}", node)
+            seen.append(f"{name} (driver unknown: {error.strerror})")
+        else:
+            seen.append(f"{name} ({driver or 'driver unknown'})")
     return Finding("zocl", False, f"no render node of zocl's: {', '.join(seen)}",
                    {}, problem)
 
@@ -291,11 +401,22 @@ def _probe_udmabuf(root: str) -> Finding:
 
 def probe(root: str = "/") -> List[Finding]:
     """Looks for each backend's device, in the order the default prefers."""
-    findings = [_probe_zocl(root), _probe_udmabuf(root)]
+    nodes = render_nodes(root)
+    findings = [_probe_zocl(root, nodes), _probe_udmabuf(root)]
     xlnk = _under(root, "/dev/xlnk")
     findings.append(Finding("xlnk", os.path.exists(xlnk),
                             xlnk if os.path.exists(xlnk) else f"no {xlnk}",
                             {"library": _under(root, XLNK_LIBRARY)}))
+    cards = xrt_cards(root)
+    xocl_nodes = [n for n, (driver, _) in nodes.items() if driver == XOCL_DRIVER]
+    if cards or xocl_nodes:
+        seen = (f"PCIe card {os.path.basename(cards[0])} (of {len(cards)})"
+                if cards else xocl_nodes[0])
+        findings.append(Finding("xrt", True, f"{seen}, through XRT's "
+                                f"{xrt_library()}", {}))
+    else:
+        findings.append(Finding("xrt", False, "no PCIe card driven by "
+                                f"{XOCL_DRIVER} (XRT's driver)", {}))
     findings.append(Finding("hugepage", False, f"only when asked for "
                             f"({ENV_VAR}=hugepage): it reserves huge pages, "
                             "which changes system settings", {}))

@@ -7,15 +7,16 @@ attributes and mapped to a pynq_alloc Memory:
 
 - on a board whose default memory is zocl, bank `idx` of the same zocl
   device (the bank rides in CREATE_BO's flags, as PYNQ passes it);
-- on the simulated memory, the default memory serves every bank, so that
-  PYNQ code runs off the board;
+- a PCIe card's memory (an XrtDevice without MEMORY_MAPPED: Alveo's
+  `ol.bank0`, `ol.HBM0`), and any memory where the default is xrt: bank
+  `idx` through XRT, on the card that the device's `_index` names (PYNQ's
+  XrtDevice keeps xrtDeviceOpen's index there);
+- on the simulated memory, the default memory serves every bank, PCIe
+  cards' too, so that PYNQ code runs off the board;
 - on u-dma-buf, xlnk and huge pages, a bank whose address range holds the
   default memory's pool (the PS DDR) is the default memory; any other bank
   (PL DDR, HBM) is out of their reach, which is an error, never a buffer
   in the wrong memory.
-
-PCIe cards' memories (an XrtDevice without MEMORY_MAPPED) are refused:
-their memory is not the host's.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from . import _core
 from ._core import default_memory
 from ._open import choose_default, open_memory
 
-# (kind, options, bank) -> Memory: one Memory per bank, opened on first use.
-_bank_memories: Dict[Tuple[str, Tuple[Tuple[str, str], ...], int], _core.Memory] = {}
+# (kind, options) -> Memory: one Memory per bank, opened on first use.
+_bank_memories: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], _core.Memory] = {}
 _lock = threading.Lock()
 
 
@@ -49,14 +50,30 @@ def _is_host_memory(device: Any) -> bool:
     return bool(has_capability("MEMORY_MAPPED")) if callable(has_capability) else True
 
 
-def _zocl_bank(options: Dict[str, str], bank: int) -> _core.Memory:
-    if int(str(options.get("bank", 0)), 0) == bank:
+def _index(value: Any) -> int:
+    return int(str(value), 0)
+
+
+def _bank_memory(kind: str, options: Dict[str, str], target: Any,
+                 of_default: bool = True) -> _core.Memory:
+    """The `kind` memory for the target's bank: the default memory if it is
+    that one (options are the default's when of_default), else one opened
+    on first use and kept."""
+    wanted: Dict[str, Any] = {**options, "bank": target.idx}
+    card = getattr(target.device, "_index", None)
+    if kind == "xrt" and isinstance(card, int):
+        wanted["device"] = card
+    same = ("bank", "device") if kind == "xrt" else ("bank",)
+    if of_default and all(_index(wanted.get(k, 0)) == _index(options.get(k, 0))
+                          for k in same):
         return default_memory()
-    key = ("zocl", tuple(sorted(options.items())), bank)
+    if kind == "xrt":       # XRT's C API does not say where a bank lies
+        wanted.update(base_address=target.base_address, size=target.size)
+    key = (kind, tuple(sorted((k, str(v)) for k, v in wanted.items())))
     with _lock:
         memory = _bank_memories.get(key)
         if memory is None:
-            memory = open_memory("zocl", **{**options, "bank": bank})
+            memory = open_memory(kind, **wanted)
             _bank_memories[key] = memory
         return memory
 
@@ -73,17 +90,14 @@ def memory_for(target: Any) -> _core.Memory:
             "target must be a pynq_alloc.Memory (see open_memory()), one of a "
             "PYNQ overlay's memories (ol.PSDDR, ol.bank1, ...) or a PYNQ "
             f"Device, not {type(target).__name__}")
-    if not _is_host_memory(target.device):
-        raise ValueError(
-            f"{_describe(target)} belongs to a PCIe card "
-            f"({type(target.device).__name__}), whose memory is not the "
-            "host's; pynq_alloc allocates only host memory here")
     kind, options, _ = choose_default()
-    if kind == "zocl":
-        return _zocl_bank(options, target.idx)
+    if kind in ("zocl", "xrt"):
+        return _bank_memory(kind, options, target)
     default = default_memory()
     if default.kind == "sim":
         return default
+    if not _is_host_memory(target.device):
+        return _bank_memory("xrt", {}, target, of_default=False)
     start, size = int(target.base_address), int(getattr(target, "size", 0))
     if start <= default.base_address and (
             default.base_address + default.size <= start + size):
@@ -91,4 +105,4 @@ def memory_for(target: Any) -> _core.Memory:
     raise ValueError(
         f"{_describe(target)} at {start:#x}, {size} bytes, does not hold the "
         f"default {default.kind} memory ({default.base_address:#x}, "
-        f"{default.size} bytes): only zocl allocates in other banks")
+        f"{default.size} bytes): only zocl and xrt allocate in other banks")

@@ -19,6 +19,14 @@ def libcma(tmp_path_factory):
     return build_libcma(d), build_libcma(d, without_invalidate=True)
 
 
+@pytest.fixture(scope="session")
+def libxrt(tmp_path_factory):
+    """The stand-in libxrt_coreutil.so, and one without xrtBOSync."""
+    from fake_devices import build_libxrt
+    d = str(tmp_path_factory.mktemp("libxrt"))
+    return build_libxrt(d), build_libxrt(d, without_sync=True)
+
+
 HUGEPAGE_SETTINGS = ["/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
                      "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"]
 

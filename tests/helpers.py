@@ -1,10 +1,15 @@
 """Helpers for the tests, independent of pynq_alloc's own code."""
 import ctypes
 import os
+import pickle
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+import time
+import traceback
 
 import numpy as np
 
@@ -89,3 +94,64 @@ def random_view(data, arr):
     if data.draw(st.booleans()):
         v = v.transpose(data.draw(st.permutations(range(v.ndim))))
     return v
+
+
+def worker_sum(n):
+    """A multiprocessing worker's job: allocate, fill, sum.  Here, so that
+    spawned workers can import it."""
+    from pynq_alloc import allocate
+    b = allocate(n, "u4")
+    b[:] = np.arange(n)
+    return int(b.sum()), b.memory.kind
+
+
+def under_asan():
+    """Whether AddressSanitizer runs in this process (CI's sanitizer pass
+    preloads it): its shadow memory makes address-space limits meaningless."""
+    with open("/proc/self/maps") as f:
+        return "libasan" in f.read()
+
+
+def in_child(work, timeout=30):
+    """Runs work() in a forked child; returns what it returned, or raises
+    AssertionError with the child's traceback.  A child that hangs is
+    killed and fails the test."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                    # the child
+        os.close(read_end)
+        try:
+            result = ("ok", work())
+        except BaseException as e:                  # noqa: B902
+            result = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+        with os.fdopen(write_end, "wb") as f:
+            pickle.dump(result, f)
+        os._exit(0)
+    os.close(write_end)
+    deadline = time.monotonic() + timeout
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the child hung for {timeout} s")
+        time.sleep(0.01)
+    with os.fdopen(read_end, "rb") as f:
+        data = f.read()
+    assert data, "the child died without a word"
+    kind, value = pickle.loads(data)
+    if kind == "error":
+        raise AssertionError(f"in the child: {value}")
+    return value
+
+
+def longest_stall(call):
+    """Runs call() in a thread and returns the longest this thread waited
+    for its turn meanwhile: about the call's length if it held the GIL."""
+    worker = threading.Thread(target=call)
+    longest, last = 0.0, time.monotonic()
+    worker.start()
+    while worker.is_alive():
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+        time.sleep(0.001)
+    return longest

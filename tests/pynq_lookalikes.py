@@ -21,6 +21,10 @@ class XrtDevice(Device):
     """A PCIe (Alveo) card: its memory is not the host's."""
     capabilities = {"REGISTER_RW": True, "CALLABLE": True}
 
+    def __init__(self, tag, memories=None, index=0):
+        super().__init__(tag, memories)
+        self._index = index         # xrtDeviceOpen's, as PYNQ 3.1 keeps it
+
     @property
     def default_memory(self):
         used = [m for m in self.mem_dict.values() if m["used"] and not m["streaming"]]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from helpers import BASE, MiB
+from helpers import MiB
 import pynq_alloc
 from pynq_alloc import Buffer, allocate
 

@@ -1,10 +1,11 @@
 """The contract's promises that hold on every backend, run against each one
 that can run on this machine: the simulated memory, u-dma-buf over a
-stand-in device, xlnk over a stand-in libcma.so, and real huge pages (as
-root; one 1 GiB page, since 2 MiB pages come back physically scattered).
-zocl is tested here with a stand-in driver in C (tests/c/test_zocl.c).
-The real-kernel tier (tests/vm/run) runs this same module in its guests
-against the real u-dma-buf and zocl drivers."""
+stand-in device, xlnk over a stand-in libcma.so, xrt over a stand-in
+libxrt_coreutil.so (both of its host-buffer modes), and real huge pages
+(as root; one 1 GiB page, since 2 MiB pages come back physically
+scattered).  zocl is tested here with a stand-in driver in C
+(tests/c/test_zocl.c).  The real-kernel tier (tests/vm/run) runs this same
+module in its guests against the real u-dma-buf and zocl drivers."""
 import errno
 import os
 import platform
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 
 import pynq_alloc
-from fake_devices import MiB, make_udmabuf, make_xlnk
+from fake_devices import MiB, make_udmabuf, make_xlnk, make_xrt, xrt_bank_base
+from helpers import in_child
 from pynq_alloc import open_memory
 
 
@@ -42,6 +44,11 @@ def open_kind(kind, tmp_path, request):
         library, _ = make_xlnk(str(tmp_path), request.getfixturevalue("libcma")[0],
                                request.getfixturevalue("monkeypatch"), pool=16 * MiB)
         return open_memory("xlnk", library=library)
+    if kind in ("xrt", "xrt-staged"):
+        card = make_xrt(str(tmp_path), request.getfixturevalue("libxrt")[0],
+                        request.getfixturevalue("monkeypatch"))
+        return open_memory("xrt", library=card.library, size=card.bank_size,
+                           base_address=xrt_bank_base(0), userptr=kind == "xrt")
     if kind == "hugepage":
         required = os.environ.get("PYNQ_ALLOC_REQUIRE_HUGEPAGES") == "1"
         try:
@@ -67,7 +74,8 @@ REAL = [s.strip() for s in
 KERNELS_CMA = ("xlnk", "zocl")
 
 
-@pytest.fixture(params=REAL or ["sim", "udmabuf", "xlnk", "hugepage"])
+@pytest.fixture(params=REAL or ["sim", "udmabuf", "xlnk", "xrt", "xrt-staged",
+                                 "hugepage"])
 def memory(request, tmp_path):
     if REAL:
         return open_memory(request.param)
@@ -102,7 +110,8 @@ def test_sync_works_on_every_kind_of_view(memory):
         assert memory.kind == "hugepage" and e.errno == errno.ENOTSUP
         assert "cacheable=True" in str(e)
     else:
-        assert c.coherent is True
+        # Mirrored memory (a card's) is never coherent with the host's.
+        assert c.coherent is (memory.kind != "xrt")
         c.flush()
 
 
@@ -223,3 +232,24 @@ def test_threads(memory):
         t.join()
     assert not errors, errors[0]
     assert memory.stats()["used"] == 0 and memory.stats()["buffers"] == 0
+
+
+def test_a_forked_child_uses_but_never_frees_what_it_inherited(memory):
+    parent = allocate(8192, "u1", target=memory)
+    parent[:] = 3
+    before = memory.stats()
+
+    def child():
+        assert (parent == 3).all()
+        try:
+            mine = allocate(4096, "u1", target=memory)
+        except OSError as e:        # a heap of the parent's: refused, said
+            assert e.errno == errno.EBUSY and "forked child" in str(e)
+        else:                       # the kernel allocates: safe here
+            assert mine.device_address != parent.device_address
+            del mine
+        parent.freebuffer()
+        return True
+
+    assert in_child(child)
+    assert memory.stats() == before and (parent == 3).all()

@@ -1,7 +1,8 @@
 """Choosing the default memory: PYNQ_ALLOC_MEMORY, else zocl, u-dma-buf or
-xlnk when its device node is present, else sim.  A board's device that is
-there but cannot be used is an error that names it, never the sim.  The
-probe looks under a root directory, so each board is a tree made here."""
+xlnk when its device node is present, else xrt for a PCIe card, else sim.
+A board's device that is there but cannot be used is an error that names
+it, never the sim.  The probe looks under a root directory, so each board
+is a tree made here."""
 import errno
 import os
 
@@ -163,6 +164,39 @@ def test_xlnk(tmp_path):
     kind, options, _ = choose_default(root)
     assert kind == "xlnk"
     assert options["library"] == os.path.join(root, "usr/lib/libcma.so")
+
+
+def xocl_card(root, bdf="0000:65:00.1"):
+    """A PCIe function bound to xocl, XRT's driver, as sysfs lists it."""
+    os.makedirs(os.path.join(root, "sys/bus/pci/drivers/xocl", bdf))
+
+
+def test_xrt_for_a_pcie_card(tmp_path):
+    root = str(tmp_path)
+    xocl_card(root)
+    kind, options, why = choose_default(root)
+    assert (kind, options) == ("xrt", {})
+    assert "PCIe card 0000:65:00.1 (of 1)" in why and "libxrt_coreutil" in why
+
+
+def test_xrt_by_its_render_node(tmp_path):
+    root = str(tmp_path)
+    render_node(root, "renderD128", "xocl")
+    assert choose_default(root)[0] == "xrt"
+
+
+def test_board_backends_come_before_xrt(tmp_path):
+    root = str(tmp_path)
+    xocl_card(root)
+    touch(root, "/dev/xlnk")
+    assert choose_default(root)[0] == "xlnk"
+    node = render_node(root, "renderD128", "zocl")
+    assert choose_default(root)[:2] == ("zocl", {"device": node})
+
+
+def test_no_card_no_xrt(tmp_path):
+    finding = [f for f in probe(str(tmp_path)) if f.kind == "xrt"][0]
+    assert not finding.found and "xocl" in finding.detail
 
 
 def test_hugepages_only_when_asked(tmp_path):

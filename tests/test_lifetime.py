@@ -1,7 +1,6 @@
 """Lifetime: release on the last reference, views keep allocations alive,
 freebuffer() releases at once and leaves every live view memory-safe."""
 import gc
-import warnings
 
 import numpy as np
 import pytest

@@ -1,9 +1,11 @@
 """What PYNQ code passes to allocate(): its memory banks and devices as
 `target=`, and its video frame cache's `pointer=`/`cache=` protocol."""
+import os
+
 import numpy as np
 import pytest
 
-from fake_devices import make_udmabuf
+from fake_devices import make_udmabuf, make_xrt, xrt_bank_base
 from pynq_lookalikes import (EmbeddedDevice, FrameCache, XrtDevice, XrtMemory,
                              bank, rfsoc_board)
 import pynq_alloc
@@ -27,8 +29,9 @@ def test_off_the_board_the_sim_serves_every_bank():
 def test_a_device_means_its_default_memory(monkeypatch):
     device, psddr, _ = rfsoc_board()
     seen = []
-    monkeypatch.setattr(_targets, "_zocl_bank",
-                        lambda options, idx: seen.append(idx) or default_memory())
+    monkeypatch.setattr(_targets, "_bank_memory",
+                        lambda kind, options, target: seen.append(target.idx)
+                        or default_memory())
     monkeypatch.setattr(_targets, "choose_default",
                         lambda: ("zocl", {}, "test"))
     allocate(4, target=device)
@@ -83,12 +86,78 @@ def test_udmabuf_serves_the_bank_that_holds_it_and_refuses_others(tmp_path, monk
     assert udmabuf.stats()["buffers"] == 0
 
 
-def test_pcie_memories_are_refused():
-    card = XrtDevice("xrt0", {"bank0": bank(0, "bank0", 0x40_0000_0000, 16 << 30)})
-    with pytest.raises(ValueError, match="PCIe card"):
-        allocate(4, target=XrtMemory(card, card.mem_dict["bank0"]))
-    with pytest.raises(ValueError, match="PCIe card"):
-        allocate(4, target=card)
+def alveo(index=0):
+    """A PCIe card with two DDR banks, as PYNQ's XrtDevice describes it."""
+    card = XrtDevice(f"xrt{index}", {
+        "bank0": bank(0, "bank0", xrt_bank_base(0), 8 << 20),
+        "bank1": bank(1, "bank1", xrt_bank_base(1), 8 << 20)}, index=index)
+    return card, XrtMemory(card, card.mem_dict["bank0"]), \
+        XrtMemory(card, card.mem_dict["bank1"])
+
+
+def test_off_the_board_the_sim_serves_pcie_banks_too():
+    card, bank0, bank1 = alveo()
+    for target in (bank0, bank1):
+        assert allocate(16, target=target).memory is default_memory()
+
+
+@pytest.fixture
+def xrt_default(tmp_path, libxrt, monkeypatch):
+    """A machine with two stand-in cards, where xrt is the default."""
+    fake = make_xrt(str(tmp_path), libxrt[0], monkeypatch, devices=2)
+    options = {"library": fake.library, "userptr": "1"}
+    default = open_memory("xrt", **options)
+    monkeypatch.setattr(_targets, "choose_default", lambda: ("xrt", options, "test"))
+    monkeypatch.setattr(_targets, "default_memory", lambda: default)
+    return fake, default
+
+
+def test_pcie_banks_map_to_xrt_banks(xrt_default):
+    fake, default = xrt_default
+    card, bank0, bank1 = alveo()
+    assert allocate(16, target=bank0).memory is default
+    b = allocate(16, "u1", target=bank1)
+    assert b.memory.kind == "xrt" and "device=0 bank=1" in repr(b.memory)
+    assert b.device_address == xrt_bank_base(1) == b.memory.base_address
+    assert b.memory.size == 8 << 20                 # as PYNQ knows the bank
+    assert allocate(16, target=bank1).memory is b.memory
+    b[:] = 1
+    b.flush()
+    assert fake.read(b.device_address, 16) == b"\1" * 16
+
+
+def test_the_cards_index_picks_the_device(xrt_default):
+    fake, default = xrt_default
+    _, bank0, _ = alveo(index=1)
+    b = allocate(4096, "u1", target=bank0)
+    assert "device=1 bank=0" in repr(b.memory) and b.memory is not default
+    b[:] = 2
+    b.flush()
+    assert fake.read(xrt_bank_base(0), 2, device=1) == b"\2\2"
+    assert fake.read(xrt_bank_base(0), 2, device=0) != b"\2\2"
+
+
+def test_pcie_banks_beside_another_default(tmp_path, libxrt, monkeypatch):
+    """With u-dma-buf the default, a card's bank still goes to XRT,
+    whose library is found under XILINX_XRT."""
+    device, sysfs = make_udmabuf(str(tmp_path))
+    udmabuf = open_memory("udmabuf", device=device, sysfs=sysfs)
+    monkeypatch.setattr(_targets, "choose_default", lambda: ("udmabuf", {}, "test"))
+    monkeypatch.setattr(_targets, "default_memory", lambda: udmabuf)
+    fake = make_xrt(str(tmp_path), libxrt[0], monkeypatch)
+    (tmp_path / "lib").mkdir()
+    os.rename(fake.library, tmp_path / "lib" / "libxrt_coreutil.so.2")
+    monkeypatch.setenv("XILINX_XRT", str(tmp_path))
+    _, _, bank1 = alveo()
+    b = allocate(16, target=bank1)
+    assert b.memory.kind == "xrt" and b.device_address == xrt_bank_base(1)
+    assert udmabuf.stats()["buffers"] == 0
+
+
+def test_an_edge_memory_goes_to_xrt_where_xrt_is_the_default(xrt_default):
+    _, _, plddr = rfsoc_board()
+    b = allocate(16, target=plddr)
+    assert "device=0 bank=1" in repr(b.memory)
 
 
 @pytest.mark.parametrize("target", ["PSDDR", 0, object(), np.zeros(3)])

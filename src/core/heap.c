@@ -509,30 +509,49 @@ pa_heap_free(pa_heap *h, uint64_t addr)
     return 0;
 }
 
+/* Whether the allocated block of entry e holds addr; fills its extent. */
+static int
+within(const pa_heap *h, const slot *e, uint64_t addr, uint64_t *start,
+       uint64_t *size)
+{
+    const rec *r = &h->recs[e->idx];
+    if (addr - e->addr >= r->size) {
+        return -ENOENT;
+    }
+    *start = e->addr;
+    *size = r->size;
+    return 0;
+}
+
 int
 pa_heap_find(const pa_heap *h, uint64_t addr, uint64_t *start, uint64_t *size)
 {
     if (addr < h->base || addr - h->base >= h->size) {
         return -ENOENT;
     }
-    /* Walk back one granule at a time to the nearest allocated block start:
-     * O(distance / granule).  This serves device-side access in tests, not
-     * the allocation path. */
-    for (uint64_t s = addr & ~(h->granule - 1);; s -= h->granule) {
+    /* The allocated block that holds addr starts at the nearest allocated
+     * start at or below it.  Walk back a few granules (an address near a
+     * block's start, the common case), then scan the table: O(allocated
+     * blocks), however far away that start lies. */
+    uint64_t s = addr & ~(h->granule - 1);
+    for (int step = 0; step < 64; step++, s -= h->granule) {
         const slot *e = table_probe(h, s);
         if (e->used) {
-            const rec *r = &h->recs[e->idx];
-            if (addr - s >= r->size) {
-                return -ENOENT;
-            }
-            *start = s;
-            *size = r->size;
-            return 0;
+            return within(h, e, addr, start, size);
         }
         if (s == h->base) {
             return -ENOENT;
         }
     }
+    const slot *nearest = NULL;
+    for (uint64_t i = 0; i <= h->table_mask; i++) {
+        const slot *e = &h->table[i];
+        if (e->used && e->addr <= addr
+                && (nearest == NULL || e->addr > nearest->addr)) {
+            nearest = e;
+        }
+    }
+    return nearest == NULL ? -ENOENT : within(h, nearest, addr, start, size);
 }
 
 void

@@ -60,8 +60,8 @@ int pa_heap_free(pa_heap *heap, uint64_t addr);
 
 /*
  * Finds the allocated block that contains addr: fills *start and *size.
- * -ENOENT if addr is outside every allocated block.  Costs O(distance from
- * the block's start / granule): for device-side access, not hot paths.
+ * -ENOENT if addr is outside every allocated block.  O(1) near a block's
+ * start, else O(allocated blocks): for device-side access, not hot paths.
  */
 int pa_heap_find(const pa_heap *heap, uint64_t addr, uint64_t *start,
                  uint64_t *size);

@@ -85,7 +85,7 @@ hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                               -1, 0);
     if (area == MAP_FAILED) {
-        rc = -errno;
+        rc = pa_mmap_error(errno);
         pa_heap_free(r->heap, addr);
         return rc;
     }
@@ -103,7 +103,7 @@ hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
                                PROT_READ | PROT_WRITE,
                                MAP_SHARED | MAP_FIXED | MAP_POPULATE,
                                s->fd, (off_t)(r->file_page[k] * ps));
-        rc = p == MAP_FAILED ? -errno : 0;
+        rc = p == MAP_FAILED ? pa_mmap_error(errno) : 0;
     }
     if (rc != 0) {
         s->sys->munmap(base, length);
@@ -232,6 +232,7 @@ static const pa_backend_ops hugepage_ops = {
     .kind = "hugepage",
     .reuse_blocks = 1,      /* a fixed pool: reuse holds nothing extra */
     .sync_calls_driver = 0,
+    .private_heap = 1,
     .alloc = hp_alloc,
     .zero = pa_memory_zero_by_cpu,
     .free = hp_free,
@@ -291,8 +292,9 @@ read_addresses(hp_state *s, const char *pagemap, page_pa *pages)
         uint64_t entry;
         *(volatile char *)va = 0;   /* present before its entry is read */
         off_t at = (off_t)((uintptr_t)va / 4096 * 8);
-        if (s->sys->pread(fd, &entry, 8, at) != 8) {
-            rc = -EIO;
+        ssize_t n = s->sys->pread(fd, &entry, 8, at);
+        if (n != 8) {
+            rc = n < 0 ? -errno : -EIO;
         }
         else if (!(entry & PAGE_PRESENT) || (entry & PFN_MASK) == 0) {
             rc = -EPERM;            /* pagemap hides PFNs without the cap */

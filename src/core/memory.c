@@ -26,12 +26,80 @@ struct pa_memory {
     void *state;
     uint64_t base_address;
     uint64_t size;
+    int32_t opener;                 /* the process that opened it */
     pthread_mutex_t lock;
     uint64_t live;                  /* blocks handed out and not released */
     pa_block cache[CACHE_ENTRIES];  /* oldest first */
     int cached;
     uint64_t cached_bytes;
+    pa_memory *prev, *next;         /* in `open_memories` */
 };
+
+/*
+ * Every open memory, so that fork() can take all their locks first (no
+ * lock is then held half-way in the child) and the child can drop what it
+ * must not reuse.
+ */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pa_memory *open_memories;
+static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+static int32_t this_process;
+
+static void
+before_fork(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (pa_memory *m = open_memories; m != NULL; m = m->next) {
+        pthread_mutex_lock(&m->lock);
+    }
+}
+
+static void
+after_fork_in_parent(void)
+{
+    for (pa_memory *m = open_memories; m != NULL; m = m->next) {
+        pthread_mutex_unlock(&m->lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* The blocks kept for reuse are the parent's: the child only unmaps its
+ * copies of their mappings. */
+static void
+after_fork_in_child(void)
+{
+    this_process = (int32_t)getpid();
+    for (pa_memory *m = open_memories; m != NULL; m = m->next) {
+        for (int i = 0; i < m->cached; i++) {
+            munmap(m->cache[i].map_base, m->cache[i].map_length);
+        }
+        m->cached = 0;
+        m->cached_bytes = 0;
+        pthread_mutex_unlock(&m->lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void
+install_fork_handlers(void)
+{
+    this_process = (int32_t)getpid();
+    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+}
+
+int32_t
+pa_process_id(void)
+{
+    pthread_once(&fork_handlers_once, install_fork_handlers);
+    return this_process;
+}
+
+/* Whether blk was allocated by this process, not inherited. */
+static int
+owned(const pa_block *blk)
+{
+    return blk->owner == pa_process_id();
+}
 
 uint64_t
 pa_page_size(void)
@@ -61,6 +129,14 @@ pa_memory_create(const pa_backend_ops *ops, void *state,
     m->state = state;
     m->base_address = base_address;
     m->size = size;
+    m->opener = pa_process_id();
+    pthread_mutex_lock(&registry_lock);
+    m->next = open_memories;
+    if (open_memories != NULL) {
+        open_memories->prev = m;
+    }
+    open_memories = m;
+    pthread_mutex_unlock(&registry_lock);
     *out = m;
     return 0;
 }
@@ -153,7 +229,8 @@ int
 pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
                     uint64_t limit, unsigned flags, pa_block *out)
 {
-    if (!m->ops->reuse_blocks || normalize(&nbytes, &align, &limit) != 0) {
+    if (!m->ops->reuse_blocks || !pa_memory_may_allocate(m)
+            || normalize(&nbytes, &align, &limit) != 0) {
         return 0;
     }
     int zero = must_zero(m, flags);
@@ -165,6 +242,9 @@ pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
     if (hit && zero && m->ops->zero(m, out) != 0) {
         pa_memory_release(m, out);
         return 0;
+    }
+    if (hit) {
+        out->owner = pa_process_id();
     }
     return hit;
 }
@@ -179,17 +259,22 @@ pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
         return rc;
     }
     int cacheable = (flags & PA_ALLOC_CACHEABLE) != 0;
+    if (!pa_memory_may_allocate(m)) {
+        return -EBUSY;
+    }
 
     pthread_mutex_lock(&m->lock);
     if (!take_cached(m, size, align, limit, cacheable, 0, out)) {
         rc = m->ops->alloc(m, size, align, limit, cacheable, out);
-        if (rc == -ENOMEM && m->cached > 0) {
+        /* Kept blocks hold memory and mappings: give them back, retry. */
+        if ((rc == -ENOMEM || rc == -PA_ENOMAP) && m->cached > 0) {
             drain_cache(m);
             rc = m->ops->alloc(m, size, align, limit, cacheable, out);
         }
     }
     if (rc == 0) {
         m->live++;
+        out->owner = pa_process_id();
     }
     pthread_mutex_unlock(&m->lock);
     /* Outside the lock: zeroing a large block takes a while. */
@@ -243,7 +328,7 @@ cacheable_block(const pa_memory *m, const pa_block *blk)
 int
 pa_memory_try_keep(pa_memory *m, pa_block *blk)
 {
-    if (!cacheable_block(m, blk)) {
+    if (!cacheable_block(m, blk) || !owned(blk)) {
         return 0;
     }
     pthread_mutex_lock(&m->lock);
@@ -265,7 +350,10 @@ pa_memory_release(pa_memory *m, pa_block *blk)
 {
     pthread_mutex_lock(&m->lock);
     m->live--;
-    if (cacheable_block(m, blk)) {
+    if (!owned(blk)) {
+        munmap(blk->map_base, blk->map_length);
+    }
+    else if (cacheable_block(m, blk)) {
         /* Evict the oldest entries until this one fits. */
         int drop = 0;
         uint64_t freed = 0;
@@ -301,7 +389,9 @@ pa_memory_retire(pa_memory *m, pa_block *blk)
     }
     pthread_mutex_lock(&m->lock);
     m->live--;
-    m->ops->free(m, blk, 1);
+    if (owned(blk)) {
+        m->ops->free(m, blk, 1);
+    }
     pthread_mutex_unlock(&m->lock);
     return 0;
 }
@@ -361,6 +451,12 @@ touches_cache(const pa_memory *m, uint64_t addr, uint64_t n)
 }
 
 int
+pa_memory_has_device_access(const pa_memory *m)
+{
+    return m->ops->device_read != NULL;
+}
+
+int
 pa_memory_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n)
 {
     if (m->ops->device_read == NULL) {
@@ -409,6 +505,18 @@ pa_memory_kind(const pa_memory *m)
     return m->ops->kind;
 }
 
+int
+pa_memory_may_allocate(const pa_memory *m)
+{
+    return !m->ops->private_heap || m->opener == pa_process_id();
+}
+
+int32_t
+pa_memory_opener(const pa_memory *m)
+{
+    return m->opener;
+}
+
 void
 pa_memory_describe(const pa_memory *m, char *buf, size_t cap)
 {
@@ -445,6 +553,17 @@ pa_memory_close(pa_memory *m)
     if (m == NULL) {
         return;
     }
+    pthread_mutex_lock(&registry_lock);
+    if (m->prev != NULL) {
+        m->prev->next = m->next;
+    }
+    else {
+        open_memories = m->next;
+    }
+    if (m->next != NULL) {
+        m->next->prev = m->prev;
+    }
+    pthread_mutex_unlock(&registry_lock);
     pthread_mutex_lock(&m->lock);
     drain_cache(m);
     pthread_mutex_unlock(&m->lock);

@@ -10,10 +10,19 @@
  * Functions return 0 or a negative errno value.  Thread-safe: any function
  * may be called from several threads at once on one memory, except that a
  * block must not be flushed while it is being released or retired.
+ *
+ * Fork-safe: no lock is held in a child, whatever other threads were doing
+ * (pthread_atfork).  A child may use the blocks it inherited but never
+ * gives them back (no heap free, no GEM_CLOSE, no cma_free): the parent
+ * still owns them.  Where the backend keeps its heap in this process
+ * (private_heap), a child cannot allocate from the parent's memory: that
+ * is -EBUSY, since two private copies of one heap would hand out the same
+ * bytes twice.
  */
 #ifndef PA_MEMORY_H
 #define PA_MEMORY_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +35,7 @@ typedef struct pa_block {
     uint64_t map_length;    /* more than [cpu, cpu + size) for alignment
                                slack or huge pages */
     uint64_t handle;        /* the backend's name for it (a GEM handle, ...) */
+    int32_t owner;          /* the process that allocated it */
     uint8_t cacheable;      /* mapped cached */
     uint8_t coherent;       /* flush/invalidate are not needed */
 } pa_block;
@@ -48,6 +58,9 @@ typedef struct pa_backend_ops {
     /* flush/invalidate call into a driver (rather than copying or running
      * cache instructions), so callers should not hold locks of their own. */
     int sync_calls_driver;
+    /* What is allocated is known only to this process (a heap over a
+     * pool), not to the kernel: a forked child cannot allocate. */
+    int private_heap;
     /* size: a page multiple; align: a power of two >= the page size;
      * limit: the block must end at or below it (UINT64_MAX: none). */
     int (*alloc)(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
@@ -85,10 +98,23 @@ int pa_memory_create(const pa_backend_ops *ops, void *state,
                      uint64_t base_address, uint64_t size, pa_memory **out);
 void *pa_memory_state(const pa_memory *m);
 
+/* This process's id, without a system call (kept up to date across fork). */
+int32_t pa_process_id(void);
+
 /* Replaces [addr, addr + len) with fresh anonymous memory, atomically. */
 int pa_map_anonymous_over(void *addr, uint64_t len);
 
 uint64_t pa_page_size(void);
+
+/* A buffer could not be mapped (mmap's ENOMEM): the process has run out of
+ * address space or of mappings (vm.max_map_count), not of device memory. */
+#define PA_ENOMAP 4096
+
+static inline int
+pa_mmap_error(int err)
+{
+    return err == ENOMEM ? -PA_ENOMAP : -err;
+}
 
 /* Flags of pa_memory_alloc and pa_memory_try_reuse. */
 #define PA_ALLOC_CACHEABLE 1u   /* map cached: flush/invalidate needed */
@@ -122,7 +148,8 @@ int pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
 int pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
                         uint64_t limit, unsigned flags, pa_block *out);
 
-/* Releases a block nothing maps any more; it may be kept for reuse. */
+/* Releases a block nothing maps any more; it may be kept for reuse.  A
+ * block this process inherited is only unmapped. */
 void pa_memory_release(pa_memory *m, pa_block *blk);
 
 /*
@@ -151,7 +178,8 @@ int pa_memory_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,
                          uint64_t len);
 
 /* As the device sees memory.  -EFAULT unless [addr, addr + n) lies inside
- * one live block; -ENOTSUP if the backend cannot. */
+ * one live block; -ENOTSUP if the backend cannot (has_device_access 0). */
+int pa_memory_has_device_access(const pa_memory *m);
 int pa_memory_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n);
 int pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
                            uint64_t n);
@@ -160,6 +188,10 @@ int pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
 void pa_memory_stats(pa_memory *m, pa_stats *out);
 
 const char *pa_memory_kind(const pa_memory *m);
+/* Whether this process may allocate from m: not a forked child of its
+ * opener where the heap is private. */
+int pa_memory_may_allocate(const pa_memory *m);
+int32_t pa_memory_opener(const pa_memory *m);
 /* The backend's describe() text ("" if it has none) into buf. */
 void pa_memory_describe(const pa_memory *m, char *buf, size_t cap);
 int pa_memory_sync_calls_driver(const pa_memory *m);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 typedef struct sim_state {
+    const pa_sys *sys;
     pa_heap *heap;
     uint64_t base;
     uint64_t size;
@@ -30,7 +31,7 @@ sim_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
           int cacheable, pa_block *blk)
 {
     sim_state *s = state_of(m);
-    int rc = pa_window_alloc(&pa_sys_real, s->heap,
+    int rc = pa_window_alloc(s->sys, s->heap,
                              cacheable ? s->cache_fd : s->device_fd, s->base,
                              size, align, limit, blk);
     if (rc == 0) {
@@ -43,21 +44,22 @@ sim_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
 static void
 sim_free(pa_memory *m, pa_block *blk, int keep_va)
 {
-    pa_window_free(&pa_sys_real, state_of(m)->heap, blk, keep_va);
+    pa_window_free(state_of(m)->sys, state_of(m)->heap, blk, keep_va);
 }
 
 /* Blocks too large to zero inline are zeroed by giving their pages back
  * to the kernel: that reads as zeros, and costs nothing for pages that
  * were never touched, as calloc's fresh pages cost numpy nothing. */
 static int
-zero_range(int fd, uint8_t *pool, uint64_t at, uint64_t len)
+zero_range(const pa_sys *sys, int fd, uint8_t *pool, uint64_t at,
+           uint64_t len)
 {
     if (len <= PA_ZERO_INLINE_BYTES) {
         memset(pool + at, 0, len);
         return 0;
     }
-    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                     (off_t)at, (off_t)len) == 0 ? 0 : -errno;
+    return sys->fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                          (off_t)at, (off_t)len) == 0 ? 0 : -errno;
 }
 
 /* An uncached block maps the device copy, so only that one is zeroed. */
@@ -66,9 +68,9 @@ sim_zero(pa_memory *m, const pa_block *blk)
 {
     sim_state *s = state_of(m);
     uint64_t at = blk->device_address - s->base;
-    int rc = zero_range(s->device_fd, s->device, at, blk->size);
+    int rc = zero_range(s->sys, s->device_fd, s->device, at, blk->size);
     if (rc == 0 && blk->cacheable) {
-        rc = zero_range(s->cache_fd, s->cache, at, blk->size);
+        rc = zero_range(s->sys, s->cache_fd, s->cache, at, blk->size);
     }
     return rc;
 }
@@ -135,17 +137,17 @@ sim_stats(pa_memory *m, pa_stats *out)
 static void
 sim_destroy(sim_state *s)
 {
-    if (s->device != NULL && s->device != MAP_FAILED) {
-        munmap(s->device, s->size);
+    if (s->device != NULL) {
+        s->sys->munmap(s->device, s->size);
     }
-    if (s->cache != NULL && s->cache != MAP_FAILED) {
-        munmap(s->cache, s->size);
+    if (s->cache != NULL) {
+        s->sys->munmap(s->cache, s->size);
     }
     if (s->device_fd >= 0) {
-        close(s->device_fd);
+        s->sys->close(s->device_fd);
     }
     if (s->cache_fd >= 0) {
-        close(s->cache_fd);
+        s->sys->close(s->cache_fd);
     }
     pa_heap_destroy(s->heap);
     free(s);
@@ -161,6 +163,7 @@ static const pa_backend_ops sim_ops = {
     .kind = "sim",
     .reuse_blocks = 1,
     .sync_calls_driver = 0,
+    .private_heap = 1,
     .alloc = sim_alloc,
     .zero = sim_zero,
     .free = sim_free,
@@ -174,26 +177,32 @@ static const pa_backend_ops sim_ops = {
 
 /* A sparse pool file of `size` bytes mapped shared, or -errno. */
 static int
-make_pool(const char *name, uint64_t size, int *fd, uint8_t **map)
+make_pool(const pa_sys *sys, const char *name, uint64_t size, int *fd,
+          uint8_t **map)
 {
-    *fd = memfd_create(name, MFD_CLOEXEC);
+    *fd = sys->memfd_create(name, MFD_CLOEXEC);
     if (*fd < 0) {
         return -errno;
     }
-    if (ftruncate(*fd, (off_t)size) != 0) {
+    if (sys->ftruncate(*fd, (off_t)size) != 0) {
         return -errno;
     }
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+    void *p = sys->mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd,
+                        0);
     if (p == MAP_FAILED) {
-        return -errno;
+        return pa_mmap_error(errno);
     }
     *map = p;
     return 0;
 }
 
 int
-pa_sim_open(uint64_t base_address, uint64_t size, pa_memory **out)
+pa_sim_open(const pa_sys *sys, uint64_t base_address, uint64_t size,
+            pa_memory **out)
 {
+    if (sys == NULL) {
+        sys = &pa_sys_real;
+    }
     uint64_t page = pa_page_size();
     if (size == 0 || size % page != 0 || base_address % page != 0
             || base_address + size < base_address
@@ -204,16 +213,18 @@ pa_sim_open(uint64_t base_address, uint64_t size, pa_memory **out)
     if (s == NULL) {
         return -ENOMEM;
     }
+    s->sys = sys;
     s->base = base_address;
     s->size = size;
     s->device_fd = s->cache_fd = -1;
     int rc = pa_heap_create(base_address, size, page, &s->heap);
     if (rc == 0) {
-        rc = make_pool("pynq_alloc-sim-device", size, &s->device_fd,
+        rc = make_pool(sys, "pynq_alloc-sim-device", size, &s->device_fd,
                        &s->device);
     }
     if (rc == 0) {
-        rc = make_pool("pynq_alloc-sim-cache", size, &s->cache_fd, &s->cache);
+        rc = make_pool(sys, "pynq_alloc-sim-cache", size, &s->cache_fd,
+                       &s->cache);
     }
     if (rc == 0) {
         rc = pa_memory_create(&sim_ops, s, base_address, size, out);

@@ -12,8 +12,12 @@
 
 #include "memory.h"
 
+#include "sys.h"
+
 /* -EINVAL unless base_address and size are non-zero page multiples (base
- * may be 0) that do not wrap; otherwise errors from memfd/mmap. */
-int pa_sim_open(uint64_t base_address, uint64_t size, pa_memory **out);
+ * may be 0) that do not wrap; otherwise errors from memfd/mmap.  sys NULL
+ * means the real system calls. */
+int pa_sim_open(const pa_sys *sys, uint64_t base_address, uint64_t size,
+                pa_memory **out);
 
 #endif

@@ -1,9 +1,13 @@
-/* The real system calls behind pa_sys, and sysfs text helpers. */
+/* The real system calls behind pa_sys, sysfs text helpers, and symbols of
+ * run-time loaded libraries. */
 #include "sys.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -36,7 +40,19 @@ const pa_sys pa_sys_real = {
     .pwrite = pwrite,
     .memfd_create = real_memfd_create,
     .ftruncate = ftruncate,
+    .flock = flock,
+    .fallocate = fallocate,
 };
+
+int
+pa_sys_ioctl(const pa_sys *sys, int fd, unsigned long request, void *arg)
+{
+    int rc;
+    do {
+        rc = sys->ioctl(fd, request, arg);
+    } while (rc != 0 && (errno == EINTR || errno == EAGAIN));
+    return rc;
+}
 
 int
 pa_sys_read_text(const pa_sys *sys, const char *path, char *buf, size_t cap)
@@ -71,4 +87,18 @@ pa_sys_write_text(const pa_sys *sys, const char *path, const char *text)
     int err = n < 0 ? errno : (size_t)n != len ? EIO : 0;
     sys->close(fd);
     return -err;
+}
+
+int
+pa_load_symbols(void *library, const pa_symbol *symbols, size_t n,
+                char *err_symbol, size_t err_cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        *symbols[i].slot = dlsym(library, symbols[i].name);
+        if (*symbols[i].slot == NULL) {
+            snprintf(err_symbol, err_cap, "%s", symbols[i].name);
+            return -ENOENT;
+        }
+    }
+    return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
@@ -107,7 +108,8 @@ ub_sync(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len,
             unsigned long req = direction == UDMABUF_TO_DEVICE
                                 ? UDMABUF_SET_SYNC_FOR_DEVICE
                                 : UDMABUF_SET_SYNC_FOR_CPU;
-            rc = s->sys->ioctl(s->fd_cached, req, &cmd) == 0 ? 0 : -errno;
+            rc = pa_sys_ioctl(s->sys, s->fd_cached, req, &cmd) == 0
+                 ? 0 : -errno;
         }
         else {
             char text[32];
@@ -166,6 +168,7 @@ static const pa_backend_ops udmabuf_ops = {
     .kind = "udmabuf",
     .reuse_blocks = 1,      /* one fixed buffer: reuse holds nothing extra */
     .sync_calls_driver = 1,
+    .private_heap = 1,
     .alloc = ub_alloc,
     .zero = pa_memory_zero_by_cpu,
     .free = ub_free,
@@ -223,8 +226,17 @@ pa_udmabuf_open(const pa_sys *sys, const char *device, const char *sysfs_dir,
         snprintf(err_path, err_cap, "%s", device);
         goto fail;
     }
+    /* The heap lives in this process, so only one opener at a time may
+     * sub-allocate the buffer.  The lock goes with the open file: a
+     * forked child shares it (and may not allocate, see memory.h), and
+     * the kernel drops it when the last holder exits, even by kill -9. */
+    if (sys->flock(s->fd_cached, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        snprintf(err_path, err_cap, "%s", device);
+        goto fail;
+    }
     struct udmabuf_dev_info info;
-    if (sys->ioctl(s->fd_cached, UDMABUF_GET_DEV_INFO, &info) == 0) {
+    if (pa_sys_ioctl(sys, s->fd_cached, UDMABUF_GET_DEV_INFO, &info) == 0) {
         s->use_ioctl = 1;
         s->phys = info.addr;
         s->size = info.size;

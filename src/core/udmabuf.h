@@ -14,8 +14,9 @@
 /*
  * Opens `device` (e.g. /dev/udmabuf0) whose sysfs directory is `sysfs_dir`
  * (e.g. /sys/class/u-dma-buf/udmabuf0).  sys NULL means the real system
- * calls.  On failure returns -errno and copies the path that failed into
- * err_path (err_cap bytes).
+ * calls.  -EBUSY if another open file (in any process) holds the device:
+ * one heap per buffer.  On failure returns -errno and copies the path that
+ * failed into err_path (err_cap bytes).
  */
 int pa_udmabuf_open(const pa_sys *sys, const char *device,
                     const char *sysfs_dir, pa_memory **out, char *err_path,

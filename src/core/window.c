@@ -17,7 +17,7 @@ pa_window_alloc(const pa_sys *sys, pa_heap *heap, int fd,
     void *cpu = sys->mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
                           (off_t)(addr - region_base));
     if (cpu == MAP_FAILED) {
-        rc = -errno;
+        rc = pa_mmap_error(errno);
         pa_heap_free(heap, addr);
         return rc;
     }

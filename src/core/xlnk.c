@@ -59,7 +59,7 @@ find_mapping(const pa_sys *sys, const char *maps, uintptr_t va,
     }
     size_t size = 0, room = 1 << 16;
     char *text = malloc(room + 1);
-    ssize_t n;
+    ssize_t n = 0;
     while (text != NULL
            && (n = sys->pread(fd, text + size, room - size, (off_t)size)) > 0) {
         size += (size_t)n;
@@ -75,9 +75,11 @@ find_mapping(const pa_sys *sys, const char *maps, uintptr_t va,
             }
         }
     }
+    int read_error = n < 0 ? errno : 0;
     sys->close(fd);
-    if (text == NULL) {
-        return -ENOMEM;
+    if (text == NULL || read_error != 0) {
+        free(text);
+        return text == NULL ? -ENOMEM : -read_error;
     }
     text[size] = '\0';
     int rc = -ENOENT;
@@ -139,7 +141,7 @@ xl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         else {
             mine = s->sys->mmap(NULL, length, PROT_READ | PROT_WRITE,
                                 MAP_SHARED, fd, (off_t)offset);
-            rc = mine == MAP_FAILED ? -errno : 0;
+            rc = mine == MAP_FAILED ? pa_mmap_error(errno) : 0;
             s->sys->close(fd);
         }
     }
@@ -256,7 +258,7 @@ pa_xlnk_open(const pa_sys *sys, const char *library, const char *maps,
         xl_destroy(s);
         return -ENOENT;
     }
-    struct { const char *name; void **slot; } symbols[] = {
+    const pa_symbol symbols[] = {
         {"cma_alloc", (void **)&s->cma.alloc},
         {"cma_get_phy_addr", (void **)&s->cma.get_phy_addr},
         {"cma_free", (void **)&s->cma.free},
@@ -264,16 +266,15 @@ pa_xlnk_open(const pa_sys *sys, const char *library, const char *maps,
         {"cma_flush_cache", (void **)&s->cma.flush_cache},
         {"cma_invalidate_cache", (void **)&s->cma.invalidate_cache},
     };
-    for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
-        *symbols[i].slot = dlsym(s->library, symbols[i].name);
-        if (*symbols[i].slot == NULL) {
-            snprintf(err_symbol, err_cap, "%s", symbols[i].name);
-            xl_destroy(s);
-            return -ENOENT;
-        }
+    int rc = pa_load_symbols(s->library, symbols,
+                             sizeof(symbols) / sizeof(symbols[0]), err_symbol,
+                             err_cap);
+    if (rc != 0) {
+        xl_destroy(s);
+        return rc;
     }
     uint64_t total = (uint64_t)s->cma.pages_available() * pa_page_size();
-    int rc = pa_memory_create(&xlnk_ops, s, 0, total, out);
+    rc = pa_memory_create(&xlnk_ops, s, 0, total, out);
     if (rc != 0) {
         xl_destroy(s);
     }

@@ -98,7 +98,7 @@ static void
 gem_close(zocl_state *s, uint32_t handle)
 {
     struct drm_gem_close close_arg = {handle, 0};
-    s->sys->ioctl(s->fd, DRM_GEM_CLOSE, &close_arg);
+    pa_sys_ioctl(s->sys, s->fd, DRM_GEM_CLOSE, &close_arg);
 }
 
 /* The size of the BO that zocl makes for a request of `size` bytes: a page
@@ -133,7 +133,7 @@ create_bo(zocl_state *s, uint64_t size, int cacheable,
     *create = (struct zocl_create_bo){size, 0,
                                       s->bank | (cacheable ? ZOCL_CACHEABLE
                                                            : 0)};
-    if (s->sys->ioctl(s->fd, ZOCL_CREATE_BO, create) != 0) {
+    if (pa_sys_ioctl(s->sys, s->fd, ZOCL_CREATE_BO, create) != 0) {
         return -errno;
     }
     /* The driver writes back where the BO came from: what the next
@@ -141,8 +141,8 @@ create_bo(zocl_state *s, uint64_t size, int cacheable,
     s->cma = (create->flags & ZOCL_FROM_CMA) != 0;
     *info = (struct zocl_info_bo){create->handle, 0, 0, 0};
     *map = (struct zocl_map_bo){create->handle, 0, 0};
-    if (s->sys->ioctl(s->fd, ZOCL_INFO_BO, info) != 0
-            || s->sys->ioctl(s->fd, ZOCL_MAP_BO, map) != 0) {
+    if (pa_sys_ioctl(s->sys, s->fd, ZOCL_INFO_BO, info) != 0
+            || pa_sys_ioctl(s->sys, s->fd, ZOCL_MAP_BO, map) != 0) {
         int rc = -errno;
         gem_close(s, create->handle);
         return rc;
@@ -191,7 +191,7 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     char *base = s->sys->mmap(NULL, info.size, PROT_READ | PROT_WRITE,
                               MAP_SHARED, s->fd, (off_t)map.offset);
     if (base == MAP_FAILED) {
-        int rc = -errno;
+        int rc = pa_mmap_error(errno);
         gem_close(s, create.handle);
         return rc;
     }
@@ -240,7 +240,8 @@ zocl_sync(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len,
     uint64_t lead = (uint64_t)((char *)blk->cpu - (char *)blk->map_base);
     struct zocl_sync_bo sync = {(uint32_t)blk->handle, dir, lead + offset,
                                 len};
-    return s->sys->ioctl(s->fd, ZOCL_SYNC_BO, &sync) == 0 ? 0 : -errno;
+    return pa_sys_ioctl(s->sys, s->fd, ZOCL_SYNC_BO, &sync) == 0
+           ? 0 : -errno;
 }
 
 static int
@@ -321,19 +322,23 @@ static const pa_backend_ops zocl_ops = {
 };
 
 /*
- * Whether fd is driven by zocl.  Driver-specific DRM ioctl numbers overlap,
- * so zocl's must never reach another driver (a GPU's render node, say).
+ * 0 if fd is driven by zocl; -ENODEV if by another driver (or is no DRM
+ * node at all), since driver-specific DRM ioctl numbers overlap and
+ * zocl's must never reach a GPU's render node, say; else the error of
+ * asking.
  */
 static int
-is_zocl(const pa_sys *sys, int fd)
+check_zocl(const pa_sys *sys, int fd)
 {
     char name[16] = "";
     struct drm_version v;
     memset(&v, 0, sizeof(v));
     v.name = name;
     v.name_len = sizeof(name) - 1;
-    return sys->ioctl(fd, DRM_VERSION, &v) == 0
-           && v.name_len == 4 && memcmp(name, "zocl", 4) == 0;
+    if (pa_sys_ioctl(sys, fd, DRM_VERSION, &v) != 0) {
+        return errno == ENOTTY || errno == EINVAL ? -ENODEV : -errno;
+    }
+    return v.name_len == 4 && memcmp(name, "zocl", 4) == 0 ? 0 : -ENODEV;
 }
 
 int
@@ -356,8 +361,8 @@ pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank, int cma,
     s->cma = cma;
     snprintf(s->meminfo, sizeof(s->meminfo), "%s", meminfo);
     s->fd = sys->open(device, O_RDWR);
-    if (s->fd < 0 || !is_zocl(sys, s->fd)) {
-        int rc = s->fd < 0 ? -errno : -ENODEV;
+    int rc = s->fd < 0 ? -errno : check_zocl(sys, s->fd);
+    if (rc != 0) {
         snprintf(err_path, err_cap, "%s", device);
         zocl_destroy(s);
         return rc;
@@ -366,7 +371,7 @@ pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank, int cma,
     if (pa_sys_read_text(sys, meminfo, text, sizeof(text)) == 0) {
         s->cma_total = meminfo_bytes(text, "CmaTotal:");
     }
-    int rc = pa_memory_create(&zocl_ops, s, 0, s->cma_total, out);
+    rc = pa_memory_create(&zocl_ops, s, 0, s->cma_total, out);
     if (rc != 0) {
         zocl_destroy(s);
     }

@@ -10,6 +10,8 @@
 #include "glue.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 enum { ARG_SHAPE, ARG_DTYPE, ARG_TARGET, ARG_ORDER, ARG_CACHEABLE,
        ARG_ALIGN, ARG_MAX_ADDRESS, ARG_ZERO, ARG_POINTER, ARG_CACHE,
@@ -90,29 +92,49 @@ max_dims(void)
     return PyArray_RUNTIME_VERSION >= NPY_2_0_API_VERSION ? 64 : 32;
 }
 
+/* One dimension: an int that fits npy_intp, else ValueError naming the
+ * shape (an OverflowError from deep in the C API says nothing useful). */
+static int
+parse_dim(PyObject *item, PyObject *shape, npy_intp *dim)
+{
+    *dim = PyArray_PyIntAsIntp(item);
+    if (*dim == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "array is too big: shape %R has a "
+                     "dimension beyond %zd", shape, (Py_ssize_t)NPY_MAX_INTP);
+        return -1;
+    }
+    return 0;
+}
+
 /* An int or a sequence of ints, as numpy.empty takes; 0 or -1. */
 static int
 parse_shape(PyObject *obj, npy_intp *dims, int *nd)
 {
-    if (PyUnicode_Check(obj) || PyBytes_Check(obj) || obj == Py_None) {
+    int sequence = PySequence_Check(obj);
+    if (PyUnicode_Check(obj) || PyBytes_Check(obj)
+            || (!sequence && !PyIndex_Check(obj))) {
         PyErr_Format(PyExc_TypeError, "shape must be an int or a sequence "
                      "of ints, not %s", Py_TYPE(obj)->tp_name);
         return -1;
     }
-    if (PyLong_Check(obj) || (!PySequence_Check(obj) && PyIndex_Check(obj))) {
-        dims[0] = PyArray_PyIntAsIntp(obj);
-        if (dims[0] == -1 && PyErr_Occurred()) {
+    if (PyLong_Check(obj) || !sequence) {
+        if (parse_dim(obj, obj, &dims[0]) != 0) {
             return -1;
         }
         *nd = 1;
     }
     else {
-        PyObject *seq = PySequence_Fast(obj, "shape must be an int or a "
-                                        "sequence of ints");
+        /* A tuple is a snapshot: the items' __index__ may change a list
+         * (PySequence_Fast would hand back the list itself). */
+        PyObject *seq = PySequence_Tuple(obj);
         if (seq == NULL) {
             return -1;
         }
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        Py_ssize_t n = PyTuple_GET_SIZE(seq);
         if (n > max_dims()) {
             Py_DECREF(seq);
             PyErr_Format(PyExc_ValueError, "shape has %zd dimensions; this "
@@ -120,8 +142,7 @@ parse_shape(PyObject *obj, npy_intp *dims, int *nd)
             return -1;
         }
         for (Py_ssize_t i = 0; i < n; i++) {
-            dims[i] = PyArray_PyIntAsIntp(PySequence_Fast_GET_ITEM(seq, i));
-            if (dims[i] == -1 && PyErr_Occurred()) {
+            if (parse_dim(PyTuple_GET_ITEM(seq, i), seq, &dims[i]) != 0) {
                 Py_DECREF(seq);
                 return -1;
             }
@@ -298,6 +319,37 @@ out_of_memory(MemoryObject *target, uint64_t nbytes, uint64_t align,
                     (unsigned long long)s.largest_free);
 }
 
+/* The MemoryError for a buffer that could not be mapped, with the figures
+ * that say why: the device memory is not what ran out. */
+static void
+out_of_mappings(MemoryObject *target, uint64_t nbytes)
+{
+    pa_stats s;
+    char text[64] = "";
+    long mappings = 0, limit = -1;
+    FILE *f = fopen("/proc/self/maps", "r");
+    for (int c; f != NULL && (c = getc(f)) != EOF;) {
+        mappings += c == '\n';
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f != NULL && fgets(text, sizeof(text), f) != NULL) {
+        limit = strtol(text, NULL, 10);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    pa_memory_stats(target->mem, &s);
+    pa_raise(ENOMEM, NULL, "cannot map a buffer of %llu bytes: this process "
+             "is out of memory mappings or address space (%ld mappings, "
+             "vm.max_map_count %ld), while its %s memory has %llu bytes "
+             "free; release buffers it no longer needs, or raise the limit",
+             (unsigned long long)nbytes, mappings, limit,
+             pa_memory_kind(target->mem), (unsigned long long)s.free);
+}
+
 /* A new reference to the Memory that target names: a Memory, None (the
  * default), or what the target resolver maps (PYNQ's memories, ...). */
 static MemoryObject *
@@ -332,6 +384,20 @@ allocate_block(MemoryObject *target, npy_intp nbytes, uint64_t align,
         Py_END_ALLOW_THREADS
         if (rc == -ENOMEM) {
             out_of_memory(target, (uint64_t)nbytes, align, limit);
+            return NULL;
+        }
+        if (rc == -PA_ENOMAP) {
+            out_of_mappings(target, (uint64_t)nbytes);
+            return NULL;
+        }
+        if (rc == -EBUSY) {
+            pa_raise(rc, NULL, "this %s memory was opened by process %d, "
+                     "the parent of this one (%d); its heap lives in that "
+                     "process, so a forked child cannot allocate from it: "
+                     "open a memory in this process (open_memory()), or "
+                     "start workers with multiprocessing's 'spawn' or "
+                     "'forkserver' method", pa_memory_kind(mem),
+                     (int)pa_memory_opener(mem), (int)pa_process_id());
             return NULL;
         }
         if (rc == -ENOTSUP && !(flags & PA_ALLOC_CACHEABLE)) {
@@ -446,8 +512,9 @@ pa_allocate_impl(MemoryObject *self, PyObject *const *args,
     }
     if (nbytes < 0 || total_nd > max_dims()) {
         if (nbytes < 0) {
-            PyErr_SetString(PyExc_ValueError, "array is too big: its size "
-                            "in bytes overflows");
+            PyErr_Format(PyExc_ValueError, "array is too big: shape %R of "
+                         "%zd-byte items overflows a byte count",
+                         arg[ARG_SHAPE], (Py_ssize_t)PyDataType_ELSIZE(descr));
         }
         else {
             PyErr_Format(PyExc_ValueError, "the shape and the dtype's "

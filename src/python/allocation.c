@@ -9,6 +9,7 @@
 #include "glue.h"
 
 #include <errno.h>
+#include <string.h>
 
 AllocationObject *
 pa_allocation_new(MemoryObject *memory, const pa_block *blk)
@@ -26,7 +27,14 @@ pa_allocation_new(MemoryObject *memory, const pa_block *blk)
     return a;
 }
 
-/* Gives the device memory back; the GIL is held and no sync is running. */
+/*
+ * Gives the device memory back; the GIL is held and no sync is running.
+ * If the arrays on it cannot be detached (no memory for the fresh mapping
+ * that replaces it), the request still stands: `freed` stays set, so no
+ * array reaches the memory as device memory any more, and the memory goes
+ * back when the last of them is gone.  The user is told.  0, or -1 if the
+ * warning was turned into an error.
+ */
 static int
 retire(AllocationObject *a)
 {
@@ -34,11 +42,19 @@ retire(AllocationObject *a)
     Py_BEGIN_ALLOW_THREADS
     rc = pa_memory_retire(a->memory->mem, &a->blk);
     Py_END_ALLOW_THREADS
-    if (rc != 0) {
-        return -1;
+    if (rc == 0) {
+        a->retired = 1;
+        return 0;
     }
-    a->retired = 1;
-    return 0;
+    char address[32];
+    PyOS_snprintf(address, sizeof(address), "0x%llx",
+                  (unsigned long long)a->blk.device_address);
+    return PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "freebuffer(): the "
+                            "%llu bytes at device address %s go back to "
+                            "their memory only when the last array on them "
+                            "is gone: detaching the arrays failed (%s)",
+                            (unsigned long long)a->blk.size, address,
+                            strerror(-rc));
 }
 
 int
@@ -51,15 +67,7 @@ pa_allocation_free(AllocationObject *a)
     if (a->busy > 0) {
         return 0;   /* the last running sync completes the free */
     }
-    if (retire(a) != 0) {
-        /* The mapping could not be swapped: keep the memory until the
-         * last view is gone rather than expose it. */
-        a->freed = 0;
-        pa_raise(ENOMEM, NULL, "cannot release the buffer while views of it "
-                 "exist: no memory to detach them");
-        return -1;
-    }
-    return 0;
+    return retire(a);
 }
 
 void
@@ -71,10 +79,8 @@ pa_allocation_enter(AllocationObject *a)
 void
 pa_allocation_leave(AllocationObject *a)
 {
-    if (--a->busy == 0 && a->freed && !a->retired) {
-        if (retire(a) != 0) {
-            a->freed = 0;   /* as in pa_allocation_free; nothing to raise */
-        }
+    if (--a->busy == 0 && a->freed && !a->retired && retire(a) != 0) {
+        PyErr_WriteUnraisable((PyObject *)a);
     }
 }
 

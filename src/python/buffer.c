@@ -19,12 +19,38 @@
  * The Allocation that holds arr's data, or NULL if the data does not lie
  * inside one (a copy, a plain array viewed as Buffer, ...).  Borrowed.
  */
+/*
+ * numpy's as_strided (and so sliding_window_view) put an object between a
+ * view and its source that carries only __array_interface__ and the source
+ * as `base`.  Its source array, borrowed, or NULL.  Rare, so the attribute
+ * lookups cost nothing on the common path.
+ */
+static PyObject *
+interface_source(PyObject *obj)
+{
+    if (!PyObject_HasAttrString(obj, "__array_interface__")) {
+        return NULL;
+    }
+    PyObject *source = PyObject_GetAttrString(obj, "base");
+    if (source == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    /* Borrowed from obj, which keeps it: a fresh object would die here. */
+    int held = PyArray_Check(source) && Py_REFCNT(source) > 1;
+    Py_DECREF(source);
+    return held ? source : NULL;
+}
+
 static AllocationObject *
 find_allocation(PyArrayObject *arr)
 {
     PyObject *base = PyArray_BASE(arr);
-    while (base != NULL && PyArray_Check(base)) {
-        base = PyArray_BASE((PyArrayObject *)base);
+    /* Bounded: objects made by hand could point at each other. */
+    for (int hops = 0; base != NULL && hops < 64
+            && !Py_IS_TYPE(base, &pa_AllocationType); hops++) {
+        base = PyArray_Check(base) ? PyArray_BASE((PyArrayObject *)base)
+                                   : interface_source(base);
     }
     if (base == NULL || !Py_IS_TYPE(base, &pa_AllocationType)) {
         return NULL;

@@ -23,6 +23,7 @@
 typedef struct {
     PyObject_HEAD
     pa_memory *mem;
+    PyObject *weakrefs;     /* open_memory keeps one Memory per device */
 } MemoryObject;
 
 typedef struct {

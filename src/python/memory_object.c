@@ -15,6 +15,7 @@ pa_memory_wrap(pa_memory *mem)
         return NULL;
     }
     m->mem = mem;
+    m->weakrefs = NULL;
     return (PyObject *)m;
 }
 
@@ -22,6 +23,9 @@ static void
 memory_dealloc(MemoryObject *m)
 {
     /* Every Allocation holds a reference, so none is left. */
+    if (m->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)m);
+    }
     pa_memory_close(m->mem);
     PyObject_Free(m);
 }
@@ -121,7 +125,12 @@ memory_device_read(MemoryObject *self, PyObject *const *args,
             || as_u64(args[1], "nbytes", &n) != 0) {
         return NULL;
     }
-    if (n > (uint64_t)PY_SSIZE_T_MAX) {
+    /* Refuse what cannot succeed before making the output: no range
+     * larger than the pool lies inside one of its allocations. */
+    if (!pa_memory_has_device_access(self->mem)) {
+        return bus_error(-ENOTSUP, address, n);
+    }
+    if (n > pa_memory_size(self->mem) || n > (uint64_t)PY_SSIZE_T_MAX) {
         return bus_error(-EFAULT, address, n);
     }
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
@@ -244,6 +253,7 @@ PyTypeObject pa_MemoryType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "pynq_alloc.Memory",
     .tp_basicsize = sizeof(MemoryObject),
+    .tp_weaklistoffset = offsetof(MemoryObject, weakrefs),
     .tp_dealloc = (destructor)memory_dealloc,
     .tp_repr = (reprfunc)memory_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT,

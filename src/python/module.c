@@ -14,6 +14,12 @@ static PyObject *target_resolver;
 MemoryObject *
 pa_default_memory(void)
 {
+    if (default_memory != NULL
+            && !pa_memory_may_allocate(((MemoryObject *)default_memory)->mem)) {
+        /* A forked child: the parent's memory is no longer ours to
+         * allocate from; the child chooses (and opens) its own. */
+        Py_CLEAR(default_memory);
+    }
     if (default_memory != NULL) {
         return (MemoryObject *)default_memory;
     }
@@ -112,30 +118,31 @@ module_default_memory(PyObject *module, PyObject *unused)
     return m;
 }
 
+/* Installs a callable the package provides into *slot. */
 static PyObject *
-module_set_default_resolver(PyObject *module, PyObject *resolver)
+set_resolver(PyObject **slot, PyObject *resolver)
 {
-    (void)module;
     if (!PyCallable_Check(resolver)) {
         PyErr_SetString(PyExc_TypeError, "the resolver must be callable");
         return NULL;
     }
     Py_INCREF(resolver);
-    Py_XSETREF(default_resolver, resolver);
+    Py_XSETREF(*slot, resolver);
     Py_RETURN_NONE;
+}
+
+static PyObject *
+module_set_default_resolver(PyObject *module, PyObject *resolver)
+{
+    (void)module;
+    return set_resolver(&default_resolver, resolver);
 }
 
 static PyObject *
 module_set_target_resolver(PyObject *module, PyObject *resolver)
 {
     (void)module;
-    if (!PyCallable_Check(resolver)) {
-        PyErr_SetString(PyExc_TypeError, "the resolver must be callable");
-        return NULL;
-    }
-    Py_INCREF(resolver);
-    Py_XSETREF(target_resolver, resolver);
-    Py_RETURN_NONE;
+    return set_resolver(&target_resolver, resolver);
 }
 
 static PyMethodDef module_methods[] = {

@@ -8,10 +8,29 @@
 #include "sim.h"
 #include "udmabuf.h"
 #include "xlnk.h"
+#include "xrt.h"
 #include "zocl.h"
 
 #include <errno.h>
 #include <limits.h>
+
+/* PyArg "O&" converter: an int from 0 to 2**64 - 1 ("K" wraps silently). */
+static int
+to_u64(PyObject *obj, void *out)
+{
+    PyObject *index = PyNumber_Index(obj);
+    if (index == NULL) {
+        return 0;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(index);
+    Py_DECREF(index);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_ValueError, "%R is not from 0 to 2**64 - 1", obj);
+        return 0;
+    }
+    *(unsigned long long *)out = v;
+    return 1;
+}
 
 static PyObject *
 open_sim(PyObject *module, PyObject *args, PyObject *kwds)
@@ -21,12 +40,12 @@ open_sim(PyObject *module, PyObject *args, PyObject *kwds)
     pa_memory *mem;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK:_open_sim", kwlist,
-                                     &base, &size)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&:_open_sim", kwlist,
+                                     to_u64, &base, to_u64, &size)) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    rc = pa_sim_open(base, size, &mem);
+    rc = pa_sim_open(NULL, base, size, &mem);
     Py_END_ALLOW_THREADS
     if (rc == -EINVAL) {
         char b[32];
@@ -56,8 +75,9 @@ open_hugepage(PyObject *module, PyObject *args, PyObject *kwds)
     pa_memory *mem;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKpO&O&:_open_hugepage",
-                                     kwlist, &size, &page_size, &reserve,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&pO&O&:_open_hugepage",
+                                     kwlist, to_u64, &size, to_u64,
+                                     &page_size, &reserve,
                                      PyUnicode_FSConverter, &dir,
                                      PyUnicode_FSConverter, &pagemap)) {
         goto done;
@@ -144,6 +164,12 @@ opened(int rc, pa_memory *mem, const char *err_path, const char *device,
         return pa_raise_os(rc, err_path, "%s is not a %s device", device,
                            what);
     }
+    if (rc == -EBUSY) {
+        return pa_raise_os(rc, err_path, "the %s device %s is in use by "
+                           "another process: one process at a time "
+                           "sub-allocates its buffer (`fuser -v %s` shows "
+                           "which)", what, device, device);
+    }
     if (rc != 0) {
         return pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open "
                            "the %s device %s", what, device);
@@ -224,6 +250,59 @@ done:
     return result;
 }
 
+static PyObject *
+open_xrt(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"library", "device", "bank", "userptr",
+                             "base_address", "size", NULL};
+    PyObject *library = NULL, *result = NULL;
+    unsigned int device;
+    long long bank;
+    int userptr, step;
+    unsigned long long base, size;
+    char err_symbol[128] = "";
+    pa_memory *mem = NULL;
+    int rc;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&ILpKK:_open_xrt", kwlist,
+                                     PyUnicode_FSConverter, &library,
+                                     &device, &bank, &userptr, &base,
+                                     &size)) {
+        goto done;
+    }
+    const char *path = PyBytes_AS_STRING(library);
+    pa_xrt_options options = {path, device, bank, userptr, base, size};
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_xrt_open(NULL, &options, &mem, &step, err_symbol,
+                     sizeof(err_symbol));
+    Py_END_ALLOW_THREADS
+    if (rc == -EINVAL && step == 0) {
+        pa_raise(rc, NULL, "xrt bank must be from 0 to 65535; got %lld",
+                 bank);
+    }
+    else if (step == PA_XRT_LOAD) {
+        pa_raise_os(rc, path, "cannot load XRT's library %s: is XRT "
+                    "installed? (set XILINX_XRT, or pass library=)", path);
+    }
+    else if (step == PA_XRT_SYMBOL) {
+        pa_raise_os(rc, path, "XRT's library %s has no %s(): is it "
+                    "libxrt_coreutil?", path, err_symbol);
+    }
+    else if (step == PA_XRT_DEVICE) {
+        pa_raise_os(rc, NULL, "XRT cannot open device %u (xrtDeviceOpen, "
+                    "library %s)", device, path);
+    }
+    else if (rc != 0) {
+        pa_raise_os(rc, NULL, "cannot open an xrt memory");
+    }
+    else {
+        result = pa_memory_wrap(mem);
+    }
+done:
+    Py_XDECREF(library);
+    return result;
+}
+
 PyMethodDef pa_open_methods[] = {
     {"_open_xlnk", (PyCFunction)(void (*)(void))open_xlnk,
      METH_VARARGS | METH_KEYWORDS, NULL},
@@ -234,6 +313,8 @@ PyMethodDef pa_open_methods[] = {
     {"_open_sim", (PyCFunction)(void (*)(void))open_sim,
      METH_VARARGS | METH_KEYWORDS, NULL},
     {"_open_udmabuf", (PyCFunction)(void (*)(void))open_udmabuf,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"_open_xrt", (PyCFunction)(void (*)(void))open_xrt,
      METH_VARARGS | METH_KEYWORDS, NULL},
     {NULL, NULL, 0, NULL},
 };

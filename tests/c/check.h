@@ -2,7 +2,10 @@
 #ifndef PA_CHECK_H
 #define PA_CHECK_H
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 static int check_failures;
 
@@ -47,6 +50,20 @@ check_report(const char *suite)
 {
     printf("%s: %d passed, %d failed\n", suite, cases_passed, cases_failed);
     return cases_failed != 0;
+}
+
+/* Whether a (small) text file, such as a stand-in's log, contains text. */
+static inline int
+file_has(const char *path, const char *text)
+{
+    char buf[16384] = "";
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+    buf[n > 0 ? n : 0] = '\0';
+    return strstr(buf, text) != NULL;
 }
 
 #endif

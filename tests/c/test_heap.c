@@ -303,6 +303,27 @@ test_random_stress_against_model(void)
     free(m.live);
 }
 
+static void
+test_find_is_a_lookup_however_far(void)
+{
+    /* A 4 TiB heap: walking back a granule at a time from its end to a
+     * block at its start would take a billion steps. */
+    const uint64_t tib = 1024ull * 1024 * MiB;
+    pa_heap *h;
+    uint64_t a, b, start, size;
+    CHECK_EQ(pa_heap_create(0, 4 * tib, PAGE, &h), 0);
+    CHECK_EQ(pa_heap_alloc(h, PAGE, 0, 0, &a), 0);
+    CHECK_EQ(pa_heap_alloc(h, 2 * tib, 0, 0, &b), 0);
+    CHECK_EQ(pa_heap_find(h, b + 2 * tib - 1, &start, &size), 0);
+    CHECK_EQ(start, b);
+    CHECK_EQ(size, 2 * tib);
+    CHECK_EQ(pa_heap_find(h, 4 * tib - 1, &start, &size), -ENOENT);
+    CHECK_EQ(pa_heap_find(h, a + PAGE, &start, &size), 0);  /* b's start */
+    CHECK_EQ(pa_heap_free(h, b), 0);
+    CHECK_EQ(pa_heap_find(h, 3 * tib, &start, &size), -ENOENT);
+    pa_heap_destroy(h);
+}
+
 int
 main(void)
 {
@@ -314,5 +335,6 @@ main(void)
     RUN(test_free_coalesces_both_sides);
     RUN(test_exact_fit_that_good_fit_skips);
     RUN(test_random_stress_against_model);
+    RUN(test_find_is_a_lookup_however_far);
     return check_report("test_heap");
 }

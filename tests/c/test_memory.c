@@ -16,7 +16,7 @@ static pa_memory *
 open_sim(uint64_t size)
 {
     pa_memory *m = NULL;
-    CHECK_EQ(pa_sim_open(BASE, size, &m), 0);
+    CHECK_EQ(pa_sim_open(NULL, BASE, size, &m), 0);
     return m;
 }
 
@@ -24,10 +24,10 @@ static void
 test_open_rejects_bad_pools(void)
 {
     pa_memory *m = NULL;
-    CHECK_EQ(pa_sim_open(BASE, 0, &m), -EINVAL);
-    CHECK_EQ(pa_sim_open(BASE + 1, MiB, &m), -EINVAL);
-    CHECK_EQ(pa_sim_open(BASE, MiB + 7, &m), -EINVAL);
-    CHECK_EQ(pa_sim_open(UINT64_MAX - PAGE + 1, MiB, &m), -EINVAL);
+    CHECK_EQ(pa_sim_open(NULL, BASE, 0, &m), -EINVAL);
+    CHECK_EQ(pa_sim_open(NULL, BASE + 1, MiB, &m), -EINVAL);
+    CHECK_EQ(pa_sim_open(NULL, BASE, MiB + 7, &m), -EINVAL);
+    CHECK_EQ(pa_sim_open(NULL, UINT64_MAX - PAGE + 1, MiB, &m), -EINVAL);
     CHECK(m == NULL);
 }
 

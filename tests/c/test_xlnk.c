@@ -19,12 +19,7 @@ static char dir[64], library[128], device[128], log_path[128];
 static int
 log_has(const char *line)
 {
-    char text[8192] = "";
-    int fd = open(log_path, O_RDONLY);
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = '\0';
-    return strstr(text, line) != NULL;
+    return file_has(log_path, line);
 }
 
 static void

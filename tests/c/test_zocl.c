@@ -4,6 +4,7 @@
  * create_bo). */
 #include "../../src/core/zocl.h"
 #include "check.h"
+#include "faults.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -539,6 +540,55 @@ test_stats_come_from_meminfo(void)
     pa_memory_close(m);
 }
 
+static int interruptions;      /* the next ioctls fail with EINTR */
+
+static int
+interrupting_ioctl(int fd, unsigned long request, void *arg)
+{
+    if (interruptions > 0) {
+        interruptions--;
+        return fail(EINTR);
+    }
+    return fake_ioctl(fd, request, arg);
+}
+
+/* A signal during an ioctl must not fail a sync, nor leak a BO by
+ * skipping its GEM_CLOSE: each call is retried, as libdrm does. */
+static void
+test_interrupted_ioctls_are_retried(void)
+{
+    pa_memory *m = open_zocl();
+    pa_block b;
+    stand_in.ioctl = interrupting_ioctl;
+    interruptions = 3;
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, PA_ALLOC_CACHEABLE, &b), 0);
+    CHECK_EQ(interruptions, 0);
+    interruptions = 2;
+    CHECK_EQ(pa_memory_flush(m, &b, 0, PAGE), 0);
+    CHECK_EQ(last_sync.handle, (uint32_t)b.handle);
+    int before = open_bos;
+    interruptions = 2;
+    pa_memory_release(m, &b);
+    CHECK_EQ(open_bos, before - 1);
+    stand_in.ioctl = fake_ioctl;
+    pa_memory_close(m);
+}
+
+static int
+open_zocl_through(const pa_sys *sys, pa_memory **out)
+{
+    char err[256];
+    return pa_zocl_open(sys, DEVICE, 0, 1, meminfo, out, err, sizeof(err));
+}
+
+static void
+test_faults_leak_no_bo(void)
+{
+    fault_exempt = 0x40086409u;                 /* GEM_CLOSE */
+    inject_everywhere(open_zocl_through, &stand_in, "memfd:bo");
+    CHECK_EQ(open_bos, 0);
+}
+
 static void
 test_every_request_was_well_formed_and_nothing_leaked(void)
 {
@@ -567,6 +617,8 @@ main(void)
     RUN(test_banks);
     RUN(test_a_bank_outside_16_bits_is_refused_unopened);
     RUN(test_stats_come_from_meminfo);
+    RUN(test_interrupted_ioctls_are_retried);
+    RUN(test_faults_leak_no_bo);
     RUN(test_every_request_was_well_formed_and_nothing_leaked);
     unlink(meminfo);
     return check_report("test_zocl");

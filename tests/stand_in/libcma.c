@@ -3,9 +3,10 @@
  * windows of a file named by PA_FAKE_XLNK_FILE (the whole file is the
  * pool, first fit by pages), mapped as the real library maps /dev/xlnk;
  * their "physical" address is 0x20000000 plus the window's offset; like
- * the kernel's, each new buffer reads as zeros.  Every call is appended to the file named by PA_FAKE_XLNK_LOG.
- * Built with -DWITHOUT_INVALIDATE it lacks cma_invalidate_cache;
- * PA_FAKE_XLNK_FLUSH_MS makes cma_flush_cache take that long.
+ * the kernel's, each new buffer reads as zeros.  Every call is appended
+ * to the file named by PA_FAKE_XLNK_LOG.  Built with -DWITHOUT_INVALIDATE
+ * it lacks cma_invalidate_cache; PA_FAKE_XLNK_FLUSH_MS and
+ * PA_FAKE_XLNK_ALLOC_MS make cma_flush_cache and cma_alloc take that long.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,6 +18,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "log_line.h"
 
 #define PHYS_BASE 0x20000000u
 #define MAX_PAGES 65536u            /* the pool: the file's size, <= 256 MiB */
@@ -32,17 +35,20 @@ static void
 log_call(const char *format, ...)
 {
     /* Buffers may be released after the test that made them has ended. */
-    const char *path = getenv("PA_FAKE_XLNK_LOG");
-    FILE *f = path != NULL ? fopen(path, "a") : NULL;
-    if (f == NULL) {
-        return;
-    }
     va_list va;
     va_start(va, format);
-    vfprintf(f, format, va);
+    append_line(getenv("PA_FAKE_XLNK_LOG"), format, va);
     va_end(va);
-    fputc('\n', f);
-    fclose(f);
+}
+
+/* The pool stays open while the library is loaded, as libcma keeps
+ * /dev/xlnk open; unloading closes it. */
+__attribute__((destructor)) static void
+close_pool(void)
+{
+    if (fd >= 0) {
+        close(fd);
+    }
 }
 
 static void
@@ -72,9 +78,20 @@ find_pages(uint32_t n)
     return -1;
 }
 
+/* A slow driver call: for tests of what callers hold meanwhile. */
+static void
+delay(const char *variable)
+{
+    const char *ms = getenv(variable);
+    if (ms != NULL) {
+        usleep((useconds_t)atoi(ms) * 1000);
+    }
+}
+
 void *
 cma_alloc(uint32_t len, uint32_t cacheable)
 {
+    delay("PA_FAKE_XLNK_ALLOC_MS");
     len = (len + 4095u) & ~4095u;
     pthread_mutex_lock(&lock);
     open_pool();
@@ -165,11 +182,7 @@ log_cache(const char *what, void *buf, unsigned int phys, int size)
 void
 cma_flush_cache(void *buf, unsigned int phys, int size)
 {
-    /* A slow driver call, for tests that the caller let go of the GIL. */
-    const char *ms = getenv("PA_FAKE_XLNK_FLUSH_MS");
-    if (ms != NULL) {
-        usleep((useconds_t)atoi(ms) * 1000);
-    }
+    delay("PA_FAKE_XLNK_FLUSH_MS");
     log_cache("flush", buf, phys, size);
 }
 
