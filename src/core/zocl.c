@@ -84,8 +84,9 @@ typedef struct zocl_state {
     uint32_t bank;          /* CREATE_BO's flags, bits 0-15 */
     int cma;                /* the bank's BOs come from CMA (see alloc) */
     uint64_t cma_total;     /* the kernel's CmaTotal; 0 if unknown */
+    uint64_t buddy_max;     /* the page allocator's largest block */
     uint64_t used;          /* bytes of live BOs */
-    uint64_t cma_used;      /* of which in CMA */
+    uint64_t cma_used;      /* of which larger than buddy_max: in CMA */
 } zocl_state;
 
 static zocl_state *
@@ -114,11 +115,13 @@ bo_size(uint64_t size, uint64_t page)
  * CREATE_BO for `size` bytes, then INFO_BO and MAP_BO.  0 with the BO
  * open, or -errno with nothing left open.
  *
- * zocl corrupts kernel memory when CMA cannot satisfy a CREATE_BO (its
- * failure path writes into the BO it has just freed), so a CMA request
- * that cannot fit even in all of CMA less this memory's own BOs is
- * refused here without asking.  What else holds CMA is not known, so
- * smaller requests still go to the driver.
+ * zocl corrupts kernel memory when a CREATE_BO cannot be satisfied (its
+ * failure path writes into the BO it has just freed).  A BO up to the page
+ * allocator's largest block may come from there when CMA is full; a
+ * larger one only from CMA.  So a larger request that cannot fit even in
+ * all of CMA less this memory's own such BOs is refused here without
+ * asking.  What else holds CMA is not known, so the rest still goes to
+ * the driver.
  */
 static int
 create_bo(zocl_state *s, uint64_t size, int cacheable,
@@ -126,8 +129,9 @@ create_bo(zocl_state *s, uint64_t size, int cacheable,
           struct zocl_map_bo *map)
 {
     uint64_t page = pa_page_size();
-    if (s->cma && s->cma_total != 0
-            && bo_size(size, page) > s->cma_total - s->cma_used) {
+    uint64_t bytes = bo_size(size, page);
+    if (s->cma && s->cma_total != 0 && bytes > s->buddy_max
+            && bytes > s->cma_total - s->cma_used) {
         return -ENOMEM;
     }
     *create = (struct zocl_create_bo){size, 0,
@@ -201,7 +205,7 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
          * write-combined, where memset is safe. */
         memset(base, 0, info.size);
     }
-    else {
+    else if (info.size > s->buddy_max) {
         s->cma_used += info.size;
     }
     s->used += info.size;
@@ -226,7 +230,7 @@ zocl_free(pa_memory *m, pa_block *blk, int keep_va)
         s->sys->munmap(blk->map_base, blk->map_length);
     }
     s->used -= blk->map_length;
-    if (blk->handle >> 32) {
+    if ((blk->handle >> 32) && blk->map_length > s->buddy_max) {
         s->cma_used -= blk->map_length;
     }
     gem_close(s, (uint32_t)blk->handle);
@@ -341,6 +345,28 @@ check_zocl(const pa_sys *sys, int fd)
     return v.name_len == 4 && memcmp(name, "zocl", 4) == 0 ? 0 : -ENODEV;
 }
 
+/* How many block orders the page allocator has: /proc/buddyinfo's lines
+ * are "Node 0, zone NAME" and a count per order; Linux's usual 11 if it
+ * cannot be read. */
+static int
+buddy_orders(const pa_sys *sys)
+{
+    char text[4096], *save = NULL;
+    if (pa_sys_read_text(sys, "/proc/buddyinfo", text, sizeof(text)) != 0) {
+        return 11;
+    }
+    char *end = strchr(text, '\n');
+    if (end != NULL) {
+        *end = '\0';
+    }
+    int tokens = 0;
+    for (char *t = strtok_r(text, " ", &save); t != NULL;
+            t = strtok_r(NULL, " ", &save)) {
+        tokens++;
+    }
+    return tokens > 4 && tokens < 40 ? tokens - 4 : 11;
+}
+
 int
 pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank, int cma,
              const char *meminfo, pa_memory **out, char *err_path,
@@ -371,6 +397,7 @@ pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank, int cma,
     if (pa_sys_read_text(sys, meminfo, text, sizeof(text)) == 0) {
         s->cma_total = meminfo_bytes(text, "CmaTotal:");
     }
+    s->buddy_max = pa_page_size() << (buddy_orders(sys) - 1);
     rc = pa_memory_create(&zocl_ops, s, 0, s->cma_total, out);
     if (rc != 0) {
         zocl_destroy(s);

@@ -19,9 +19,11 @@
  * `meminfo` (normally /proc/meminfo).  sys NULL means the real system
  * calls.  cma: the bank's BOs are known to come from the kernel's CMA
  * pool (no xclbin is loaded, or it does not use the bank); then a request
- * larger than all of CMA less this memory's own CMA BOs is -ENOMEM
- * without a CREATE_BO, since a CREATE_BO that CMA cannot satisfy corrupts
- * kernel memory in zocl.  Each CREATE_BO's answer updates what is known.
+ * larger than the page allocator's largest block (which serves smaller
+ * BOs when CMA is full) and than all of CMA less this memory's own such
+ * BOs is -ENOMEM without a CREATE_BO, since a CREATE_BO that cannot be
+ * satisfied corrupts kernel memory in zocl.  Each CREATE_BO's answer
+ * updates what is known.
  * -EINVAL for a bank outside 0-65535; -ENODEV if the node is not zocl's
  * (a GPU's render node, say).  On other failures returns -errno and
  * copies the path that failed into err_path.

@@ -39,6 +39,7 @@ typedef struct fake_bo {
     int memfd;
     int open;
     int in_plddr;
+    int in_buddy;           /* CMA was full: from the page allocator */
     uint64_t size;
     uint64_t paddr;
     uint32_t flags;         /* as requested: INFO_BO gives these back */
@@ -62,6 +63,7 @@ static fake_bo bos[256];
 static uint32_t next_handle = 1;
 static uint64_t next_paddr = 0x60000000;
 static uint64_t next_plddr = 0x400000000;
+static uint64_t next_buddy = 0x20000000;
 static uint64_t pool_left = 64 * MiB;
 static int open_bos, bad_requests, syncs, cma_fallbacks, device_opens;
 /* CREATE_BOs that CMA could not satisfy: where zocl corrupts kernel
@@ -154,18 +156,22 @@ create_bo(void *arg)
     if (from_cma && size == PAGE) {
         size = 2 * PAGE;
     }
-    if (from_cma && size > pool_left) {
+    /* What CMA cannot hold comes from the page allocator, up to its
+     * largest block (4 MiB); anything larger fails. */
+    int from_buddy = from_cma && size > pool_left && size <= 4 * MiB;
+    if (from_cma && size > pool_left && !from_buddy) {
         cma_failures++;
         return fail(ENOMEM);
     }
-    uint64_t *next = from_cma ? &next_paddr : &next_plddr;
+    uint64_t *next = from_buddy ? &next_buddy
+                     : from_cma ? &next_paddr : &next_plddr;
     if (from_cma) {
         uint64_t align = cma_alignment(size);
         next_paddr = (next_paddr + align - 1) & ~(align - 1);
     }
     uint32_t h = next_handle++;
-    bos[h] = (fake_bo){memfd_create("bo", MFD_CLOEXEC), 1, !from_cma, size,
-                       *next, requested};
+    bos[h] = (fake_bo){memfd_create("bo", MFD_CLOEXEC), 1, !from_cma,
+                       from_buddy, size, *next, requested};
     CHECK(ftruncate(bos[h].memfd, (off_t)size) == 0);
     if (!from_cma) {
         /* CMA BOs come zeroed; PL-DDR holds what was there before. */
@@ -176,7 +182,7 @@ create_bo(void *arg)
         }
     }
     *next += size;
-    pool_left -= from_cma ? size : 0;
+    pool_left -= from_cma && !from_buddy ? size : 0;
     open_bos++;
     a->handle = h;
     return 0;
@@ -243,7 +249,7 @@ fake_ioctl(int fd, unsigned long request, void *arg)
         }
         close(bo->memfd);
         bo->open = 0;
-        if (!bo->in_plddr) {
+        if (!bo->in_plddr && !bo->in_buddy) {
             pool_left += bo->size;
         }
         open_bos--;
@@ -392,6 +398,16 @@ test_what_cma_cannot_hold_is_not_asked_for(void)
      * 64 MiB, the kernel's other users hold the rest. */
     CHECK_EQ(pa_memory_alloc(m, 17 * MiB, 0, 0, 1, &b), -ENOMEM);
     CHECK_EQ(cma_failures, failures + 1);
+    /* Up to the page allocator's largest block (4 MiB), a BO comes from
+     * there when CMA is full: never refused here, however many. */
+    pa_block small[70];
+    for (int i = 0; i < 70; i++) {
+        CHECK_EQ(pa_memory_alloc(m, 4 * MiB, 0, 0, 1, &small[i]), 0);
+    }
+    CHECK_EQ(cma_failures, failures + 1);
+    for (int i = 0; i < 70; i++) {
+        pa_memory_release(m, &small[i]);
+    }
     pa_memory_release(m, &held);
     /* A bank not known to be in CMA (an xclbin that uses it) goes to the
      * driver whatever the size, until the driver says where it is. */
