@@ -86,6 +86,9 @@ def backend_lines(root: str = "/") -> List[str]:
     """Each backend, what was found or why it is not used, and zocl's banks."""
     lines = ["memory backends on this machine:"]
     for f in probe(root):
+        if f.problem is not None:
+            lines.append(f"  {f.kind:9} cannot be used: {f.problem.strerror}")
+            continue
         lines.append(f"  {f.kind:9} {'found' if f.found else 'not used'}: "
                      f"{f.detail}")
         if f.kind == "zocl" and f.found:
@@ -114,7 +117,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"{ENV_VAR}: {spec if spec else '(unset)'}")
     for line in backend_lines():
         print(line)
-    kind, _, why = choose_default()
+    try:
+        kind, _, why = choose_default()
+    except OSError as e:
+        print(f"default: none: {e}")
+        return 1
     print(f"default: {kind} ({why})")
     try:
         memory = pynq_alloc.default_memory()

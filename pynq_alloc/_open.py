@@ -6,11 +6,14 @@ as the PYNQ_ALLOC_MEMORY variable spells them: ``sim``,
 """
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
 import glob
 import operator
 import os
 import weakref
-from typing import Any, Callable, Dict, List, NamedTuple, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from . import _core
 
@@ -130,11 +133,26 @@ def bank_index(value: Any, kind: str = "zocl") -> int:
     return bank
 
 
+def zocl_bank_in_cma(root: str, node: str, bank: int) -> bool:
+    """Whether zocl is known to give `bank` CMA memory: no xclbin is loaded,
+    or the loaded one does not use that bank (zocl_create_bo_ioctl).  False
+    when sysfs does not say."""
+    from ._zocl_banks import read_banks
+    try:
+        banks = read_banks(root, node)
+    except (OSError, ValueError):
+        return False
+    return bank not in {b.index for b in banks if b.used}
+
+
 def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo",
                bank: Any = 0) -> _core.Memory:
     bank = bank_index(bank)
     device = zocl_device() if device is None else os.fspath(device)
-    return _core._open_zocl(device=device, meminfo=os.fspath(meminfo), bank=bank)
+    # CREATE_BOs that CMA cannot satisfy corrupt kernel memory in zocl: in a
+    # bank known to be CMA, the core refuses requests that cannot fit.
+    return _core._open_zocl(device=device, meminfo=os.fspath(meminfo), bank=bank,
+                            cma=zocl_bank_in_cma("/", device, bank))
 
 
 def _flag(value: Any) -> bool:
@@ -290,49 +308,116 @@ def open_memory(spec: str = "sim", **options: Any) -> _core.Memory:
 
 
 class Finding(NamedTuple):
-    """Whether this machine has what a backend needs, and what was seen."""
+    """Whether this machine has what a backend needs, and what was seen.
+    `problem`: the backend's device is there but cannot be used; the
+    default memory is then this error, never another memory."""
     kind: str
     found: bool
     detail: str
     options: Dict[str, str]
+    problem: Optional[OSError] = None
 
 
-def probe(root: str = "/") -> List[Finding]:
-    """Looks for each backend's device, in the order the default prefers."""
-    findings = []
-    # XRT's by-path name is zocl's own; a renderD node may be a GPU's, whose
-    # ioctls must not receive zocl's, so its driver is checked.
+def drm_version_name(node: str) -> str:
+    """The name the DRM driver of `node` gives itself (DRM_IOCTL_VERSION,
+    which every DRM driver answers).  OSError if the node cannot be opened
+    or is not a DRM device (ENOTTY)."""
+    class Version(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int),
+                    ("patchlevel", ctypes.c_int),
+                    ("name_len", ctypes.c_size_t), ("name", ctypes.c_void_p),
+                    ("date_len", ctypes.c_size_t), ("date", ctypes.c_void_p),
+                    ("desc_len", ctypes.c_size_t), ("desc", ctypes.c_void_p)]
+    name = ctypes.create_string_buffer(64)
+    version = Version(name_len=len(name) - 1, name=ctypes.addressof(name))
+    # _IOWR('d', 0x00, struct drm_version)
+    request = (3 << 30) | (ctypes.sizeof(Version) << 16) | (ord("d") << 8)
+    fd = os.open(node, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, request, version)
+    finally:
+        os.close(fd)
+    return name.value[:version.name_len].decode("ascii", "replace")
+
+
+def render_nodes(root: str) -> Dict[str, Tuple[Optional[str], Optional[OSError]]]:
+    """Each /dev/dri/renderD* node and its DRM driver, from sysfs or else
+    asked of the node itself: (driver, None); (None, None) for a node that
+    is no DRM device; (None, error) for one that cannot be asked."""
+    found: Dict[str, Tuple[Optional[str], Optional[OSError]]] = {}
+    for node in sorted(glob.glob(_under(root, "/dev/dri/renderD*"))):
+        driver = drm_driver(root, node)
+        if driver is None:
+            try:
+                driver = drm_version_name(node)
+            except OSError as e:
+                found[node] = (None, None if e.errno in (errno.ENOTTY, errno.EINVAL)
+                               else e)
+                continue
+        found[node] = (driver, None)
+    return found
+
+
+def _probe_zocl(root: str, nodes: Dict[str, Tuple[Optional[str], Optional[OSError]]]
+                ) -> Finding:
+    # XRT's by-path name is zocl's own.  A renderD node may be a GPU's,
+    # whose ioctls must not receive zocl's, so its driver is checked.
     stable = sorted(glob.glob(_under(root, ZOCL_BY_PATH)))
-    nodes = sorted(glob.glob(_under(root, "/dev/dri/renderD*")))
-    drivers = {node: drm_driver(root, node) for node in nodes}
-    zocl_nodes = [n for n in nodes if drivers[n] in ZOCL_DRIVERS]
-    if stable or zocl_nodes:
-        node = (stable or zocl_nodes)[0]
-        findings.append(Finding("zocl", True, node, {"device": node}))
-    elif nodes:
-        seen = ", ".join(f"{os.path.basename(n)} ({drivers[n] or 'driver unknown'})"
-                         for n in nodes)
-        findings.append(Finding("zocl", False, f"no render node of zocl's: {seen}", {}))
-    else:
-        findings.append(Finding("zocl", False,
-                                f"no {_under(root, '/dev/dri/renderD*')}", {}))
+    if stable:
+        return Finding("zocl", True, stable[0], {"device": stable[0]})
+    if not nodes:
+        return Finding("zocl", False, f"no {_under(root, '/dev/dri/renderD*')}", {})
+    seen, problem = [], None
+    for node, (driver, error) in nodes.items():
+        if driver in ZOCL_DRIVERS:
+            return Finding("zocl", True, node, {"device": node})
+        name = os.path.basename(node)
+        if error is not None:
+            problem = problem or OSError(
+                error.errno, f"{node} may be zocl's, but sysfs does not name its "
+                f"driver and the node cannot be asked: {error.strerror}", node)
+            seen.append(f"{name} (driver unknown: {error.strerror})")
+        else:
+            seen.append(f"{name} ({driver or 'driver unknown'})")
+    return Finding("zocl", False, f"no render node of zocl's: {', '.join(seen)}",
+                   {}, problem)
+
+
+def _probe_udmabuf(root: str) -> Finding:
     sysfs_class = _under(root, "/sys/class/u-dma-buf")
     names = sorted(os.listdir(sysfs_class)) if os.path.isdir(sysfs_class) else []
     nodes = [n for n in names if os.path.exists(_under(root, f"/dev/{n}"))]
     if nodes:
         device = _under(root, f"/dev/{nodes[0]}")
-        findings.append(Finding("udmabuf", True, f"{device} (of {len(nodes)})",
-                                {"device": device,
-                                 "sysfs": os.path.join(sysfs_class, nodes[0])}))
-    else:
-        findings.append(Finding("udmabuf", False,
-                                f"no device under {sysfs_class}", {}))
+        return Finding("udmabuf", True, f"{device} (of {len(nodes)})",
+                       {"device": device,
+                        "sysfs": os.path.join(sysfs_class, nodes[0])})
+    detail = f"no device under {sysfs_class}"
+    if names:
+        device = _under(root, f"/dev/{names[0]}")
+        return Finding("udmabuf", False, detail, {}, OSError(
+            errno.ENOENT, f"u-dma-buf has a device {names[0]} (in {sysfs_class}) "
+            f"but there is no {device}", device))
+    # The driver's default names, where sysfs shows nothing (not mounted).
+    loose = sorted(glob.glob(_under(root, "/dev/udmabuf[0-9]*")))
+    if loose:
+        sysfs = os.path.join(sysfs_class, os.path.basename(loose[0]))
+        return Finding("udmabuf", False, detail, {}, OSError(
+            errno.ENOENT, f"{loose[0]} is there but {sysfs} is not, so its "
+            "buffer's address is not known (is sysfs mounted?)", loose[0]))
+    return Finding("udmabuf", False, detail, {})
+
+
+def probe(root: str = "/") -> List[Finding]:
+    """Looks for each backend's device, in the order the default prefers."""
+    nodes = render_nodes(root)
+    findings = [_probe_zocl(root, nodes), _probe_udmabuf(root)]
     xlnk = _under(root, "/dev/xlnk")
     findings.append(Finding("xlnk", os.path.exists(xlnk),
                             xlnk if os.path.exists(xlnk) else f"no {xlnk}",
                             {"library": _under(root, XLNK_LIBRARY)}))
     cards = xrt_cards(root)
-    xocl_nodes = [n for n, driver in drivers.items() if driver == XOCL_DRIVER]
+    xocl_nodes = [n for n, (driver, _) in nodes.items() if driver == XOCL_DRIVER]
     if cards or xocl_nodes:
         seen = (f"PCIe card {os.path.basename(cards[0])} (of {len(cards)})"
                 if cards else xocl_nodes[0])
@@ -350,12 +435,18 @@ def probe(root: str = "/") -> List[Finding]:
 
 def choose_default(root: str = "/") -> Tuple[str, Dict[str, str], str]:
     """(kind, options, why) of the default memory: PYNQ_ALLOC_MEMORY if set,
-    else the first board backend whose device is present, else sim."""
+    else the first board backend whose device is present, else sim.  A
+    board backend's device that is there but cannot be used is an OSError
+    that names it, never a reason to take the next memory: simulated
+    addresses handed to a real DMA engine would mean nothing."""
     spec = os.environ.get(ENV_VAR, "").strip()
     if spec:
         kind, options = parse_spec(spec)
         return kind, options, f"{ENV_VAR}={spec}"
     for f in probe(root):
+        if f.problem is not None:
+            raise OSError(f.problem.errno, f"no default memory: {f.problem.strerror}"
+                          f"; set {ENV_VAR} to choose one", f.problem.filename)
         if f.found:
             why = ("no board backend found" if f.kind == "sim"
                    else f"found {f.detail}")

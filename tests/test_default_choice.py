@@ -1,10 +1,14 @@
 """Choosing the default memory: PYNQ_ALLOC_MEMORY, else zocl, u-dma-buf or
-xlnk when its device node is present, else xrt for a PCIe card, else sim.  The probe looks under a
-root directory, so each board is a tree made here."""
+xlnk when its device node is present, else xrt for a PCIe card, else sim.
+A board's device that is there but cannot be used is an error that names
+it, never the sim.  The probe looks under a root directory, so each board
+is a tree made here."""
+import errno
 import os
 
 import pytest
 
+from pynq_alloc import _open
 from pynq_alloc._open import ENV_VAR, choose_default, probe
 
 
@@ -86,10 +90,72 @@ def test_udmabuf_before_xlnk(tmp_path):
     assert options["sysfs"].endswith("sys/class/u-dma-buf/udmabuf4")
 
 
-def test_udmabuf_class_without_its_node_is_not_used(tmp_path):
+def no_default(root):
+    """The OSError that choosing the default memory raises."""
+    with pytest.raises(OSError) as info:
+        choose_default(root)
+    assert ENV_VAR in str(info.value)           # says how to choose
+    return info.value
+
+
+def test_udmabuf_class_without_its_node_is_an_error(tmp_path):
     root = str(tmp_path)
     os.makedirs(os.path.join(root, "sys/class/u-dma-buf/udmabuf0"))
+    e = no_default(root)
+    assert e.errno == errno.ENOENT
+    assert e.filename == os.path.join(root, "dev/udmabuf0")
+    assert "u-dma-buf has a device udmabuf0" in str(e)
+
+
+def test_a_udmabuf_node_without_sysfs_is_an_error(tmp_path):
+    # /sys not mounted (a container, say): the buffer's address is unknown.
+    root = str(tmp_path)
+    node = touch(root, "/dev/udmabuf1")
+    touch(root, "/dev/xlnk")
+    e = no_default(root)
+    assert e.filename == node and "is sysfs mounted?" in str(e)
+
+
+def test_a_render_node_that_sysfs_does_not_name_is_asked(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    node = touch(root, "/dev/dri/renderD128")          # no sysfs entry
+    asked = []
+    monkeypatch.setattr(_open, "drm_version_name",
+                        lambda n: asked.append(n) or "zocl")
+    assert choose_default(root)[:2] == ("zocl", {"device": node})
+    assert asked == [node]
+    monkeypatch.setattr(_open, "drm_version_name", lambda n: "i915")
     assert choose_default(root)[0] == "sim"
+
+
+def test_a_render_node_that_cannot_be_asked_is_an_error(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    node = touch(root, "/dev/dri/renderD128")
+    touch(root, "/dev/xlnk")                # would be next: not taken
+
+    def refuse(n):
+        raise PermissionError(errno.EACCES, "Permission denied", n)
+    monkeypatch.setattr(_open, "drm_version_name", refuse)
+    e = no_default(root)
+    assert (e.errno, e.filename) == (errno.EACCES, node)
+    assert "may be zocl's" in str(e) and "Permission denied" in str(e)
+    finding = [f for f in probe(root) if f.kind == "zocl"][0]
+    assert not finding.found and finding.problem is not None
+
+
+def test_a_file_that_is_no_drm_device_is_not_zocl(tmp_path):
+    # A regular file answers DRM_IOCTL_VERSION with ENOTTY: not a DRM node.
+    root = str(tmp_path)
+    touch(root, "/dev/dri/renderD128")
+    assert choose_default(root)[0] == "sim"
+
+
+def test_the_listing_names_what_cannot_be_used(tmp_path):
+    from pynq_alloc.__main__ import backend_lines
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "sys/class/u-dma-buf/udmabuf0"))
+    line = [l for l in backend_lines(root) if l.startswith("  udmabuf ")][0]
+    assert "cannot be used" in line and "dev/udmabuf0" in line
 
 
 def test_xlnk(tmp_path):

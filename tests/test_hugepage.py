@@ -4,6 +4,7 @@ root; CI sets PYNQ_ALLOC_REQUIRE_HUGEPAGES=1 so that none of it is skipped."""
 import ctypes
 import errno
 import os
+import platform
 import subprocess
 import sys
 
@@ -38,17 +39,25 @@ def read_sysfs(page_kb, name):
         return int(f.read())
 
 
-@pytest.fixture(scope="module")
+# x86 DMA is cache-coherent; on arm64 huge pages can be mapped only cached,
+# and flush/invalidate run the cache instructions.
+COHERENT = platform.machine() == "x86_64"
+
+
+@pytest.fixture
 def pool():
+    """A pool of its own for each test: a failed test's buffers stay alive
+    with its traceback, and must not leave the next test short."""
     return open_or_skip(size=64 * MiB)
 
 
 def test_every_page_has_the_reported_physical_address(pool):
-    bufs = [allocate(n, "u1", target=pool) for n in (1, 5000, MiB, 2 * MiB - 4096)]
+    bufs = [allocate(n, "u1", target=pool, cacheable=True)
+            for n in (1, 5000, MiB, 2 * MiB - 4096)]
     for b in bufs:
         b[:] = 7                    # CPU writes land where pagemap says
         assert_physically_contiguous(b)
-        assert b.coherent is True   # x86 DMA is cache-coherent
+        assert b.coherent is COHERENT
     v = bufs[2][4097:]
     assert_physically_contiguous(v)
 
@@ -60,7 +69,7 @@ def test_blocks_never_cross_a_physical_break(pool):
     for _ in range(60):
         n = int(rng.integers(1, min(largest, 3 * MiB)))
         try:
-            held.append(allocate(n, "u1", target=pool))
+            held.append(allocate(n, "u1", target=pool, cacheable=True))
         except MemoryError:
             held.pop(int(rng.integers(len(held))))
             continue
@@ -73,14 +82,15 @@ def test_larger_than_any_run_is_a_memory_error(pool):
     stats = pool.stats()
     too_big = stats["largest_free"] + 2 * MiB
     with pytest.raises(MemoryError, match=f"largest free block {stats['largest_free']}"):
-        allocate(too_big, "u1", target=pool)
+        allocate(too_big, "u1", target=pool, cacheable=True)
     assert pool.stats() == stats
 
 
 def test_device_side_sees_the_same_memory(pool):
     nbytes = 3 * MiB if pool.stats()["largest_free"] >= 4 * MiB else MiB
-    b = allocate(nbytes // 4, "u4", target=pool)
+    b = allocate(nbytes // 4, "u4", target=pool, cacheable=True)
     b[:] = np.arange(b.size, dtype="u4")
+    b.flush()
     end = b.device_address + b.nbytes - 16
     assert pool.device_read(end, 16) == b[-4:].tobytes()
     pool.device_write(b.device_address, np.uint32(99).tobytes())
@@ -92,7 +102,7 @@ def test_device_side_sees_the_same_memory(pool):
 
 def test_freebuffer_with_views(pool):
     before = pool.stats()
-    b = allocate(5000, "u1", target=pool)
+    b = allocate(5000, "u1", target=pool, cacheable=True)
     v = b[100:]
     b.freebuffer()
     v[:] = 1                        # anonymous memory now
@@ -102,7 +112,7 @@ def test_freebuffer_with_views(pool):
 
 def test_gigabyte_pages_give_large_contiguous_blocks():
     pool = open_or_skip(size=GiB, page_size=GiB)
-    b = allocate(512 * MiB, "u1", target=pool)
+    b = allocate(512 * MiB, "u1", target=pool, cacheable=True)
     b[::4096] = 1
     assert_physically_contiguous(b)
     assert pool.stats()["largest_free"] == GiB - 512 * MiB

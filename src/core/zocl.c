@@ -82,7 +82,11 @@ typedef struct zocl_state {
     int fd;
     char meminfo[PATH_MAX];
     uint32_t bank;          /* CREATE_BO's flags, bits 0-15 */
+    int cma;                /* the bank's BOs come from CMA (see alloc) */
+    uint64_t cma_total;     /* the kernel's CmaTotal; 0 if unknown */
+    uint64_t buddy_max;     /* the page allocator's largest block */
     uint64_t used;          /* bytes of live BOs */
+    uint64_t cma_used;      /* of which larger than buddy_max: in CMA */
 } zocl_state;
 
 static zocl_state *
@@ -98,49 +102,102 @@ gem_close(zocl_state *s, uint32_t handle)
     pa_sys_ioctl(s->sys, s->fd, DRM_GEM_CLOSE, &close_arg);
 }
 
+/* The size of the BO that zocl makes for a request of `size` bytes: a page
+ * or less becomes two pages, so that it comes from CMA
+ * (zocl_create_cma_mem). */
+static uint64_t
+bo_size(uint64_t size, uint64_t page)
+{
+    return size <= page ? 2 * page : (size + page - 1) & ~(page - 1);
+}
+
+/*
+ * CREATE_BO for `size` bytes, then INFO_BO and MAP_BO.  0 with the BO
+ * open, or -errno with nothing left open.
+ *
+ * zocl corrupts kernel memory when a CREATE_BO cannot be satisfied (its
+ * failure path writes into the BO it has just freed).  A BO up to the page
+ * allocator's largest block may come from there when CMA is full; a
+ * larger one only from CMA.  So a larger request that cannot fit even in
+ * all of CMA less this memory's own such BOs is refused here without
+ * asking.  What else holds CMA is not known, so the rest still goes to
+ * the driver.
+ */
+static int
+create_bo(zocl_state *s, uint64_t size, int cacheable,
+          struct zocl_create_bo *create, struct zocl_info_bo *info,
+          struct zocl_map_bo *map)
+{
+    uint64_t page = pa_page_size();
+    uint64_t bytes = bo_size(size, page);
+    if (s->cma && s->cma_total != 0 && bytes > s->buddy_max
+            && bytes > s->cma_total - s->cma_used) {
+        return -ENOMEM;
+    }
+    *create = (struct zocl_create_bo){size, 0,
+                                      s->bank | (cacheable ? ZOCL_CACHEABLE
+                                                           : 0)};
+    if (pa_sys_ioctl(s->sys, s->fd, ZOCL_CREATE_BO, create) != 0) {
+        return -errno;
+    }
+    /* The driver writes back where the BO came from: what the next
+     * request in this bank will get (an xclbin may have been loaded). */
+    s->cma = (create->flags & ZOCL_FROM_CMA) != 0;
+    *info = (struct zocl_info_bo){create->handle, 0, 0, 0};
+    *map = (struct zocl_map_bo){create->handle, 0, 0};
+    if (pa_sys_ioctl(s->sys, s->fd, ZOCL_INFO_BO, info) != 0
+            || pa_sys_ioctl(s->sys, s->fd, ZOCL_MAP_BO, map) != 0) {
+        int rc = -errno;
+        gem_close(s, create->handle);
+        return rc;
+    }
+    return 0;
+}
+
 static int
 zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
            int cacheable, pa_block *blk)
 {
     zocl_state *s = state_of(m);
     uint64_t page = pa_page_size();
-    /* CMA aligns to pages; more alignment needs room to slide. */
-    uint64_t extra = align > page ? align - page : 0;
-    if (size > UINT64_MAX - extra) {
-        return -ENOMEM;
+    struct zocl_create_bo create;
+    struct zocl_info_bo info;
+    struct zocl_map_bo map;
+    uint64_t start, lead;
+    /* CMA aligns a BO to its size's power of two, up to 1 MiB
+     * (CONFIG_CMA_ALIGNMENT), so ask for the size alone first.  Only a BO
+     * that lies misaligned is given back for one with room to slide. */
+    for (uint64_t extra = 0;; extra = align - page) {
+        if (size > UINT64_MAX - extra) {
+            return -ENOMEM;
+        }
+        int rc = create_bo(s, size + extra, cacheable, &create, &info, &map);
+        if (rc != 0) {
+            return rc;
+        }
+        start = (info.paddr + align - 1) & ~(align - 1);
+        lead = start - info.paddr;
+        if (info.size >= lead + size && start + size <= limit) {
+            break;
+        }
+        gem_close(s, create.handle);
+        if (extra != 0 || align <= page || start + size > limit) {
+            /* The kernel chooses where a BO lies; it lay out of bounds. */
+            return -ENOMEM;
+        }
     }
-    struct zocl_create_bo create = {size + extra, 0,
-                                    s->bank | (cacheable ? ZOCL_CACHEABLE
-                                                         : 0)};
-    if (pa_sys_ioctl(s->sys, s->fd, ZOCL_CREATE_BO, &create) != 0) {
-        return -errno;
-    }
-    /* The driver writes back the flags it used.  It turns caching off in a
-     * PL-DDR bank and maps that BO write-combined (zocl_bo.c,
-     * zocl_create_bo_ioctl; zocl_drv.c, zocl_gem_mmap). */
+    /* The driver turns caching off in a PL-DDR bank and maps that BO
+     * write-combined (zocl_bo.c, zocl_create_bo_ioctl; zocl_drv.c,
+     * zocl_gem_mmap). */
     if ((create.flags & ZOCL_CACHEABLE) == 0) {
         cacheable = 0;
-    }
-    int rc;
-    struct zocl_info_bo info = {create.handle, 0, 0, 0};
-    struct zocl_map_bo map = {create.handle, 0, 0};
-    if (pa_sys_ioctl(s->sys, s->fd, ZOCL_INFO_BO, &info) != 0
-            || pa_sys_ioctl(s->sys, s->fd, ZOCL_MAP_BO, &map) != 0) {
-        rc = -errno;
-        goto fail;
-    }
-    uint64_t start = (info.paddr + align - 1) & ~(align - 1);
-    uint64_t lead = start - info.paddr;
-    if (info.size < lead + size || start + size > limit) {
-        /* The kernel chooses where a BO lies; it lay out of bounds. */
-        rc = -ENOMEM;
-        goto fail;
     }
     char *base = s->sys->mmap(NULL, info.size, PROT_READ | PROT_WRITE,
                               MAP_SHARED, s->fd, (off_t)map.offset);
     if (base == MAP_FAILED) {
-        rc = pa_mmap_error(errno);
-        goto fail;
+        int rc = pa_mmap_error(errno);
+        gem_close(s, create.handle);
+        return rc;
     }
     if ((create.flags & ZOCL_FROM_CMA) == 0) {
         /* Only CMA BOs come zeroed; a bank's range allocator hands memory
@@ -148,19 +205,21 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
          * write-combined, where memset is safe. */
         memset(base, 0, info.size);
     }
+    else if (info.size > s->buddy_max) {
+        s->cma_used += info.size;
+    }
     s->used += info.size;
     blk->device_address = start;
     blk->cpu = base + lead;
     blk->size = size;
     blk->map_base = base;
     blk->map_length = info.size;
-    blk->handle = create.handle;
+    /* The handle, and in bit 32 whether the BO is in CMA. */
+    blk->handle = create.handle
+                  | ((create.flags & ZOCL_FROM_CMA) ? 1ull << 32 : 0);
     blk->cacheable = (uint8_t)cacheable;
     blk->coherent = (uint8_t)!cacheable;    /* mapped write-combined */
     return 0;
-fail:
-    gem_close(s, create.handle);
-    return rc;
 }
 
 static void
@@ -171,6 +230,9 @@ zocl_free(pa_memory *m, pa_block *blk, int keep_va)
         s->sys->munmap(blk->map_base, blk->map_length);
     }
     s->used -= blk->map_length;
+    if ((blk->handle >> 32) && blk->map_length > s->buddy_max) {
+        s->cma_used -= blk->map_length;
+    }
     gem_close(s, (uint32_t)blk->handle);
 }
 
@@ -283,8 +345,30 @@ check_zocl(const pa_sys *sys, int fd)
     return v.name_len == 4 && memcmp(name, "zocl", 4) == 0 ? 0 : -ENODEV;
 }
 
+/* How many block orders the page allocator has: /proc/buddyinfo's lines
+ * are "Node 0, zone NAME" and a count per order; Linux's usual 11 if it
+ * cannot be read. */
+static int
+buddy_orders(const pa_sys *sys)
+{
+    char text[4096], *save = NULL;
+    if (pa_sys_read_text(sys, "/proc/buddyinfo", text, sizeof(text)) != 0) {
+        return 11;
+    }
+    char *end = strchr(text, '\n');
+    if (end != NULL) {
+        *end = '\0';
+    }
+    int tokens = 0;
+    for (char *t = strtok_r(text, " ", &save); t != NULL;
+            t = strtok_r(NULL, " ", &save)) {
+        tokens++;
+    }
+    return tokens > 4 && tokens < 40 ? tokens - 4 : 11;
+}
+
 int
-pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,
+pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank, int cma,
              const char *meminfo, pa_memory **out, char *err_path,
              size_t err_cap)
 {
@@ -300,6 +384,7 @@ pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,
     }
     s->sys = sys;
     s->bank = (uint32_t)bank;
+    s->cma = cma;
     snprintf(s->meminfo, sizeof(s->meminfo), "%s", meminfo);
     s->fd = sys->open(device, O_RDWR);
     int rc = s->fd < 0 ? -errno : check_zocl(sys, s->fd);
@@ -309,11 +394,11 @@ pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,
         return rc;
     }
     char text[8192];
-    uint64_t total = 0;
     if (pa_sys_read_text(sys, meminfo, text, sizeof(text)) == 0) {
-        total = meminfo_bytes(text, "CmaTotal:");
+        s->cma_total = meminfo_bytes(text, "CmaTotal:");
     }
-    rc = pa_memory_create(&zocl_ops, s, 0, total, out);
+    s->buddy_max = pa_page_size() << (buddy_orders(sys) - 1);
+    rc = pa_memory_create(&zocl_ops, s, 0, s->cma_total, out);
     if (rc != 0) {
         zocl_destroy(s);
     }

@@ -17,12 +17,19 @@
  * gives CMA memory for an index the xclbin does not use (or when no xclbin
  * is loaded), so bank 0 always works.  CMA figures for stats() come from
  * `meminfo` (normally /proc/meminfo).  sys NULL means the real system
- * calls.  -EINVAL for a bank outside 0-65535; -ENODEV if the node is not
- * zocl's (a GPU's render node, say).  On other failures returns -errno and
+ * calls.  cma: the bank's BOs are known to come from the kernel's CMA
+ * pool (no xclbin is loaded, or it does not use the bank); then a request
+ * larger than the page allocator's largest block (which serves smaller
+ * BOs when CMA is full) and than all of CMA less this memory's own such
+ * BOs is -ENOMEM without a CREATE_BO, since a CREATE_BO that cannot be
+ * satisfied corrupts kernel memory in zocl.  Each CREATE_BO's answer
+ * updates what is known.
+ * -EINVAL for a bank outside 0-65535; -ENODEV if the node is not zocl's
+ * (a GPU's render node, say).  On other failures returns -errno and
  * copies the path that failed into err_path.
  */
 int pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,
-                 const char *meminfo, pa_memory **out, char *err_path,
-                 size_t err_cap);
+                 int cma, const char *meminfo, pa_memory **out,
+                 char *err_path, size_t err_cap);
 
 #endif

@@ -217,21 +217,22 @@ open_udmabuf(PyObject *module, PyObject *args, PyObject *kwds)
 static PyObject *
 open_zocl(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"device", "meminfo", "bank", NULL};
+    static char *kwlist[] = {"device", "meminfo", "bank", "cma", NULL};
     PyObject *device = NULL, *meminfo = NULL, *result = NULL;
     long long bank;
+    int cma = 0;
     char err_path[PATH_MAX] = "";
     pa_memory *mem = NULL;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&L:_open_zocl", kwlist,
-                                     PyUnicode_FSConverter, &device,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&L|p:_open_zocl",
+                                     kwlist, PyUnicode_FSConverter, &device,
                                      PyUnicode_FSConverter, &meminfo,
-                                     &bank)) {
+                                     &bank, &cma)) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    rc = pa_zocl_open(NULL, PyBytes_AS_STRING(device), bank,
+    rc = pa_zocl_open(NULL, PyBytes_AS_STRING(device), bank, cma,
                       PyBytes_AS_STRING(meminfo), &mem, err_path,
                       sizeof(err_path));
     Py_END_ALLOW_THREADS

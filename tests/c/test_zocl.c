@@ -39,6 +39,7 @@ typedef struct fake_bo {
     int memfd;
     int open;
     int in_plddr;
+    int in_buddy;           /* CMA was full: from the page allocator */
     uint64_t size;
     uint64_t paddr;
     uint32_t flags;         /* as requested: INFO_BO gives these back */
@@ -62,8 +63,12 @@ static fake_bo bos[256];
 static uint32_t next_handle = 1;
 static uint64_t next_paddr = 0x60000000;
 static uint64_t next_plddr = 0x400000000;
+static uint64_t next_buddy = 0x20000000;
 static uint64_t pool_left = 64 * MiB;
 static int open_bos, bad_requests, syncs, cma_fallbacks, device_opens;
+/* CREATE_BOs that CMA could not satisfy: where zocl corrupts kernel
+ * memory (zocl_create_cma_mem's failure path). */
+static int cma_failures;
 static uint32_t last_request_flags;
 static const char *driver_name = "zocl";
 static struct { uint32_t handle, dir; uint64_t offset, size; } last_sync;
@@ -98,13 +103,26 @@ fail(int err)
     return -1;
 }
 
+/* CMA aligns a block of n pages to the power of two at or above n, up to
+ * 256 pages (Debian's CONFIG_CMA_ALIGNMENT=8: 1 MiB). */
+static uint64_t
+cma_alignment(uint64_t size)
+{
+    uint64_t pages = 1;
+    while (pages < size / PAGE && pages < 256) {
+        pages *= 2;
+    }
+    return pages * PAGE;
+}
+
 /*
  * CREATE_BO as zocl_create_bo_ioctl does it (zocl_bo.c): the bank is bits
  * 0-15 of the flags.  A bank the loaded xclbin does not list, or lists as
  * unused, is no error: the driver logs "Allocating BO from CMA for invalid
  * or unused memory index" and allocates from CMA.  A PL-DDR bank cannot be
  * cached, so the driver clears the cacheable bit.  The flags it used are
- * written back.
+ * written back.  A CMA BO of a page or less is two pages
+ * (zocl_create_cma_mem), aligned as CMA aligns it.
  */
 static int
 create_bo(void *arg)
@@ -135,13 +153,25 @@ create_bo(void *arg)
         return fail(EINVAL);
     }
     uint64_t size = (a->size + PAGE - 1) & ~(PAGE - 1);
-    if (from_cma && size > pool_left) {
+    if (from_cma && size == PAGE) {
+        size = 2 * PAGE;
+    }
+    /* What CMA cannot hold comes from the page allocator, up to its
+     * largest block (4 MiB); anything larger fails. */
+    int from_buddy = from_cma && size > pool_left && size <= 4 * MiB;
+    if (from_cma && size > pool_left && !from_buddy) {
+        cma_failures++;
         return fail(ENOMEM);
     }
-    uint64_t *next = from_cma ? &next_paddr : &next_plddr;
+    uint64_t *next = from_buddy ? &next_buddy
+                     : from_cma ? &next_paddr : &next_plddr;
+    if (from_cma) {
+        uint64_t align = cma_alignment(size);
+        next_paddr = (next_paddr + align - 1) & ~(align - 1);
+    }
     uint32_t h = next_handle++;
-    bos[h] = (fake_bo){memfd_create("bo", MFD_CLOEXEC), 1, !from_cma, size,
-                       *next, requested};
+    bos[h] = (fake_bo){memfd_create("bo", MFD_CLOEXEC), 1, !from_cma,
+                       from_buddy, size, *next, requested};
     CHECK(ftruncate(bos[h].memfd, (off_t)size) == 0);
     if (!from_cma) {
         /* CMA BOs come zeroed; PL-DDR holds what was there before. */
@@ -152,7 +182,7 @@ create_bo(void *arg)
         }
     }
     *next += size;
-    pool_left -= from_cma ? size : 0;
+    pool_left -= from_cma && !from_buddy ? size : 0;
     open_bos++;
     a->handle = h;
     return 0;
@@ -219,7 +249,7 @@ fake_ioctl(int fd, unsigned long request, void *arg)
         }
         close(bo->memfd);
         bo->open = 0;
-        if (!bo->in_plddr) {
+        if (!bo->in_plddr && !bo->in_buddy) {
             pool_left += bo->size;
         }
         open_bos--;
@@ -249,13 +279,19 @@ fake_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset)
 static pa_sys stand_in;
 
 static pa_memory *
-open_bank(int64_t bank)
+open_bank_as(int64_t bank, int cma)
 {
     pa_memory *m = NULL;
     char err[256];
-    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, bank, meminfo, &m, err,
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, bank, cma, meminfo, &m, err,
                           sizeof(err)), 0);
     return m;
+}
+
+static pa_memory *
+open_bank(int64_t bank)
+{
+    return open_bank_as(bank, 1);
 }
 
 static pa_memory *
@@ -270,9 +306,9 @@ test_allocate_sync_release(void)
     pa_memory *m = open_zocl();
     pa_block b, u;
     CHECK_EQ(pa_memory_alloc(m, 100, 0, 0, 1, &b), 0);
-    fake_bo *bo = &bos[b.handle];
+    fake_bo *bo = &bos[(uint32_t)b.handle];
     CHECK_EQ(bo->flags, 1u << 24);              /* bank 0, cacheable */
-    CHECK_EQ(bo->size, PAGE);
+    CHECK_EQ(bo->size, 2 * PAGE);               /* zocl's least */
     CHECK_EQ(b.device_address, bo->paddr);
     CHECK(b.cacheable && !b.coherent);
     memcpy(b.cpu, "bo data", 7);
@@ -281,7 +317,7 @@ test_allocate_sync_release(void)
     CHECK(memcmp(seen, "bo data", 7) == 0);
 
     CHECK_EQ(pa_memory_flush(m, &b, 8, 16), 0);
-    CHECK_EQ(last_sync.handle, b.handle);
+    CHECK_EQ(last_sync.handle, (uint32_t)b.handle);
     CHECK_EQ(last_sync.dir, 0);
     CHECK_EQ(last_sync.offset, 8);
     CHECK_EQ(last_sync.size, 16);
@@ -290,7 +326,7 @@ test_allocate_sync_release(void)
     CHECK_EQ(last_sync.size, PAGE);
 
     CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &u), 0);
-    CHECK_EQ(bos[u.handle].flags, 0);
+    CHECK_EQ(bos[(uint32_t)u.handle].flags, 0);
     CHECK(u.coherent);
     int before = syncs;
     CHECK_EQ(pa_memory_flush(m, &u, 0, PAGE), 0);
@@ -308,27 +344,89 @@ static void
 test_alignment_beyond_a_page(void)
 {
     pa_memory *m = open_zocl();
-    pa_block pad, b;
-    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 1, &pad), 0);   /* misalign */
-    CHECK_EQ(pa_memory_alloc(m, 2 * PAGE, 64 * 1024, 0, 1, &b), 0);
+    pa_block pad, b, c;
+    CHECK_EQ(pa_memory_alloc(m, 3 * PAGE, 0, 0, 1, &pad), 0);   /* misalign */
+    /* CMA aligns a 16-page BO to 64 KiB itself: nothing extra asked. */
+    int opened = next_handle;
+    CHECK_EQ(pa_memory_alloc(m, 16 * PAGE, 64 * 1024, 0, 1, &b), 0);
     CHECK_EQ(b.device_address % (64 * 1024), 0);
-    fake_bo *bo = &bos[b.handle];
-    CHECK_EQ(bo->size, 2 * PAGE + 64 * 1024 - PAGE);
-    uint64_t lead = b.device_address - bo->paddr;
+    CHECK_EQ(bos[(uint32_t)b.handle].size, 16 * PAGE);
+    CHECK_EQ((int)next_handle - opened, 1);
+    /* More than CMA aligns by itself (it stops at 1 MiB): the first BO
+     * lies misaligned and is given back for one with room to slide. */
+    opened = next_handle;
+    CHECK_EQ(pa_memory_alloc(m, 2 * PAGE, 4 * MiB, 0, 1, &c), 0);
+    CHECK_EQ(c.device_address % (4 * MiB), 0);
+    CHECK_EQ((int)next_handle - opened, 2);
+    fake_bo *bo = &bos[(uint32_t)c.handle];
+    CHECK_EQ(bo->size, 2 * PAGE + 4 * MiB - PAGE);
+    uint64_t lead = c.device_address - bo->paddr;
     CHECK(lead > 0);
-    CHECK_EQ(pa_memory_flush(m, &b, 0, 2 * PAGE), 0);
+    CHECK_EQ(pa_memory_flush(m, &c, 0, 2 * PAGE), 0);
     CHECK_EQ(last_sync.offset, lead);           /* the block's own span */
     /* Retire: the whole BO mapping turns anonymous, so the block's range
      * stays usable, and the BO goes back to the kernel at once. */
-    CHECK(b.map_base < b.cpu && b.map_length == bo->size);
-    ((char *)b.cpu)[0] = 1;
-    CHECK_EQ(pa_memory_retire(m, &b), 0);
-    CHECK_EQ(open_bos, 1);
-    CHECK_EQ(((char *)b.cpu)[0], 0);
-    ((char *)b.cpu)[5] = 7;
-    pa_memory_unmap_retired(&b);
+    CHECK(c.map_base < c.cpu && c.map_length == bo->size);
+    ((char *)c.cpu)[0] = 1;
+    CHECK_EQ(pa_memory_retire(m, &c), 0);
+    CHECK_EQ(open_bos, 2);
+    CHECK_EQ(((char *)c.cpu)[0], 0);
+    ((char *)c.cpu)[5] = 7;
+    pa_memory_unmap_retired(&c);
+    pa_memory_release(m, &b);
     pa_memory_release(m, &pad);
     CHECK_EQ(open_bos, 0);
+    pa_memory_close(m);
+}
+
+/* zocl corrupts kernel memory when CMA cannot satisfy a CREATE_BO, so a
+ * request that cannot fit in all of CMA less this memory's own CMA BOs
+ * never reaches it. */
+static void
+test_what_cma_cannot_hold_is_not_asked_for(void)
+{
+    pa_memory *m = open_zocl();
+    pa_block held, b;
+    int failures = cma_failures, created = next_handle;
+    /* meminfo says CmaTotal is 256 MiB. */
+    CHECK_EQ(pa_memory_alloc(m, 256 * MiB + 1, 0, 0, 1, &b), -ENOMEM);
+    CHECK_EQ(pa_memory_alloc(m, 48 * MiB, 0, 0, 1, &held), 0);
+    CHECK_EQ(pa_memory_alloc(m, 208 * MiB + PAGE, 0, 0, 1, &b), -ENOMEM);
+    CHECK_EQ((int)next_handle - created, 1);
+    CHECK_EQ(cma_failures, failures);
+    /* What might fit is the driver's to refuse: the stand-in's CMA is
+     * 64 MiB, the kernel's other users hold the rest. */
+    CHECK_EQ(pa_memory_alloc(m, 17 * MiB, 0, 0, 1, &b), -ENOMEM);
+    CHECK_EQ(cma_failures, failures + 1);
+    /* Up to the page allocator's largest block (4 MiB), a BO comes from
+     * there when CMA is full: never refused here, however many. */
+    pa_block small[70];
+    for (int i = 0; i < 70; i++) {
+        CHECK_EQ(pa_memory_alloc(m, 4 * MiB, 0, 0, 1, &small[i]), 0);
+    }
+    CHECK_EQ(cma_failures, failures + 1);
+    for (int i = 0; i < 70; i++) {
+        pa_memory_release(m, &small[i]);
+    }
+    pa_memory_release(m, &held);
+    /* A bank not known to be in CMA (an xclbin that uses it) goes to the
+     * driver whatever the size, until the driver says where it is. */
+    xclbin_loaded = 1;
+    pa_memory *plddr = open_bank_as(1, 0);
+    CHECK_EQ(pa_memory_alloc(plddr, 300 * MiB, 0, 0, 0, &b), 0);
+    CHECK(b.device_address >= 0x400000000);
+    pa_memory_release(plddr, &b);
+    pa_memory_close(plddr);
+    pa_memory *unknown = open_bank_as(0, 0);
+    failures = cma_failures;
+    CHECK_EQ(pa_memory_alloc(unknown, 300 * MiB, 0, 0, 0, &b), -ENOMEM);
+    CHECK_EQ(cma_failures, failures + 1);
+    CHECK_EQ(pa_memory_alloc(unknown, PAGE, 0, 0, 0, &held), 0);
+    CHECK_EQ(pa_memory_alloc(unknown, 300 * MiB, 0, 0, 0, &b), -ENOMEM);
+    CHECK_EQ(cma_failures, failures + 1);       /* now known to be CMA */
+    pa_memory_release(unknown, &held);
+    pa_memory_close(unknown);
+    xclbin_loaded = 0;
     pa_memory_close(m);
 }
 
@@ -343,15 +441,15 @@ test_errors(void)
     CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0x1000, 1, &b), -ENOMEM);
     CHECK_EQ(open_bos, 0);
     CHECK_EQ(pa_memory_device_read(m, 0x60000000, err, 1), -ENOTSUP);
-    CHECK_EQ(pa_zocl_open(&stand_in, "/dev/dri/renderD999", 0, meminfo,
+    CHECK_EQ(pa_zocl_open(&stand_in, "/dev/dri/renderD999", 0, 1, meminfo,
                           &none, err, sizeof(err)), -ENOENT);
     CHECK(strcmp(err, "/dev/dri/renderD999") == 0 && none == NULL);
     /* Another driver's render node gets none of zocl's ioctls. */
     driver_name = "lima";
-    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, 0, meminfo, &none, err,
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, 0, 1, meminfo, &none, err,
                           sizeof(err)), -ENODEV);
     driver_name = "zoclx";
-    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, 0, meminfo, &none, err,
+    CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, 0, 1, meminfo, &none, err,
                           sizeof(err)), -ENODEV);
     driver_name = "zocl";
     CHECK(none == NULL && strcmp(err, DEVICE) == 0);
@@ -387,8 +485,8 @@ test_banks(void)
         uint32_t expected = (uint32_t)cases[i].bank
                             | (cases[i].cacheable ? CACHEABLE : 0);
         CHECK_EQ(last_request_flags, expected);
-        CHECK_EQ(bos[b.handle].flags, expected);
-        CHECK_EQ(bos[b.handle].in_plddr, cases[i].in_plddr);
+        CHECK_EQ(bos[(uint32_t)b.handle].flags, expected);
+        CHECK_EQ(bos[(uint32_t)b.handle].in_plddr, cases[i].in_plddr);
         CHECK_EQ(b.device_address >= 0x400000000, cases[i].in_plddr);
         CHECK_EQ(cma_fallbacks - fallbacks, cases[i].fallback);
         CHECK_EQ(b.cacheable, cases[i].cached);
@@ -418,7 +516,7 @@ test_banks(void)
     pa_block b;
     int fallbacks = cma_fallbacks;
     CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 1, &b), 0);
-    CHECK(!bos[b.handle].in_plddr && b.cacheable);
+    CHECK(!bos[(uint32_t)b.handle].in_plddr && b.cacheable);
     CHECK_EQ(cma_fallbacks - fallbacks, 1);
     pa_memory_release(m, &b);
     pa_memory_close(m);
@@ -432,7 +530,7 @@ test_a_bank_outside_16_bits_is_refused_unopened(void)
         pa_memory *none = NULL;
         char err[256] = "";
         int opens = device_opens;
-        CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, bad[i], meminfo, &none, err,
+        CHECK_EQ(pa_zocl_open(&stand_in, DEVICE, bad[i], 1, meminfo, &none, err,
                               sizeof(err)), -EINVAL);
         CHECK(none == NULL && device_opens == opens);
     }
@@ -483,7 +581,7 @@ test_interrupted_ioctls_are_retried(void)
     CHECK_EQ(interruptions, 0);
     interruptions = 2;
     CHECK_EQ(pa_memory_flush(m, &b, 0, PAGE), 0);
-    CHECK_EQ(last_sync.handle, b.handle);
+    CHECK_EQ(last_sync.handle, (uint32_t)b.handle);
     int before = open_bos;
     interruptions = 2;
     pa_memory_release(m, &b);
@@ -496,7 +594,7 @@ static int
 open_zocl_through(const pa_sys *sys, pa_memory **out)
 {
     char err[256];
-    return pa_zocl_open(sys, DEVICE, 0, meminfo, out, err, sizeof(err));
+    return pa_zocl_open(sys, DEVICE, 0, 1, meminfo, out, err, sizeof(err));
 }
 
 static void
@@ -530,6 +628,7 @@ main(void)
     close(fd);
     RUN(test_allocate_sync_release);
     RUN(test_alignment_beyond_a_page);
+    RUN(test_what_cma_cannot_hold_is_not_asked_for);
     RUN(test_errors);
     RUN(test_banks);
     RUN(test_a_bank_outside_16_bits_is_refused_unopened);
