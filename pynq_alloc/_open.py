@@ -12,6 +12,7 @@ import fcntl
 import glob
 import operator
 import os
+import struct
 import weakref
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
@@ -318,26 +319,27 @@ class Finding(NamedTuple):
     problem: Optional[OSError] = None
 
 
+# DRM_IOCTL_VERSION's argument in native layout: three ints, then
+# (length, pointer) for the name, the date and the description.
+_DRM_VERSION = struct.Struct("@iiiNPNPNP")
+
+
 def drm_version_name(node: str) -> str:
     """The name the DRM driver of `node` gives itself (DRM_IOCTL_VERSION,
     which every DRM driver answers).  OSError if the node cannot be opened
     or is not a DRM device (ENOTTY)."""
-    class Version(ctypes.Structure):
-        _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int),
-                    ("patchlevel", ctypes.c_int),
-                    ("name_len", ctypes.c_size_t), ("name", ctypes.c_void_p),
-                    ("date_len", ctypes.c_size_t), ("date", ctypes.c_void_p),
-                    ("desc_len", ctypes.c_size_t), ("desc", ctypes.c_void_p)]
     name = ctypes.create_string_buffer(64)
-    version = Version(name_len=len(name) - 1, name=ctypes.addressof(name))
+    arg = bytearray(_DRM_VERSION.pack(0, 0, 0, len(name) - 1,
+                                      ctypes.addressof(name), 0, 0, 0, 0))
     # _IOWR('d', 0x00, struct drm_version)
-    request = (3 << 30) | (ctypes.sizeof(Version) << 16) | (ord("d") << 8)
+    request = (3 << 30) | (_DRM_VERSION.size << 16) | (ord("d") << 8)
     fd = os.open(node, os.O_RDWR | os.O_CLOEXEC)
     try:
-        fcntl.ioctl(fd, request, version)
+        fcntl.ioctl(fd, request, arg)
     finally:
         os.close(fd)
-    return name.value[:version.name_len].decode("ascii", "replace")
+    name_len = _DRM_VERSION.unpack(arg)[3]
+    return name.value[:name_len].decode("ascii", "replace")
 
 
 def render_nodes(root: str) -> Dict[str, Tuple[Optional[str], Optional[OSError]]]:
