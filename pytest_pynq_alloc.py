@@ -1,11 +1,16 @@
-"""pytest plugin of pynq_alloc: a simulated memory per test, with a leak check.
+"""pytest plugin of pynq_alloc: a simulated memory per test, with a leak
+check and a coherence check.
 
 Registered through the `pytest11` entry point.  A test that asks for the
 `pynq_memory` fixture gets a fresh simulated Memory, installed as the
 default memory (what `allocate()` uses with no target) for that test; the
-previous default comes back afterwards, also when the test fails.  At
-teardown, buffers of that memory still alive fail the test, each listed
-with its shape, dtype, device address, bytes and allocation site.
+previous default comes back afterwards, also when the test fails.  Its
+coherence mode is 'raise': a missing or misplaced flush()/invalidate()
+raises pynq_alloc.CoherenceError where it happens.  At teardown, buffers of
+that memory still alive fail the test, each listed with its shape, dtype,
+device address, bytes and allocation site, and so do the hazards that
+Memory.check() still finds (device writes that a released buffer never
+invalidated, say).
 
     @pytest.mark.pynq_memory(size="16M", base_address=0x4000_0000)
     def test_driver(pynq_memory):
@@ -13,8 +18,9 @@ with its shape, dtype, device address, bytes and allocation site.
         ...
 
 Options of the memory come from the `pynq_memory` marker (those of
-`open_memory('sim', ...)`), and `leak_check=False` there, or
-`--pynq-no-leak-check`, turns the check off.  This module lives outside
+`open_memory('sim', ...)`, coherence='warn' or 'off' among them), and
+`leak_check=False` there, or `--pynq-no-leak-check`, turns the leak check
+off.  This module lives outside
 the pynq_alloc package, so that test runs which never use the fixture
 never import pynq_alloc or load its extension.
 """
@@ -40,9 +46,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the simulated memory "
-        "that the pynq_memory fixture opens (size, base_address, as "
-        "pynq_alloc.open_memory('sim', ...) takes them); leak_check=False "
-        "skips its leak check")
+        "that the pynq_memory fixture opens (size, base_address, "
+        "coherence, line_size, as pynq_alloc.open_memory('sim', ...) takes "
+        "them; coherence is 'raise' unless given); leak_check=False skips "
+        "its leak check")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -76,6 +83,7 @@ def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     options = _options(request)
     leak_check = bool(options.pop("leak_check", True))
+    options.setdefault("coherence", "raise")
     memory = pynq_alloc.open_memory("sim", **options)
     previous = _core._set_default_memory(memory)
     tracing = _core._trace(FRAMES)
@@ -85,9 +93,12 @@ def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
         _core._trace(tracing)
         _core._set_default_memory(previous)
     # A test that failed (or xfailed) keeps its buffers in its traceback.
-    if (leak_check and not request.config.getoption(NO_LEAK_CHECK)
-            and request.node.stash.get(_call_passed, False)):
+    if not request.node.stash.get(_call_passed, False):
+        return
+    if leak_check and not request.config.getoption(NO_LEAK_CHECK):
         _check_leaks(memory, request.node.nodeid)
+    if memory.coherence == "raise":
+        _check_coherence(memory, request.node.nodeid)
 
 
 def _check_leaks(memory: Any, nodeid: str) -> None:
@@ -104,4 +115,17 @@ def _check_leaks(memory: Any, nodeid: str) -> None:
              f"end of {nodeid} (turn this check off with "
              f"@pytest.mark.{MARKER}(leak_check=False) or {NO_LEAK_CHECK}):"]
     lines += [f"  {b}" for b in leaked]
+    pytest.fail("\n".join(lines), pytrace=False)
+
+
+def _check_coherence(memory: Any, nodeid: str) -> None:
+    """Fails on the coherence hazards that stand at the end of the test."""
+    gc.collect()        # buffers in cycles are released, and checked
+    found = memory.check()
+    if not found:
+        return
+    lines = [f"coherence hazard{'s' if len(found) > 1 else ''} at the end of "
+             f"{nodeid} (mark the test @pytest.mark.{MARKER}("
+             f"coherence='warn') or 'off' to allow them):"]
+    lines += [f"  {h}" for h in found]
     pytest.fail("\n".join(lines), pytrace=False)

@@ -18,6 +18,7 @@ if _util.find_spec(__name__ + "._core") is None:
         "with: python setup.py build_ext --inplace")
 from ._core import Allocation, Buffer, Memory, allocate, default_memory
 from ._core import _set_default_resolver, _set_target_resolver
+from ._coherence import CoherenceError, CoherenceWarning, Hazard
 from ._inventory import BufferInfo
 from ._open import open_memory, resolve_default as _resolve_default
 from ._memory_map import memory_map
@@ -25,7 +26,8 @@ from ._targets import memory_for as _memory_for
 from ._tracing import trace, trace_from_environment as _trace_env
 
 __version__ = "0.1.0"
-__all__ = ["Allocation", "Buffer", "BufferInfo", "Memory", "allocate",
+__all__ = ["Allocation", "Buffer", "BufferInfo", "CoherenceError",
+           "CoherenceWarning", "Hazard", "Memory", "allocate",
            "default_memory", "memory_map", "open_memory", "trace"]
 
 _set_default_resolver(_resolve_default)

@@ -56,14 +56,27 @@ def number(name: str, value: Any) -> int:
     return n
 
 
-def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000) -> _core.Memory:
+COHERENCE_MODES = ("off", "warn", "raise")
+
+
+def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000,
+              coherence: str = "warn", line_size: Any = 64) -> _core.Memory:
     size = number("size", size)
     base = number("base_address", base_address)
     if size <= 0 or base < 0:
         raise ValueError(
             f"the simulated memory needs size > 0 and base_address >= 0; "
             f"got size={size}, base_address={base:#x}")
-    return _core._open_sim(base_address=base, size=size)
+    if coherence not in COHERENCE_MODES:
+        raise ValueError(f"coherence must be 'warn', 'raise' or 'off', not "
+                         f"{coherence!r}")
+    line = number("line_size", line_size)
+    page = os.sysconf("SC_PAGE_SIZE")
+    if not 16 <= line <= page or line & (line - 1):
+        raise ValueError(f"line_size must be a power of two from 16 to "
+                         f"{page} bytes (the page size), not {line_size!r}")
+    return _core._open_sim(base_address=base, size=size, line_size=line,
+                           coherence=COHERENCE_MODES.index(coherence))
 
 
 # device -> its open Memory: one heap per u-dma-buf buffer, so a second

@@ -173,3 +173,44 @@ def test_runs_that_do_not_use_it_never_import_pynq_alloc(pytester):
                        for line in pytestconfig.getini("markers"))
     """, "--strict-markers")
     result.assert_outcomes(passed=2)
+
+
+def test_coherence_hazards_raise_where_they_happen(pytester):
+    result = run(pytester, """
+        def test_forgets_flush(pynq_memory):
+            buf = pynq_memory.allocate(16, "u4", cacheable=True)
+            buf[:] = 7
+            pynq_memory.device_read(buf.device_address, 64)   # no flush()
+    """)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*CoherenceError: the device read bytes 0 to 64 that the CPU wrote "
+        "and never flushed*(16,) uint32 at 0x10000000, allocated at "
+        "*test_coherence_hazards_raise_where_they_happen.py:2 in "
+        "test_forgets_flush. Fix: call flush()*"])
+
+
+def test_hazards_left_at_the_end_fail_the_test(pytester):
+    result = run(pytester, """
+        import pytest
+
+        def test_never_invalidates(pynq_memory):
+            buf = pynq_memory.allocate(16, "u4", cacheable=True)
+            pynq_memory.device_write(buf.device_address, bytes(64))
+            total = int(buf.sum())      # stale: no invalidate()
+
+        @pytest.mark.pynq_memory(coherence="warn")
+        def test_allowed_to_warn(pynq_memory):
+            buf = pynq_memory.allocate(16, "u4", cacheable=True)
+            pynq_memory.device_write(buf.device_address, bytes(64))
+            with pytest.warns(UserWarning, match="never invalidated"):
+                buf.freebuffer()
+    """)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_never_invalidates*",
+        "*coherence hazard at the end of "
+        "test_hazards_left_at_the_end_fail_the_test.py::test_never_invalidates "
+        "(mark the test @pytest.mark.pynq_memory(coherence='warn') or 'off' "
+        "to allow them):",
+        "*the device wrote bytes 0 to 64 and the CPU never invalidated it*"])

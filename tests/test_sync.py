@@ -1,13 +1,25 @@
 """flush/invalidate on the simulated memory, which is really non-coherent
 for cacheable buffers: the device sees CPU writes only after flush, the CPU
 sees device writes only after invalidate, over exactly the span the view
-touches.  Uncached buffers (the default, as in PYNQ) are coherent."""
+touches.  Uncached buffers (the default, as in PYNQ) are coherent.
+
+These run on the sim's plain model (coherence='off'), whose flush and
+invalidate copy exactly the span they are given: that shows the span each
+view hands to the backend is exact.  test_coherence.py covers the default
+cache-line model."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from helpers import allocation_size, byte_span, device_bytes, random_view
 from pynq_alloc import allocate, open_memory
+
+
+@pytest.fixture
+def mem():
+    """The plain model: whole spans, no hazards tracked."""
+    return open_memory("sim", size=16 << 20, base_address=0x1000_0000,
+                       coherence="off")
 
 
 def test_device_sees_cpu_writes_only_after_flush(mem):
@@ -129,7 +141,7 @@ def test_large_flush_runs_and_is_exact(mem):
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_any_view_flushes_exactly_its_span(data):
-    mem = open_memory("sim", size=1 << 20)
+    mem = open_memory("sim", size=1 << 20, coherence="off")
     m = allocate((5, 6, 7), "u2", target=mem, cacheable=True)
     v = random_view(data, m)
     m.view("u1")[:] = 0xAA
@@ -144,7 +156,7 @@ def test_any_view_flushes_exactly_its_span(data):
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_any_view_invalidates_exactly_its_span(data):
-    mem = open_memory("sim", size=1 << 20)
+    mem = open_memory("sim", size=1 << 20, coherence="off")
     m = allocate((5, 6, 7), "u2", target=mem, cacheable=True)
     v = random_view(data, m)
     m.view("u1")[:] = 0x11

@@ -178,7 +178,8 @@ zero_is_inline(const pa_memory *m, const pa_block *blk)
 static int
 must_zero(const pa_memory *m, unsigned flags)
 {
-    return m->ops->zero != NULL && !(flags & PA_ALLOC_UNZEROED);
+    return m->ops->zero != NULL
+           && (!(flags & PA_ALLOC_UNZEROED) || m->ops->always_zero);
 }
 
 /* Takes a cached block that satisfies the request (and, if inline_only,

@@ -88,6 +88,7 @@ pa_allocation_leave(AllocationObject *a)
 static void
 allocation_dealloc(AllocationObject *a)
 {
+    pa_coherence_at_release(a);
     pa_inventory_remove(a);
     /* Nothing can reach `a` any more, so the GIL may go around the system
      * and driver calls; keeping a block for reuse needs none. */

@@ -170,6 +170,9 @@ sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
                         "the allocation", what, (unsigned long long)len,
                         (unsigned long long)offset);
     }
+    if (pa_coherence_pending() && pa_coherence_report(a->memory) != 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -278,10 +281,22 @@ buffer_freebuffer(PyArrayObject *self, PyObject *unused)
         Py_RETURN_NONE;
     }
     int returned = return_to_cache((PyObject *)self);
-    if (returned < 0
-            || (!returned
-                && pa_allocation_free((AllocationObject *)base) != 0)) {
+    if (returned < 0) {
         return NULL;
+    }
+    if (!returned) {
+        AllocationObject *a = (AllocationObject *)base;
+        /* Checked first, reported after: the memory goes back anyway. */
+        if (!a->freed && !a->blk.coherent) {
+            pa_sim_check(a->memory->mem, &a->blk, 0);
+        }
+        if (pa_allocation_free(a) != 0) {
+            pa_sim_take_hazards(NULL, 0, NULL);     /* the error comes first */
+            return NULL;
+        }
+        if (pa_coherence_report(a->memory) != 0) {
+            return NULL;
+        }
     }
     Py_RETURN_NONE;
 }

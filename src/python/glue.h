@@ -19,12 +19,15 @@
 #include <numpy/arrayobject.h>
 
 #include "memory.h"
+#include "sim.h"
 
 typedef struct {
     PyObject_HEAD
     pa_memory *mem;
     PyObject *weakrefs;     /* open_memory keeps one Memory per device */
     PyObject *allocations;  /* inventory.c: newest live Allocation, borrowed */
+    PyObject *released_hazards; /* coherence.c: of blocks released since
+                                   the last check(), or NULL */
 } MemoryObject;
 
 /* inventory.c: an Allocation's place in its Memory's list of live ones,
@@ -94,6 +97,9 @@ void pa_inventory_remove(AllocationObject *a);
 /* Records root as the Buffer allocate() made on a, and the call site when
  * tracing is on (the only cost then).  0, or -1 with an error. */
 int pa_inventory_adopt(AllocationObject *a, PyObject *root);
+/* What Memory.buffers() reports of one allocation, as a raw tuple (see
+ * pynq_alloc/_inventory.py), or NULL with an error. */
+PyObject *pa_inventory_raw(AllocationObject *a);
 /* From the dealloc of every Buffer: forgets a root that goes. */
 void pa_inventory_root_gone(PyObject *buffer);
 /* "; 3 live buffers hold ..." for a MemoryError, or NULL (no error set). */
@@ -109,6 +115,20 @@ extern PyMethodDef pa_inventory_methods[];   /* _core._trace */
 
 /* buffer.c */
 int pa_buffer_type_ready(void);
+
+/* coherence.c: the simulated memory's coherence hazards (sim.h), told to
+ * the user through pynq_alloc._coherence. */
+/* Whether the calling thread has hazards to report (cheap; 0 off the sim). */
+#define pa_coherence_pending() pa_sim_hazards_pending()
+/* Warns of or raises the calling thread's hazards, as m's mode says; also
+ * when nothing is pending, 0.  0, or -1 with an exception. */
+int pa_coherence_report(MemoryObject *m);
+/* Release by the last reference: keeps them for Memory.check() instead
+ * (nothing may be raised there).  Never fails. */
+void pa_coherence_at_release(AllocationObject *a);
+PyObject *pa_memory_check(MemoryObject *m, PyObject *unused);
+PyObject *pa_memory_get_coherence(MemoryObject *m, void *closure);
+extern const char pa_memory_check_doc[];
 
 /* bench.c */
 PyObject *pa_heap_bench(PyObject *module, PyObject *args);

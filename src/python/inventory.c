@@ -159,10 +159,13 @@ pa_inventory_root_gone(PyObject *buffer)
         return;
     }
     e->root = NULL;
-    if (Py_REFCNT(base) > 1) {
-        /* Something else keeps the Allocation (a frame cache's `pointer`):
-         * keep what the listing reports.  PyMem_Malloc sets no exception,
-         * which matters in a dealloc. */
+    AllocationObject *a = (AllocationObject *)base;
+    if (Py_REFCNT(base) > 1
+            || (!a->blk.coherent && pa_sim_coherence(a->memory->mem) > 0)) {
+        /* Something else keeps the Allocation (a frame cache's `pointer`),
+         * or its release may have coherence hazards to describe: keep what
+         * the listing reports.  PyMem_Malloc sets no exception, which
+         * matters in a dealloc. */
         int nd = PyArray_NDIM(arr);
         e->dims = PyMem_Malloc(sizeof(npy_intp) * (size_t)(nd > 0 ? nd : 1));
         if (e->dims != NULL) {
@@ -177,8 +180,8 @@ pa_inventory_root_gone(PyObject *buffer)
 /* (device_address, size, cacheable, coherent, shape, dtype, root, trace)
  * for one Allocation; shape and dtype are None if unknown, root and trace
  * None if gone or not recorded. */
-static PyObject *
-raw_entry(AllocationObject *a)
+PyObject *
+pa_inventory_raw(AllocationObject *a)
 {
     pa_inventory_entry *e = &a->inv;
     PyObject *shape = NULL, *dtype = Py_None;
@@ -229,7 +232,7 @@ raw_entries(MemoryObject *m)
         if (a->retired) {
             continue;   /* freebuffer() gave its memory back */
         }
-        PyObject *entry = raw_entry(a);
+        PyObject *entry = pa_inventory_raw(a);
         if (entry == NULL || PyList_Append(list, entry) < 0) {
             Py_XDECREF(entry);
             Py_CLEAR(list);

@@ -17,6 +17,7 @@ pa_memory_wrap(pa_memory *mem)
     m->mem = mem;
     m->weakrefs = NULL;
     m->allocations = NULL;
+    m->released_hazards = NULL;
     return (PyObject *)m;
 }
 
@@ -27,6 +28,7 @@ memory_dealloc(MemoryObject *m)
     if (m->weakrefs != NULL) {
         PyObject_ClearWeakRefs((PyObject *)m);
     }
+    Py_XDECREF(m->released_hazards);
     pa_memory_close(m->mem);
     PyObject_Free(m);
 }
@@ -179,6 +181,10 @@ memory_device_read(MemoryObject *self, PyObject *const *args,
         Py_DECREF(out);
         return bus_error(rc, address, n);
     }
+    if (pa_coherence_pending() && pa_coherence_report(self) != 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -226,6 +232,9 @@ memory_device_write(MemoryObject *self, PyObject *const *args,
     if (rc != 0) {
         return bus_error(rc, address, n);
     }
+    if (pa_coherence_pending() && pa_coherence_report(self) != 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -237,6 +246,8 @@ static PyMethodDef memory_methods[] = {
      METH_FASTCALL, device_read_doc},
     {"device_write", (PyCFunction)(void (*)(void))memory_device_write,
      METH_FASTCALL, device_write_doc},
+    {"check", (PyCFunction)pa_memory_check, METH_NOARGS,
+     pa_memory_check_doc},
     PA_INVENTORY_MEMORY_METHODS
     {NULL, NULL, 0, NULL},
 };
@@ -268,6 +279,9 @@ static PyGetSetDef memory_getset[] = {
     {"base_address", (getter)get_base_address, NULL,
      "Lowest device address of the pool.", NULL},
     {"size", (getter)get_size, NULL, "Bytes in the pool.", NULL},
+    {"coherence", (getter)pa_memory_get_coherence, NULL,
+     "How the simulated memory reports coherence hazards: 'warn', 'raise' "
+     "or 'off'; None on other memories, which do not track them.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

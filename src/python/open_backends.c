@@ -35,26 +35,31 @@ to_u64(PyObject *obj, void *out)
 static PyObject *
 open_sim(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"base_address", "size", NULL};
-    unsigned long long base, size;
+    static char *kwlist[] = {"base_address", "size", "line_size",
+                             "coherence", NULL};
+    unsigned long long base, size, line = 64;
+    pa_sim_options options = {0, PA_COHERENCE_WARN};
     pa_memory *mem;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&:_open_sim", kwlist,
-                                     to_u64, &base, to_u64, &size)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|O&i:_open_sim", kwlist,
+                                     to_u64, &base, to_u64, &size, to_u64,
+                                     &line, &options.coherence)) {
         return NULL;
     }
+    options.line_size = line;
     Py_BEGIN_ALLOW_THREADS
-    rc = pa_sim_open(NULL, base, size, &mem);
+    rc = pa_sim_open(NULL, base, size, &options, &mem);
     Py_END_ALLOW_THREADS
     if (rc == -EINVAL) {
         char b[32];
         PyOS_snprintf(b, sizeof(b), "0x%llx", base);
         return pa_raise(rc, NULL, "the simulated memory needs a size and a "
                         "base_address that are multiples of the page size "
-                        "(%llu) and below 2**64; got size=%llu, "
-                        "base_address=%s", (unsigned long long)pa_page_size(),
-                        size, b);
+                        "(%llu) and below 2**64, and a line_size that is a "
+                        "power of two from 16 to the page size; got "
+                        "size=%llu, base_address=%s, line_size=%llu",
+                        (unsigned long long)pa_page_size(), size, b, line);
     }
     if (rc != 0) {
         return pa_raise(rc, NULL, "cannot create a simulated memory of %llu "

@@ -17,7 +17,7 @@
 static int
 open_sim(const pa_sys *sys, pa_memory **out)
 {
-    return pa_sim_open(sys, 0x10000000, 4 * MiB, out);
+    return pa_sim_open(sys, 0x10000000, 4 * MiB, NULL, out);
 }
 
 static void

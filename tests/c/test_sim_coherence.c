@@ -1,0 +1,399 @@
+/* Tests of the simulated memory's cache-line model and its hazards. */
+#include "../../src/core/memory.h"
+#include "../../src/core/sim.h"
+#include "check.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MiB (1024ull * 1024ull)
+#define PAGE 4096ull
+#define BASE 0x10000000ull
+
+static pa_memory *
+open_model(uint64_t line, int coherence)
+{
+    pa_sim_options o = {line, coherence};
+    pa_memory *m = NULL;
+    CHECK_EQ(pa_sim_open(NULL, BASE, 4 * MiB, &o, &m), 0);
+    return m;
+}
+
+static pa_block
+cached_block(pa_memory *m, uint64_t size)
+{
+    pa_block b;
+    CHECK_EQ(pa_memory_alloc(m, size, 0, 0, PA_ALLOC_CACHEABLE, &b), 0);
+    CHECK(!b.coherent);
+    return b;
+}
+
+static pa_hazard got[PA_HAZARDS_KEPT];
+static size_t ngot;
+
+/* Takes this thread's hazards into got/ngot. */
+static void
+take(void)
+{
+    ngot = pa_sim_take_hazards(got, PA_HAZARDS_KEPT, NULL);
+}
+
+/* Whether hazard i is `kind` over bytes [lo, hi) of b. */
+static int
+is(size_t i, int kind, const pa_block *b, uint64_t lo, uint64_t hi)
+{
+    if (i >= ngot) {
+        return 0;
+    }
+    const pa_hazard *h = &got[i];
+    if (!(h->kind == kind && h->block == b->device_address
+            && h->start == b->device_address + lo
+            && h->end == b->device_address + hi)) {
+        fprintf(stderr, "  hazard %zu: kind %d, bytes %llu to %llu of the "
+                "block at 0x%llx\n", i, h->kind,
+                (unsigned long long)(h->start - h->block),
+                (unsigned long long)(h->end - h->block),
+                (unsigned long long)h->block);
+        return 0;
+    }
+    return 1;
+}
+
+static uint8_t
+device_byte(pa_memory *m, const pa_block *b, uint64_t at)
+{
+    uint8_t v = 0;
+    CHECK_EQ(pa_memory_device_read(m, b->device_address + at, &v, 1), 0);
+    return v;
+}
+
+static void
+device_fill(pa_memory *m, const pa_block *b, uint64_t at, uint64_t n,
+            uint8_t v)
+{
+    uint8_t *bytes = malloc(n);
+    memset(bytes, v, n);
+    CHECK_EQ(pa_memory_device_write(m, b->device_address + at, bytes, n), 0);
+    free(bytes);
+}
+
+/* The issue's correct program: flushing a whole buffer again must not
+ * write the clean lines of the device's output back over it. */
+static void
+test_flush_leaves_clean_lines_alone(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_WARN);
+    pa_block b = cached_block(m, 2 * PAGE);
+    uint8_t *cpu = b.cpu;
+    take();
+    memset(cpu, 1, PAGE);                       /* input */
+    CHECK_EQ(pa_memory_flush(m, &b, 0, b.size), 0);
+    device_fill(m, &b, PAGE, PAGE, 7);          /* output */
+    memset(cpu, 2, PAGE);                       /* new input */
+    CHECK_EQ(pa_memory_flush(m, &b, 0, b.size), 0);
+    CHECK_EQ(device_byte(m, &b, 0), 2);
+    CHECK_EQ(device_byte(m, &b, PAGE), 7);
+    CHECK_EQ(device_byte(m, &b, 2 * PAGE - 1), 7);
+    CHECK_EQ(pa_memory_invalidate(m, &b, 0, b.size), 0);
+    CHECK_EQ(cpu[PAGE], 7);
+    CHECK_EQ(cpu[0], 2);
+    pa_sim_check(m, &b, 1);
+    take();
+    CHECK_EQ(ngot, 0);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+test_flush_writes_back_whole_dirty_lines_only(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_WARN);
+    pa_block b = cached_block(m, PAGE);
+    uint8_t *cpu = b.cpu;
+    memset(cpu, 0xAB, 256);
+    CHECK_EQ(pa_memory_flush(m, &b, 70, 1), 0);     /* line 64 only */
+    CHECK_EQ(device_byte(m, &b, 64), 0xAB);
+    CHECK_EQ(device_byte(m, &b, 127), 0xAB);
+    take();             /* the reads of lines 0 and 128 are hazards */
+    CHECK_EQ(ngot, 0);  /* ...but those bytes were not read */
+    uint8_t dev[256];
+    CHECK_EQ(pa_memory_device_read(m, b.device_address, dev, 256), 0);
+    CHECK_EQ(dev[63], 0);
+    CHECK_EQ(dev[128], 0);
+    take();
+    CHECK_EQ(ngot, 2);
+    CHECK(is(0, PA_HAZARD_UNFLUSHED_READ, &b, 0, 64));
+    CHECK(is(1, PA_HAZARD_UNFLUSHED_READ, &b, 128, 256));
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+test_forgotten_flush_is_reported_over_the_bytes_read(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_WARN);
+    pa_block b = cached_block(m, PAGE);
+    ((uint8_t *)b.cpu)[100] = 9;
+    uint8_t dev[40];
+    CHECK_EQ(pa_memory_device_read(m, b.device_address + 90, dev, 40), 0);
+    CHECK_EQ(dev[10], 0);                   /* stale, as on a board */
+    take();
+    CHECK_EQ(ngot, 1);
+    CHECK(is(0, PA_HAZARD_UNFLUSHED_READ, &b, 90, 128));
+    /* Reading clean lines is no hazard. */
+    CHECK_EQ(pa_memory_device_read(m, b.device_address + 128, dev, 40), 0);
+    take();
+    CHECK_EQ(ngot, 0);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+test_device_write_under_dirty_lines(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_WARN);
+    pa_block b = cached_block(m, PAGE);
+    uint8_t *cpu = b.cpu;
+    cpu[130] = 1;
+    device_fill(m, &b, 120, 20, 5);
+    take();
+    CHECK_EQ(ngot, 1);
+    CHECK(is(0, PA_HAZARD_WRITE_UNDER_DIRTY, &b, 128, 140));
+    /* The write-back that follows clobbers what the device wrote. */
+    CHECK_EQ(pa_memory_flush(m, &b, 0, PAGE), 0);
+    take();
+    CHECK_EQ(ngot, 1);
+    CHECK(is(0, PA_HAZARD_WRITEBACK_CLOBBERED, &b, 128, 192));
+    CHECK_EQ(device_byte(m, &b, 135), 0);   /* the CPU's line won */
+    CHECK_EQ(device_byte(m, &b, 125), 5);   /* a clean line: kept */
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+test_invalidate_discards_dirty_interior_lines(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_WARN);
+    pa_block b = cached_block(m, PAGE);
+    uint8_t *cpu = b.cpu;
+    memset(cpu + 64, 3, 64);
+    device_fill(m, &b, 0, 512, 8);          /* hazard: line 64 is dirty */
+    take();
+    CHECK_EQ(pa_memory_invalidate(m, &b, 0, 512), 0);
+    take();
+    CHECK_EQ(ngot, 1);
+    CHECK(is(0, PA_HAZARD_DISCARDED, &b, 64, 128));
+    CHECK_EQ(cpu[64], 8);                   /* the CPU's write is lost */
+    CHECK_EQ(cpu[511], 8);
+    pa_sim_check(m, &b, 1);
+    take();
+    CHECK_EQ(ngot, 0);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+/* Lines the span covers in part are cleaned, so the CPU's bytes outside
+ * it survive and reach the device; no hazard, no device write. */
+static void
+test_invalidate_cleans_partial_edge_lines(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_WARN);
+    pa_block b = cached_block(m, PAGE);
+    uint8_t *cpu = b.cpu;
+    cpu[10] = 1;
+    cpu[200] = 2;
+    CHECK_EQ(pa_memory_invalidate(m, &b, 32, 192), 0);   /* [32, 224) */
+    take();
+    CHECK_EQ(ngot, 0);
+    CHECK_EQ(cpu[10], 1);
+    CHECK_EQ(cpu[200], 2);
+    CHECK_EQ(device_byte(m, &b, 10), 1);
+    CHECK_EQ(device_byte(m, &b, 200), 2);
+    /* One line, covered in part at both ends. */
+    cpu[300] = 4;
+    CHECK_EQ(pa_memory_invalidate(m, &b, 260, 8), 0);
+    CHECK_EQ(cpu[300], 4);
+    CHECK_EQ(device_byte(m, &b, 300), 4);
+    /* A dirty edge line over device data: the cleaning clobbers it. */
+    cpu[1000] = 6;
+    device_fill(m, &b, 1000, 1, 9);
+    take();
+    CHECK_EQ(ngot, 1);
+    CHECK(is(0, PA_HAZARD_WRITE_UNDER_DIRTY, &b, 1000, 1001));
+    CHECK_EQ(pa_memory_invalidate(m, &b, 1024, 64), 0);
+    CHECK_EQ(pa_memory_invalidate(m, &b, 990, 20), 0);
+    take();
+    CHECK_EQ(ngot, 1);
+    CHECK(is(0, PA_HAZARD_WRITEBACK_CLOBBERED, &b, 960, 1024));
+    CHECK_EQ(device_byte(m, &b, 1000), 6);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+test_check_lists_standing_hazards(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_RAISE);
+    pa_block b = cached_block(m, 2 * PAGE);
+    uint8_t *cpu = b.cpu;
+    memset(cpu + 64, 1, 128);
+    device_fill(m, &b, PAGE, 100, 2);
+    take();
+    pa_sim_check(m, &b, 1);
+    take();
+    CHECK_EQ(ngot, 2);
+    CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, 64, 192));
+    CHECK(is(1, PA_HAZARD_UNINVALIDATED, &b, PAGE, PAGE + 128));
+    pa_sim_check(m, &b, 0);             /* device writes only */
+    take();
+    CHECK_EQ(ngot, 1);
+    CHECK(is(0, PA_HAZARD_UNINVALIDATED, &b, PAGE, PAGE + 128));
+    CHECK_EQ(pa_memory_flush(m, &b, 0, PAGE), 0);
+    CHECK_EQ(pa_memory_invalidate(m, &b, PAGE, PAGE), 0);
+    pa_sim_check(m, &b, 1);
+    take();
+    CHECK_EQ(ngot, 0);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+test_line_size_option(void)
+{
+    pa_memory *m = open_model(256, PA_COHERENCE_WARN);
+    CHECK_EQ(pa_sim_line_size(m), 256);
+    CHECK_EQ(pa_sim_coherence(m), PA_COHERENCE_WARN);
+    pa_block b = cached_block(m, PAGE);
+    ((uint8_t *)b.cpu)[300] = 1;
+    pa_sim_check(m, &b, 1);
+    take();
+    CHECK_EQ(ngot, 1);
+    CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, 256, 512));
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+    static const uint64_t bad[] = {8, 48, 2 * PAGE};
+    for (size_t i = 0; i < 3; i++) {
+        pa_sim_options o = {bad[i], PA_COHERENCE_WARN};
+        pa_memory *x = NULL;
+        CHECK_EQ(pa_sim_open(NULL, BASE, MiB, &o, &x), -EINVAL);
+    }
+    pa_sim_options o = {64, 3};
+    pa_memory *x = NULL;
+    CHECK_EQ(pa_sim_open(NULL, BASE, MiB, &o, &x), -EINVAL);
+}
+
+/* Off: the plain two-copy model, whole spans copied, nothing recorded. */
+static void
+test_tracking_off(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_OFF);
+    CHECK_EQ(pa_sim_coherence(m), PA_COHERENCE_OFF);
+    pa_block b = cached_block(m, PAGE);
+    uint8_t *cpu = b.cpu;
+    memset(cpu, 0xAB, 64);
+    CHECK_EQ(device_byte(m, &b, 0), 0);
+    CHECK_EQ(pa_memory_flush(m, &b, 8, 16), 0);
+    CHECK_EQ(device_byte(m, &b, 7), 0);
+    CHECK_EQ(device_byte(m, &b, 8), 0xAB);
+    CHECK_EQ(device_byte(m, &b, 24), 0);
+    pa_sim_check(m, &b, 1);
+    take();
+    CHECK_EQ(ngot, 0);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+/* Uncached blocks are one copy: nothing to report, ever. */
+static void
+test_uncached_blocks_have_no_hazards(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_RAISE);
+    pa_block c = cached_block(m, PAGE);
+    pa_block u;
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &u), 0);
+    ((uint8_t *)u.cpu)[5] = 1;
+    device_fill(m, &u, 0, 64, 2);
+    CHECK_EQ(device_byte(m, &u, 5), 2);
+    take();
+    CHECK_EQ(ngot, 0);
+    /* Released and taken again cacheable, a block starts clean. */
+    uint64_t addr = u.device_address;
+    pa_memory_release(m, &c);
+    pa_memory_release(m, &u);
+    pa_stats st;
+    pa_memory_stats(m, &st);            /* empties the reuse cache */
+    pa_block again = cached_block(m, 2 * PAGE);
+    CHECK(again.device_address <= addr
+          && addr < again.device_address + again.size);
+    pa_sim_check(m, &again, 1);
+    take();
+    CHECK_EQ(ngot, 0);
+    pa_memory_release(m, &again);
+    pa_memory_close(m);
+}
+
+/* zero=False still starts a block clean while tracking: a previous
+ * user's unsynced lines are not this one's hazards. */
+static void
+test_unzeroed_blocks_start_clean(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_WARN);
+    pa_block a = cached_block(m, 2 * MiB), b;
+    memset(a.cpu, 1, a.size);
+    device_fill(m, &a, 0, PAGE, 2);
+    take();
+    uint64_t addr = a.device_address;
+    pa_memory_release(m, &a);
+    CHECK_EQ(pa_memory_alloc(m, 2 * MiB, 0, 0,
+                             PA_ALLOC_CACHEABLE | PA_ALLOC_UNZEROED, &b), 0);
+    CHECK_EQ(b.device_address, addr);
+    CHECK_EQ(((uint8_t *)b.cpu)[5], 0);
+    pa_sim_check(m, &b, 1);
+    take();
+    CHECK_EQ(ngot, 0);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+test_hazards_merge_and_overflow(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_WARN);
+    pa_block b = cached_block(m, PAGE);
+    uint8_t *cpu = b.cpu;
+    for (uint64_t at = 0; at < PAGE; at += 128) {
+        cpu[at] = 1;            /* every other line dirty: 32 ranges */
+    }
+    pa_sim_check(m, &b, 1);
+    uint64_t lost = 0;
+    ngot = pa_sim_take_hazards(got, PA_HAZARDS_KEPT, &lost);
+    CHECK_EQ(ngot, PA_HAZARDS_KEPT);
+    CHECK_EQ(lost, PAGE / 128 - PA_HAZARDS_KEPT);
+    CHECK(!pa_sim_hazards_pending());
+    memset(cpu, 1, PAGE);       /* one run of dirty lines: one record */
+    pa_sim_check(m, &b, 1);
+    take();
+    CHECK_EQ(ngot, 1);
+    CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, 0, PAGE));
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+int
+main(void)
+{
+    RUN(test_flush_leaves_clean_lines_alone);
+    RUN(test_flush_writes_back_whole_dirty_lines_only);
+    RUN(test_forgotten_flush_is_reported_over_the_bytes_read);
+    RUN(test_device_write_under_dirty_lines);
+    RUN(test_invalidate_discards_dirty_interior_lines);
+    RUN(test_invalidate_cleans_partial_edge_lines);
+    RUN(test_check_lists_standing_hazards);
+    RUN(test_line_size_option);
+    RUN(test_tracking_off);
+    RUN(test_uncached_blocks_have_no_hazards);
+    RUN(test_unzeroed_blocks_start_clean);
+    RUN(test_hazards_merge_and_overflow);
+    return check_report("test_sim_coherence");
+}
