@@ -181,3 +181,33 @@ def test_xlnk_child_allocates_and_never_frees_the_parents(tmp_path, libcma, monk
     frees = [line for line in read_log(log) if line.startswith("free")]
     assert frees == [f"free {child_address:#x}"]
     assert (parent == 6).all() and mem.stats()["buffers"] == 1
+
+
+def test_fork_while_another_thread_flushes_a_sim_buffer_never_hangs():
+    # The sim's coherence model has a lock of its own, held through a
+    # whole flush; a fork mid-flush must not leave it held in the child.
+    mem = open_memory("sim", size=128 << 20)
+    big = allocate(64 << 20, "u1", target=mem, cacheable=True)
+    small = allocate(64, "u1", target=mem, cacheable=True)
+    stop = threading.Event()
+
+    def flush_forever():
+        while not stop.is_set():
+            big[::4096] += 1
+            big.flush()
+
+    flusher = threading.Thread(target=flush_forever)
+    flusher.start()
+    try:
+        for _ in range(5):
+            time.sleep(0.02)
+
+            def child():
+                small[:] = 3
+                small.flush()
+                return mem.device_read(small.device_address, 4)
+
+            assert in_child(child, timeout=10) == bytes([3]) * 4
+    finally:
+        stop.set()
+        flusher.join()

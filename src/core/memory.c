@@ -51,14 +51,26 @@ before_fork(void)
     pthread_mutex_lock(&registry_lock);
     for (pa_memory *m = open_memories; m != NULL; m = m->next) {
         pthread_mutex_lock(&m->lock);
+        if (m->ops->fork_lock != NULL) {
+            pthread_mutex_lock(m->ops->fork_lock(m));
+        }
     }
+}
+
+static void
+unlock_for_fork(pa_memory *m)
+{
+    if (m->ops->fork_lock != NULL) {
+        pthread_mutex_unlock(m->ops->fork_lock(m));
+    }
+    pthread_mutex_unlock(&m->lock);
 }
 
 static void
 after_fork_in_parent(void)
 {
     for (pa_memory *m = open_memories; m != NULL; m = m->next) {
-        pthread_mutex_unlock(&m->lock);
+        unlock_for_fork(m);
     }
     pthread_mutex_unlock(&registry_lock);
 }
@@ -75,7 +87,7 @@ after_fork_in_child(void)
         }
         m->cached = 0;
         m->cached_bytes = 0;
-        pthread_mutex_unlock(&m->lock);
+        unlock_for_fork(m);
     }
     pthread_mutex_unlock(&registry_lock);
 }

@@ -23,6 +23,7 @@
 #define PA_MEMORY_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -92,6 +93,9 @@ typedef struct pa_backend_ops {
     /* total, used, free, largest_free (buffers is filled by the core). */
     void (*stats)(pa_memory *m, pa_stats *out);
     void (*close)(pa_memory *m);
+    /* A lock of the backend's own, held across fork() like the memory's
+     * (taken after it), so that no child inherits it held; NULL if none. */
+    pthread_mutex_t *(*fork_lock)(pa_memory *m);
     /* What sets this memory apart from others of its kind, e.g. "bank=1";
      * NULL where nothing does. */
     void (*describe)(const pa_memory *m, char *buf, size_t cap);

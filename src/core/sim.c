@@ -508,14 +508,20 @@ sim_close(pa_memory *m)
     sim_destroy(state_of(m));
 }
 
+static pthread_mutex_t *
+sim_fork_lock(pa_memory *m)
+{
+    return &state_of(m)->lock;
+}
+
 /* With tracking on, zeroing is also how a block starts clean in the
  * model, so every block is zeroed. */
-#define SIM_OPS(zero_always) { \
+#define SIM_OPS(tracked) { \
     .kind = "sim", \
     .reuse_blocks = 1, \
     .sync_calls_driver = 0, \
     .private_heap = 1, \
-    .always_zero = (zero_always), \
+    .always_zero = (tracked), \
     .alloc = sim_alloc, \
     .zero = sim_zero, \
     .free = sim_free, \
@@ -525,6 +531,7 @@ sim_close(pa_memory *m)
     .device_write = sim_device_write, \
     .stats = sim_stats, \
     .close = sim_close, \
+    .fork_lock = (tracked) ? sim_fork_lock : NULL, \
 }
 static const pa_backend_ops sim_ops = SIM_OPS(0);
 static const pa_backend_ops sim_tracked_ops = SIM_OPS(1);
