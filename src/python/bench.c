@@ -1,13 +1,19 @@
 /*
- * _heap_bench(live_blocks, operations, seed) -> nanoseconds per operation.
+ * C-side helpers for benchmarks/bench.py; nothing else uses them.
  *
- * The allocator's own cost, free of Python's, for benchmarks/: with
- * `live_blocks` blocks allocated, time `operations` rounds of freeing a
- * random block and allocating a random size in its place.
+ * _heap_bench(live_blocks, operations, seed) -> (ns per operation,
+ *     bookkeeping bytes): the allocator's own cost, free of Python's.
+ *     With `live_blocks` blocks allocated, it times `operations` rounds of
+ *     freeing a random block and allocating a random size in its place.
+ *     benchmarks/heap_bench.c runs the same workload outside Python.
+ * _random_read_bench(nbytes, reads, seed) -> ns per read: one dependent
+ *     read at a random cache line of an array of nbytes, the cost of a
+ *     cache miss over memory of that size (the heap's unit).
  */
 #include "glue.h"
 #include "heap.h"
 
+#include <stdlib.h>
 #include <time.h>
 
 static uint64_t
@@ -18,6 +24,19 @@ splitmix(uint64_t *state)
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
+
+static double
+now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+typedef struct held {
+    uint64_t addr;
+    uint32_t handle;
+} held;
 
 PyObject *
 pa_heap_bench(PyObject *module, PyObject *args)
@@ -35,39 +54,91 @@ pa_heap_bench(PyObject *module, PyObject *args)
         return NULL;
     }
     const uint64_t page = 4096, span = 16;     /* blocks of 1-16 pages */
-    uint64_t *addr = PyMem_Malloc((size_t)live * sizeof(uint64_t));
+    held *blocks = PyMem_Malloc((size_t)live * sizeof(held));
     pa_heap *h = NULL;
-    if (addr == NULL
+    if (blocks == NULL
             || pa_heap_create(0, 4 * span * page * (uint64_t)live, page, &h)) {
-        PyMem_Free(addr);
+        PyMem_Free(blocks);
         return PyErr_NoMemory();
     }
     int failed = 0;
     double ns = 0;
+    pa_heap_stats stats;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < live && !failed; i++) {
-        failed = pa_heap_alloc(h, (1 + splitmix(&seed) % span) * page, 0, 0,
-                               &addr[i]) != 0;
+        failed = pa_heap_alloc_block(h, (1 + splitmix(&seed) % span) * page,
+                                     0, 0, &blocks[i].addr,
+                                     &blocks[i].handle) != 0;
     }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = now_ns();
     for (Py_ssize_t i = 0; i < ops && !failed; i++) {
         uint64_t r = splitmix(&seed);
-        size_t victim = (size_t)(r % (uint64_t)live);
-        failed = pa_heap_free(h, addr[victim]) != 0
-                 || pa_heap_alloc(h, (1 + (r >> 32) % span) * page, 0, 0,
-                                  &addr[victim]) != 0;
+        held *victim = &blocks[r % (uint64_t)live];
+        failed = pa_heap_free_block(h, victim->handle, victim->addr) != 0
+                 || pa_heap_alloc_block(h, (1 + (r >> 32) % span) * page, 0,
+                                        0, &victim->addr,
+                                        &victim->handle) != 0;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9
-          + (double)(t1.tv_nsec - t0.tv_nsec)) / (double)ops;
+    ns = (now_ns() - t0) / (double)ops;
+    pa_heap_get_stats(h, &stats);
     Py_END_ALLOW_THREADS
     pa_heap_destroy(h);
-    PyMem_Free(addr);
+    PyMem_Free(blocks);
     if (failed) {
         PyErr_SetString(PyExc_RuntimeError, "the heap refused a request the "
                         "benchmark sized to fit");
         return NULL;
     }
+    return Py_BuildValue("(dK)", ns, (unsigned long long)stats.meta_bytes);
+}
+
+PyObject *
+pa_random_read_bench(PyObject *module, PyObject *args)
+{
+    Py_ssize_t nbytes, reads;
+    unsigned long long seed_arg;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "nnK:_random_read_bench", &nbytes, &reads,
+                          &seed_arg)) {
+        return NULL;
+    }
+    uint64_t seed = seed_arg;
+    size_t lines = (size_t)nbytes / 64;
+    if (lines < 2 || reads < 1) {
+        PyErr_SetString(PyExc_ValueError, "nbytes must be at least 128 and "
+                        "reads positive");
+        return NULL;
+    }
+    /* One 64-byte line per slot, each naming the next in one random cycle
+     * through all of them (Sattolo's shuffle), so every read depends on the
+     * one before and the prefetcher cannot guess it. */
+    uint64_t *line = malloc(lines * 64);
+    if (line == NULL) {
+        return PyErr_NoMemory();
+    }
+    double ns;
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t i = 0; i < lines; i++) {
+        line[i * 8] = i;
+    }
+    for (size_t i = lines - 1; i > 0; i--) {
+        size_t j = (size_t)(splitmix(&seed) % i);
+        uint64_t t = line[i * 8];
+        line[i * 8] = line[j * 8];
+        line[j * 8] = t;
+    }
+    uint64_t at = 0;
+    for (size_t i = 0; i < lines; i++) {   /* warm: every line once */
+        at = line[at * 8];
+    }
+    double t0 = now_ns();
+    for (Py_ssize_t i = 0; i < reads; i++) {
+        at = line[at * 8];
+    }
+    ns = (now_ns() - t0) / (double)reads;
+    volatile uint64_t sink = at;    /* the reads are not dead code */
+    (void)sink;
+    Py_END_ALLOW_THREADS
+    free(line);
     return PyFloat_FromDouble(ns);
 }

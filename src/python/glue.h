@@ -112,5 +112,6 @@ int pa_buffer_type_ready(void);
 
 /* bench.c */
 PyObject *pa_heap_bench(PyObject *module, PyObject *args);
+PyObject *pa_random_read_bench(PyObject *module, PyObject *args);
 
 #endif
