@@ -7,6 +7,9 @@
  * 100 live is given in units of one dependent random read over an array
  * the size of the heap's bookkeeping (a cache miss there), measured here.
  *
+ * Transparent huge pages are off (as on PYNQ boards' kernels), so that
+ * the heap's bookkeeping and the unit's array lie in pages of one size.
+ *
  * malloc is a peer, not a model: it keeps its bookkeeping inside the
  * memory it hands out, which pa_heap must not (device memory), and it
  * touches that memory (one page per live block here).
@@ -15,6 +18,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #define PAGE 4096u
@@ -51,9 +55,16 @@ typedef struct held {
     uint32_t handle;
 } held;
 
-/* ns per free+alloc with `live` blocks in pa_heap; *meta: its bookkeeping */
+/*
+ * ns per free+alloc with `live` blocks in pa_heap; *meta: its bookkeeping.
+ * With `ahead`, the harness fetches its own table entry for the next
+ * victim one operation early: the harness's random read of its 1.6 MB
+ * table then no longer counts, and the heap's work on successive
+ * operations may overlap.  That shows what of the extra cost is the
+ * harness's; bench.py's figure is the plain one.
+ */
 static double
-run_heap(uint32_t live, uint64_t seed, uint64_t *meta)
+run_heap(uint32_t live, uint64_t seed, int ahead, uint64_t *meta)
 {
     pa_heap *h;
     held *b = malloc(live * sizeof(held));
@@ -67,9 +78,14 @@ run_heap(uint32_t live, uint64_t seed, uint64_t *meta)
         }
     }
     double t0 = now_ns();
+    uint64_t next = splitmix(&seed);
     for (int i = 0; i < OPS; i++) {
-        uint64_t r = splitmix(&seed);
+        uint64_t r = next;
         held *v = &b[r % live];
+        next = splitmix(&seed);
+        if (ahead) {
+            __builtin_prefetch(&b[next % live]);
+        }
         if (pa_heap_free_block(h, v->handle, v->addr) != 0
                 || pa_heap_alloc_block(h, (1 + (r >> 32) % SPAN) * PAGE, 0, 0,
                                        &v->addr, &v->handle) != 0) {
@@ -162,11 +178,15 @@ int
 main(void)
 {
     double heap_small = 1e30, heap_large = 1e30, malloc_small = 1e30,
-           malloc_large = 1e30, unit = 1e30;
+           malloc_large = 1e30, unit = 1e30, ahead_small = 1e30,
+           ahead_large = 1e30;
     uint64_t meta_small = 0, meta_large = 0;
+    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
     for (uint64_t seed = 1; seed <= ROUNDS; seed++) {
-        heap_small = min(heap_small, run_heap(100, seed, &meta_small));
-        heap_large = min(heap_large, run_heap(100000, seed, &meta_large));
+        heap_small = min(heap_small, run_heap(100, seed, 0, &meta_small));
+        heap_large = min(heap_large, run_heap(100000, seed, 0, &meta_large));
+        ahead_small = min(ahead_small, run_heap(100, seed, 1, &meta_small));
+        ahead_large = min(ahead_large, run_heap(100000, seed, 1, &meta_large));
         malloc_small = min(malloc_small, run_malloc(100, seed));
         malloc_large = min(malloc_large, run_malloc(100000, seed));
         unit = min(unit, random_read(meta_large, seed));
@@ -177,6 +197,8 @@ main(void)
            "extra");
     printf("%-14s %10.1fns %10.1fns %10.1fns\n", "pa_heap", heap_small,
            heap_large, heap_large - heap_small);
+    printf("%-14s %10.1fns %10.1fns %10.1fns\n", "  read ahead", ahead_small,
+           ahead_large, ahead_large - ahead_small);
     printf("%-14s %10.1fns %10.1fns %10.1fns\n", "malloc/free", malloc_small,
            malloc_large, malloc_large - malloc_small);
     printf("pa_heap bookkeeping: %llu bytes at 100 live, %llu at 100,000\n",
@@ -184,6 +206,7 @@ main(void)
     printf("dependent random read over %llu bytes: %.1fns\n",
            (unsigned long long)meta_large, unit);
     printf("pa_heap's extra cost at 100,000 live: %.2f random reads "
-           "(target <= 1.5)\n", (heap_large - heap_small) / unit);
+           "(target <= 1.5); %.2f with the harness reading ahead\n",
+           (heap_large - heap_small) / unit, (ahead_large - ahead_small) / unit);
     return 0;
 }

@@ -9,12 +9,36 @@
  * _random_read_bench(nbytes, reads, seed) -> ns per read: one dependent
  *     read at a random cache line of an array of nbytes, the cost of a
  *     cache miss over memory of that size (the heap's unit).
+ *
+ * Both run with transparent huge pages off, so that the heap's bookkeeping
+ * and the array of the unit lie in pages of the same size (with THP on,
+ * either may or may not get huge pages, and a random read's cost differs
+ * by 4x with the TLB misses); PYNQ boards' kernels have no THP either.
  */
 #include "glue.h"
 #include "heap.h"
 
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <time.h>
+
+/* Turns transparent huge pages off for this process; returns the old
+ * setting, for thp_restore. */
+static int
+thp_off(void)
+{
+    int was = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
+    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    return was;
+}
+
+static void
+thp_restore(int was)
+{
+    if (was == 0) {
+        prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+    }
+}
 
 static uint64_t
 splitmix(uint64_t *state)
@@ -64,6 +88,7 @@ pa_heap_bench(PyObject *module, PyObject *args)
     int failed = 0;
     double ns = 0;
     pa_heap_stats stats;
+    int thp = thp_off();
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < live && !failed; i++) {
         failed = pa_heap_alloc_block(h, (1 + splitmix(&seed) % span) * page,
@@ -83,6 +108,7 @@ pa_heap_bench(PyObject *module, PyObject *args)
     pa_heap_get_stats(h, &stats);
     Py_END_ALLOW_THREADS
     pa_heap_destroy(h);
+    thp_restore(thp);
     PyMem_Free(blocks);
     if (failed) {
         PyErr_SetString(PyExc_RuntimeError, "the heap refused a request the "
@@ -112,8 +138,10 @@ pa_random_read_bench(PyObject *module, PyObject *args)
     /* One 64-byte line per slot, each naming the next in one random cycle
      * through all of them (Sattolo's shuffle), so every read depends on the
      * one before and the prefetcher cannot guess it. */
+    int thp = thp_off();
     uint64_t *line = malloc(lines * 64);
     if (line == NULL) {
+        thp_restore(thp);
         return PyErr_NoMemory();
     }
     double ns;
@@ -140,5 +168,6 @@ pa_random_read_bench(PyObject *module, PyObject *args)
     (void)sink;
     Py_END_ALLOW_THREADS
     free(line);
+    thp_restore(thp);
     return PyFloat_FromDouble(ns);
 }
