@@ -50,10 +50,21 @@ die(const char *what)
     exit(1);
 }
 
+/* A live block, in 8 bytes (the first page's number and the handle), so
+ * that the harness's own table is no larger than malloc's pointers. */
 typedef struct held {
-    uint64_t addr;
+    uint32_t page;
     uint32_t handle;
 } held;
+
+static int
+take(pa_heap *h, uint64_t size, held *b)
+{
+    uint64_t addr;
+    int rc = pa_heap_alloc_block(h, size, 0, 0, &addr, &b->handle);
+    b->page = (uint32_t)(addr / PAGE);
+    return rc;
+}
 
 /*
  * ns per free+alloc with `live` blocks in pa_heap; *meta: its bookkeeping.
@@ -72,8 +83,7 @@ run_heap(uint32_t live, uint64_t seed, int ahead, uint64_t *meta)
         die("out of memory");
     }
     for (uint32_t i = 0; i < live; i++) {
-        if (pa_heap_alloc_block(h, (1 + splitmix(&seed) % SPAN) * PAGE, 0, 0,
-                                &b[i].addr, &b[i].handle) != 0) {
+        if (take(h, (1 + splitmix(&seed) % SPAN) * PAGE, &b[i]) != 0) {
             die("the heap refused a request sized to fit");
         }
     }
@@ -86,9 +96,8 @@ run_heap(uint32_t live, uint64_t seed, int ahead, uint64_t *meta)
         if (ahead) {
             __builtin_prefetch(&b[next % live]);
         }
-        if (pa_heap_free_block(h, v->handle, v->addr) != 0
-                || pa_heap_alloc_block(h, (1 + (r >> 32) % SPAN) * PAGE, 0, 0,
-                                       &v->addr, &v->handle) != 0) {
+        if (pa_heap_free_block(h, v->handle, (uint64_t)v->page * PAGE) != 0
+                || take(h, (1 + (r >> 32) % SPAN) * PAGE, v) != 0) {
             die("the heap refused a request sized to fit");
         }
     }
