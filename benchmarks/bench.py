@@ -181,7 +181,7 @@ def heap_row():
 
 def main():
     mem = open_memory("sim", size=512 << 20)
-    env = {"np": np, "allocate": allocate, "mem": mem}
+    env = {"np": np, "allocate": allocate, "mem": mem, "open_memory": open_memory}
 
     # Allocate and release a (1024,) u4 buffer, steady state.  New memory
     # reads as zeros, as PYNQ's does; zero=False shows what that costs.
