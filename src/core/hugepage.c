@@ -207,8 +207,9 @@ hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     uint32_t ri = 0, handle = 0;
     /* A block of whole pages goes on a page boundary where there is room,
      * so that it can use the home mapping. */
-    int whole = size % ps == 0 && align <= ps
-                && take(s, size, ps, limit, &ri, &addr, &handle) == 0;
+    int whole = size % ps == 0
+                && take(s, size, align > ps ? align : ps, limit, &ri, &addr,
+                        &handle) == 0;
     if (!whole && take(s, size, align, limit, &ri, &addr, &handle) != 0) {
         return -ENOMEM;
     }
