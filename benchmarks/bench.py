@@ -30,13 +30,16 @@ import pynq_alloc
 from pynq_alloc import _core, allocate, open_memory
 
 
-def best_ns(stmt, env, number, rounds=15):
+ROUNDS = 25     # more rounds, more chances of a quiet moment on each side
+
+
+def best_ns(stmt, env, number, rounds=ROUNDS):
     """Best time of one execution of stmt, in nanoseconds."""
     timer = timeit.Timer(stmt, globals=env)
     return min(timer.timeit(number) for _ in range(rounds)) / number * 1e9
 
 
-def pair_ns(ours, theirs, env, number, rounds=15):
+def pair_ns(ours, theirs, env, number, rounds=ROUNDS):
     """Best times of two statements, timed in alternating rounds."""
     a, b = timeit.Timer(ours, globals=env), timeit.Timer(theirs, globals=env)
     best_a = best_b = float("inf")
@@ -46,7 +49,7 @@ def pair_ns(ours, theirs, env, number, rounds=15):
     return best_a / number * 1e9, best_b / number * 1e9
 
 
-def traced_pair_ns(stmt, env, number, rounds=15):
+def traced_pair_ns(stmt, env, number, rounds=ROUNDS):
     """Best times of stmt with tracing on and off, in alternating rounds."""
     timer = timeit.Timer(stmt, globals=env)
     best_on = best_off = float("inf")
@@ -170,9 +173,9 @@ def heap_row():
     """The allocator alone: free+alloc with 100 versus 100,000 blocks
     live, the difference in units of a random read over its bookkeeping."""
     small = large = unit = float("inf")
-    for seed in range(1, 6):        # alternating, as above
-        small = min(small, _core._heap_bench(100, 500_000, seed)[0])
-        ns, meta = _core._heap_bench(100_000, 500_000, seed)
+    for seed in range(1, 12):       # alternating, as above
+        small = min(small, _core._heap_bench(100, 300_000, seed)[0])
+        ns, meta = _core._heap_bench(100_000, 300_000, seed)
         large = min(large, ns)
         unit = min(unit, _core._random_read_bench(meta, 2_000_000, seed))
     report("heap: free+alloc, 100k live over 100", large - small, unit,
