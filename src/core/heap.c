@@ -38,7 +38,14 @@ typedef struct rec {
     uint32_t phys_prev;             /* neighbours in address order */
     uint32_t phys_next;
     uint32_t free_prev;             /* size-class list, ALLOCATED or SPARE */
-    uint32_t free_next;             /* size-class list; spare records */
+    union {
+        uint32_t free_next;         /* size-class list; spare records */
+        /* An allocated block: whether the block before it [0] and after
+         * it [1] are free, so that freeing it reads no neighbour unless
+         * it merges with one.  Set by plain stores, never read-modify-
+         * write: a store to a cold line does not hold up what follows. */
+        uint8_t neighbour_free[2];
+    };
 } rec;
 
 static int
@@ -249,6 +256,16 @@ rec_release(pa_heap *h, uint32_t i)
     h->in_use--;
 }
 
+/* Tells allocated block b (NIL: none) whether its neighbour on `side`
+ * (0: before, 1: after) is free. */
+static void
+note_neighbour(pa_heap *h, uint32_t b, int side, uint8_t free)
+{
+    if (b != NIL) {
+        h->recs[b].neighbour_free[side] = free;
+    }
+}
+
 /* Links record n right after record p in address order. */
 static void
 phys_link_after(pa_heap *h, uint32_t p, uint32_t n)
@@ -385,6 +402,8 @@ pa_heap_alloc_block(pa_heap *h, uint64_t size, uint64_t align,
     uint64_t start = place(r, size, align, limit, &ok);
     uint64_t front = start - r->addr;
     uint64_t tail = r->size - front - size;
+    /* Free blocks never touch, so these two are allocated (or none). */
+    uint32_t before = r->phys_prev, after = r->phys_next;
     list_remove(h, i);
     uint32_t used = i;
     if (front != 0) {
@@ -396,13 +415,20 @@ pa_heap_alloc_block(pa_heap *h, uint64_t size, uint64_t align,
     else {
         r->size = size;
         h->free_blocks--;
+        note_neighbour(h, before, 1, 0);
     }
-    h->recs[used].free_prev = ALLOCATED;
+    rec *u = &h->recs[used];
+    u->free_prev = ALLOCATED;
+    u->neighbour_free[0] = front != 0;
+    u->neighbour_free[1] = tail != 0;
     if (tail != 0) {
         uint32_t t = rec_new(h, start + size, tail);
         phys_link_after(h, used, t);
         list_insert(h, t);
         h->free_blocks++;
+    }
+    else {
+        note_neighbour(h, after, 0, 0);
     }
     h->used += size;
     h->blocks++;
@@ -436,14 +462,21 @@ pa_heap_free_block(pa_heap *h, uint32_t i, uint64_t addr)
     h->blocks--;
     h->free_blocks++;
     uint32_t prev = r->phys_prev, next = r->phys_next;
-    if (next != NIL && is_free(&h->recs[next])) {
+    int prev_free = r->neighbour_free[0], next_free = r->neighbour_free[1];
+    if (next_free) {
         list_remove(h, next);
         r->size += h->recs[next].size;
         phys_unlink(h, next);
         rec_release(h, next);
         h->free_blocks--;
     }
-    if (prev != NIL && is_free(&h->recs[prev])) {
+    else {
+        note_neighbour(h, next, 0, 1);
+    }
+    if (!prev_free) {
+        note_neighbour(h, prev, 1, 1);
+    }
+    else {
         list_remove(h, prev);
         h->recs[prev].size += r->size;
         phys_unlink(h, i);
@@ -593,6 +626,13 @@ pa_heap_check(const pa_heap *h)
             free_blocks++;
         }
         else {
+            int before = r->phys_prev != NIL && is_free(&h->recs[r->phys_prev]);
+            int after = r->phys_next != NIL && r->phys_next < h->capacity
+                        && is_free(&h->recs[r->phys_next]);
+            if (r->neighbour_free[0] != before
+                    || r->neighbour_free[1] != after) {
+                return -8;                  /* neighbour flags */
+            }
             if (!h->index_stale
                     && (blocks >= h->index_len || h->index[blocks].idx != i
                         || h->index[blocks].addr != r->addr)) {

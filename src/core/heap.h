@@ -87,7 +87,8 @@ void pa_heap_get_stats(const pa_heap *heap, pa_heap_stats *out);
 /*
  * Checks every invariant: the blocks tile the range in address order, no
  * two free blocks touch, every free block is in the list of its size class
- * and the class bitmaps match the lists, spare records are marked spare,
+ * and the class bitmaps match the lists, every allocated block knows
+ * which of its neighbours are free, spare records are marked spare,
  * a current address index holds exactly the allocated blocks in order,
  * and the counters agree.  Returns 0 iff they hold,
  * otherwise a negative code naming the first one broken.  O(n).

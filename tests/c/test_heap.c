@@ -191,12 +191,15 @@ test_free_coalesces_both_sides(void)
     }
     CHECK_EQ(pa_heap_alloc(h, PAGE, 0, 0, &a[0]) , -ENOMEM);
     CHECK_EQ(pa_heap_free(h, a[1]), 0);
+    CHECK_EQ(pa_heap_check(h), 0);      /* a[0] and a[2] see the gap */
     CHECK_EQ(pa_heap_free(h, a[3]), 0);
+    CHECK_EQ(pa_heap_check(h), 0);
     pa_heap_get_stats(h, &s);
     CHECK_EQ(s.largest_free, PAGE);
     CHECK_EQ(s.free_blocks, 2);
     CHECK_EQ(pa_heap_alloc(h, 2 * PAGE, 0, 0, &a[1]), -ENOMEM);
     CHECK_EQ(pa_heap_free(h, a[2]), 0);             /* joins 1..3 */
+    CHECK_EQ(pa_heap_check(h), 0);
     pa_heap_get_stats(h, &s);
     CHECK_EQ(s.largest_free, 3 * PAGE);
     CHECK_EQ(s.free_blocks, 1);
