@@ -104,3 +104,38 @@ def test_repr_is_numpy_like(mem):
     b[:] = [1, 2, 3]
     assert repr(b) == "Buffer([1, 2, 3], dtype=uint8)"
     assert "sim" in repr(mem)
+
+
+def test_dtype_strings_in_turn_give_their_own_dtypes(mem):
+    # allocate() remembers the last dtype string it parsed; each string
+    # still gives its own dtype, and a bad one is still refused.
+    for spec in ("u4", "f8", "u4", "S", "<i2", "f8"):
+        b = allocate(3, spec, target=mem)
+        assert b.dtype == np.empty(3, spec).dtype
+    with pytest.raises(TypeError, match="Python objects"):
+        allocate(3, "O", target=mem)
+    with pytest.raises(TypeError):
+        allocate(3, "no such dtype", target=mem)
+    assert allocate(3, "f8", target=mem).dtype == np.float64
+
+
+def test_array_wrap_takes_numpys_arguments(mem):
+    b = allocate(4, "u4", target=mem)
+    plain = np.arange(4, dtype="u4")
+    wrapped = b.__array_wrap__(plain)
+    assert type(wrapped) is np.ndarray and wrapped is plain
+    assert b.__array_wrap__(plain, None, False) is plain
+    zero_d = np.array(5, dtype="u4")
+    assert type(b.__array_wrap__(zero_d, None, True)) is np.uint32
+    assert type(b.__array_wrap__(array=zero_d, return_scalar=False)) is np.ndarray
+    assert b.__array_wrap__(b) is b                 # out= in device memory
+    with pytest.raises(TypeError, match="ndarray"):
+        b.__array_wrap__([1, 2])
+    with pytest.raises(TypeError, match="missing"):
+        b.__array_wrap__()
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        b.__array_wrap__(plain, colour=1)
+    with pytest.raises(TypeError, match="multiple values"):
+        b.__array_wrap__(plain, array=plain)
+    with pytest.raises(TypeError, match="at most 3"):
+        b.__array_wrap__(plain, None, True, 4)

@@ -110,6 +110,25 @@ def test_freebuffer_with_views(pool):
     assert pool.stats() == before
 
 
+def test_whole_pages_freed_with_views_come_back_clean(pool):
+    # Whole huge pages are handed out from the pool's own mapping; freeing
+    # one while a view holds it must still detach the view, and the pages
+    # must come back mapped, zeroed and at their physical addresses.
+    before = pool.stats()
+    for _ in range(3):
+        b = allocate(2 * MiB, "u1", target=pool, cacheable=True)
+        v = b[10:]
+        b.freebuffer()
+        v[:] = 1                    # anonymous memory now
+        c = allocate(2 * MiB, "u1", target=pool, cacheable=True)
+        assert_physically_contiguous(c)
+        assert not c.any()
+        c[:] = 2
+        assert (v == 1).all()
+        del b, v, c
+    assert pool.stats() == before
+
+
 def test_gigabyte_pages_give_large_contiguous_blocks():
     pool = open_or_skip(size=GiB, page_size=GiB)
     b = allocate(512 * MiB, "u1", target=pool, cacheable=True)

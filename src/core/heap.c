@@ -8,7 +8,11 @@
  * so a class that can hold a request is found with two bit scans.  Rounding
  * the request up to the next class boundary ("good fit") means any block in
  * that class fits, so the common allocation is O(1) whatever the number of
- * blocks.  Allocated blocks are found by address through a hash table.
+ * blocks.  Allocation hands back the block's record index as its handle,
+ * so freeing touches the block, its neighbours and their lists and nothing
+ * else: no per-address table costs a cache miss on the hot path.  Finding
+ * a block by address (device-side access) uses a sorted index built on
+ * demand after the heap changed.
  *
  * Where good fit finds nothing (the heap is nearly full, or an address
  * limit cuts through it), a scan of the free blocks that are large enough
@@ -25,6 +29,7 @@
 #define FL_COUNT 64
 #define NIL UINT32_MAX
 #define ALLOCATED (UINT32_MAX - 1)  /* free_prev of an allocated block */
+#define SPARE (UINT32_MAX - 2)      /* free_prev of an unused record */
 
 /* 32 bytes, two to a cache line. */
 typedef struct rec {
@@ -32,8 +37,15 @@ typedef struct rec {
     uint64_t size;
     uint32_t phys_prev;             /* neighbours in address order */
     uint32_t phys_next;
-    uint32_t free_prev;             /* size-class list, or ALLOCATED */
-    uint32_t free_next;             /* size-class list; spare records */
+    uint32_t free_prev;             /* size-class list, ALLOCATED or SPARE */
+    union {
+        uint32_t free_next;         /* size-class list; spare records */
+        /* An allocated block: whether the block before it [0] and after
+         * it [1] are free, so that freeing it reads no neighbour unless
+         * it merges with one.  Set by plain stores, never read-modify-
+         * write: a store to a cold line does not hold up what follows. */
+        uint8_t neighbour_free[2];
+    };
 } rec;
 
 static int
@@ -42,12 +54,11 @@ is_free(const rec *r)
     return r->free_prev != ALLOCATED;
 }
 
-/* An allocated block's start and record; `used` 0 marks an empty slot. */
-typedef struct slot {
+/* An allocated block's start and record, in the address index. */
+typedef struct entry {
     uint64_t addr;
     uint32_t idx;
-    uint32_t used;
-} slot;
+} entry;
 
 struct pa_heap {
     uint64_t base;
@@ -63,9 +74,12 @@ struct pa_heap {
     uint64_t fl_map;                /* bit f: some list of class f is full */
     uint32_t sl_map[FL_COUNT];
     uint32_t heads[FL_COUNT][SL_COUNT];
-    slot *table;                    /* allocated blocks, linear probing */
-    uint64_t table_mask;
-    unsigned table_shift;
+    /* The allocated blocks in address order, for pa_heap_find; rebuilt
+     * by the first lookup after a change (index_stale). */
+    entry *index;
+    uint32_t index_len;
+    uint32_t index_cap;
+    int index_stale;
     uint64_t used;
     uint64_t blocks;
     uint64_t free_blocks;
@@ -236,9 +250,20 @@ rec_new(pa_heap *h, uint64_t addr, uint64_t size)
 static void
 rec_release(pa_heap *h, uint32_t i)
 {
+    h->recs[i].free_prev = SPARE;
     h->recs[i].free_next = h->spare;
     h->spare = i;
     h->in_use--;
+}
+
+/* Tells allocated block b (NIL: none) whether its neighbour on `side`
+ * (0: before, 1: after) is free. */
+static void
+note_neighbour(pa_heap *h, uint32_t b, int side, uint8_t free)
+{
+    if (b != NIL) {
+        h->recs[b].neighbour_free[side] = free;
+    }
 }
 
 /* Links record n right after record p in address order. */
@@ -266,85 +291,13 @@ phys_unlink(pa_heap *h, uint32_t i)
     }
 }
 
-/* ---- the table of allocated blocks ---- */
-
-static uint64_t
-slot_of(const pa_heap *h, uint64_t addr)
-{
-    return ((addr >> h->granule_shift) * 0x9E3779B97F4A7C15ull)
-           >> h->table_shift;
-}
-
-/* The slot holding addr, or the empty slot where it would go. */
-static slot *
-table_probe(const pa_heap *h, uint64_t addr)
-{
-    uint64_t i = slot_of(h, addr);
-    while (h->table[i].used && h->table[i].addr != addr) {
-        i = (i + 1) & h->table_mask;
-    }
-    return &h->table[i];
-}
-
-/* Removes addr's entry; returns its record, or NIL if there is none. */
-static uint32_t
-table_take(pa_heap *h, uint64_t addr)
-{
-    slot *s = table_probe(h, addr);
-    if (!s->used) {
-        return NIL;
-    }
-    uint32_t idx = s->idx;
-    /* Backward-shift deletion: later entries of the cluster move up, so
-     * lookups never need tombstones. */
-    uint64_t hole = (uint64_t)(s - h->table), i = hole;
-    for (;;) {
-        i = (i + 1) & h->table_mask;
-        if (!h->table[i].used) {
-            break;
-        }
-        uint64_t home = slot_of(h, h->table[i].addr);
-        if (((i - home) & h->table_mask) >= ((i - hole) & h->table_mask)) {
-            h->table[hole] = h->table[i];
-            hole = i;
-        }
-    }
-    h->table[hole].used = 0;
-    return idx;
-}
-
-static int
-table_resize(pa_heap *h, uint64_t capacity)
-{
-    slot *old = h->table;
-    uint64_t old_capacity = old == NULL ? 0 : h->table_mask + 1;
-    slot *table = calloc((size_t)capacity, sizeof(slot));
-    if (table == NULL) {
-        return -ENOMEM;
-    }
-    h->table = table;
-    h->table_mask = capacity - 1;
-    h->table_shift = 64 - log2_floor(capacity);
-    for (uint64_t i = 0; i < old_capacity; i++) {
-        if (old[i].used) {
-            *table_probe(h, old[i].addr) = old[i];
-        }
-    }
-    free(old);
-    return 0;
-}
-
 /*
- * Makes room for the largest change one allocation makes: two new records
- * and one more table entry (at load <= 1/2).  Freeing needs no memory.
+ * Makes room for the largest change one allocation makes: two new records.
+ * Freeing needs no memory.
  */
 static int
 reserve(pa_heap *h)
 {
-    if (2 * (h->blocks + 1) > h->table_mask + 1
-            && table_resize(h, 2 * (h->table_mask + 1)) != 0) {
-        return -ENOMEM;
-    }
     if (h->in_use + 2 > h->capacity) {
         if (h->capacity > UINT32_MAX / 2 - 1) {
             return -ENOMEM;
@@ -356,6 +309,7 @@ reserve(pa_heap *h)
         }
         h->recs = recs;
         for (uint32_t i = capacity; i-- > h->capacity;) {
+            recs[i].free_prev = SPARE;
             recs[i].free_next = h->spare;
             h->spare = i;
         }
@@ -387,7 +341,7 @@ pa_heap_create(uint64_t base, uint64_t size, uint64_t granule, pa_heap **out)
             h->heads[f][s] = NIL;
         }
     }
-    if (table_resize(h, 64) != 0 || reserve(h) != 0) {
+    if (reserve(h) != 0) {
         pa_heap_destroy(h);
         return -ENOMEM;
     }
@@ -405,13 +359,13 @@ pa_heap_destroy(pa_heap *h)
         return;
     }
     free(h->recs);
-    free(h->table);
+    free(h->index);
     free(h);
 }
 
 int
-pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
-              uint64_t *addr)
+pa_heap_alloc_block(pa_heap *h, uint64_t size, uint64_t align,
+                    uint64_t limit, uint64_t *addr, uint32_t *handle)
 {
     if (size == 0 || (align != 0 && !is_pow2(align))) {
         return -EINVAL;
@@ -448,6 +402,8 @@ pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
     uint64_t start = place(r, size, align, limit, &ok);
     uint64_t front = start - r->addr;
     uint64_t tail = r->size - front - size;
+    /* Free blocks never touch, so these two are allocated (or none). */
+    uint32_t before = r->phys_prev, after = r->phys_next;
     list_remove(h, i);
     uint32_t used = i;
     if (front != 0) {
@@ -459,45 +415,68 @@ pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
     else {
         r->size = size;
         h->free_blocks--;
+        note_neighbour(h, before, 1, 0);
     }
-    h->recs[used].free_prev = ALLOCATED;
+    rec *u = &h->recs[used];
+    u->free_prev = ALLOCATED;
+    u->neighbour_free[0] = front != 0;
+    u->neighbour_free[1] = tail != 0;
     if (tail != 0) {
         uint32_t t = rec_new(h, start + size, tail);
         phys_link_after(h, used, t);
         list_insert(h, t);
         h->free_blocks++;
     }
-    slot *s = table_probe(h, start);
-    *s = (slot){start, used, 1};
+    else {
+        note_neighbour(h, after, 0, 0);
+    }
     h->used += size;
     h->blocks++;
+    h->index_stale = 1;
     if (h->used > h->peak_used) {
         h->peak_used = h->used;
     }
     *addr = start;
+    *handle = used;
     return 0;
 }
 
 int
-pa_heap_free(pa_heap *h, uint64_t addr)
+pa_heap_alloc(pa_heap *h, uint64_t size, uint64_t align, uint64_t limit,
+              uint64_t *addr)
 {
-    uint32_t i = table_take(h, addr);
-    if (i == NIL) {
+    uint32_t handle;
+    return pa_heap_alloc_block(h, size, align, limit, addr, &handle);
+}
+
+int
+pa_heap_free_block(pa_heap *h, uint32_t i, uint64_t addr)
+{
+    if (i >= h->capacity || h->recs[i].free_prev != ALLOCATED
+            || h->recs[i].addr != addr) {
         return -EINVAL;
     }
     rec *r = &h->recs[i];
+    h->index_stale = 1;
     h->used -= r->size;
     h->blocks--;
     h->free_blocks++;
     uint32_t prev = r->phys_prev, next = r->phys_next;
-    if (next != NIL && is_free(&h->recs[next])) {
+    int prev_free = r->neighbour_free[0], next_free = r->neighbour_free[1];
+    if (next_free) {
         list_remove(h, next);
         r->size += h->recs[next].size;
         phys_unlink(h, next);
         rec_release(h, next);
         h->free_blocks--;
     }
-    if (prev != NIL && is_free(&h->recs[prev])) {
+    else {
+        note_neighbour(h, next, 0, 1);
+    }
+    if (!prev_free) {
+        note_neighbour(h, prev, 1, 1);
+    }
+    else {
         list_remove(h, prev);
         h->recs[prev].size += r->size;
         phys_unlink(h, i);
@@ -509,49 +488,93 @@ pa_heap_free(pa_heap *h, uint64_t addr)
     return 0;
 }
 
-/* Whether the allocated block of entry e holds addr; fills its extent. */
+/* Rebuilds the address index from the address-ordered block list; 0, or
+ * -ENOMEM (the index is then left stale). */
 static int
-within(const pa_heap *h, const slot *e, uint64_t addr, uint64_t *start,
-       uint64_t *size)
+index_rebuild(pa_heap *h)
 {
-    const rec *r = &h->recs[e->idx];
-    if (addr - e->addr >= r->size) {
+    if (h->index_cap < h->blocks) {
+        uint32_t cap = (uint32_t)h->blocks + (uint32_t)h->blocks / 2 + 16;
+        entry *index = realloc(h->index, (size_t)cap * sizeof(entry));
+        if (index == NULL) {
+            return -ENOMEM;
+        }
+        h->index = index;
+        h->index_cap = cap;
+    }
+    uint32_t n = 0;
+    for (uint32_t i = h->first; i != NIL; i = h->recs[i].phys_next) {
+        if (!is_free(&h->recs[i])) {
+            h->index[n++] = (entry){h->recs[i].addr, i};
+        }
+    }
+    h->index_len = n;
+    h->index_stale = 0;
+    return 0;
+}
+
+/* The allocated block holding addr by walking every block: for when the
+ * index cannot be had (no memory).  NIL if none holds it. */
+static uint32_t
+walk_find(const pa_heap *h, uint64_t addr)
+{
+    for (uint32_t i = h->first; i != NIL; i = h->recs[i].phys_next) {
+        const rec *r = &h->recs[i];
+        if (addr - r->addr < r->size) {
+            return is_free(r) ? NIL : i;
+        }
+    }
+    return NIL;
+}
+
+/* The record of the allocated block that holds addr, or NIL. */
+static uint32_t
+find_rec(pa_heap *h, uint64_t addr)
+{
+    if (addr < h->base || addr - h->base >= h->size) {
+        return NIL;
+    }
+    if (h->index_stale && index_rebuild(h) != 0) {
+        return walk_find(h, addr);
+    }
+    /* The last block starting at or below addr. */
+    uint32_t lo = 0, hi = h->index_len;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (h->index[mid].addr <= addr) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    if (lo == 0) {
+        return NIL;
+    }
+    uint32_t i = h->index[lo - 1].idx;
+    return addr - h->recs[i].addr < h->recs[i].size ? i : NIL;
+}
+
+int
+pa_heap_find(const pa_heap *heap, uint64_t addr, uint64_t *start,
+             uint64_t *size)
+{
+    /* The index is a cache: the heap the caller owns, not a const one. */
+    pa_heap *h = (pa_heap *)heap;
+    uint32_t i = find_rec(h, addr);
+    if (i == NIL) {
         return -ENOENT;
     }
-    *start = e->addr;
-    *size = r->size;
+    *start = h->recs[i].addr;
+    *size = h->recs[i].size;
     return 0;
 }
 
 int
-pa_heap_find(const pa_heap *h, uint64_t addr, uint64_t *start, uint64_t *size)
+pa_heap_free(pa_heap *h, uint64_t addr)
 {
-    if (addr < h->base || addr - h->base >= h->size) {
-        return -ENOENT;
-    }
-    /* The allocated block that holds addr starts at the nearest allocated
-     * start at or below it.  Walk back a few granules (an address near a
-     * block's start, the common case), then scan the table: O(allocated
-     * blocks), however far away that start lies. */
-    uint64_t s = addr & ~(h->granule - 1);
-    for (int step = 0; step < 64; step++, s -= h->granule) {
-        const slot *e = table_probe(h, s);
-        if (e->used) {
-            return within(h, e, addr, start, size);
-        }
-        if (s == h->base) {
-            return -ENOENT;
-        }
-    }
-    const slot *nearest = NULL;
-    for (uint64_t i = 0; i <= h->table_mask; i++) {
-        const slot *e = &h->table[i];
-        if (e->used && e->addr <= addr
-                && (nearest == NULL || e->addr > nearest->addr)) {
-            nearest = e;
-        }
-    }
-    return nearest == NULL ? -ENOENT : within(h, nearest, addr, start, size);
+    uint32_t i = find_rec(h, addr);
+    return i == NIL ? -EINVAL : pa_heap_free_block(h, i, addr);
 }
 
 void
@@ -576,6 +599,8 @@ pa_heap_get_stats(const pa_heap *h, pa_heap_stats *out)
     out->free_blocks = h->free_blocks;
     out->peak_used = h->peak_used;
     out->failed = h->failed;
+    out->meta_bytes = sizeof(*h) + (uint64_t)h->capacity * sizeof(rec)
+                      + (uint64_t)h->index_cap * sizeof(entry);
 }
 
 int
@@ -601,9 +626,17 @@ pa_heap_check(const pa_heap *h)
             free_blocks++;
         }
         else {
-            const slot *e = table_probe(h, r->addr);
-            if (!e->used || e->idx != i) {
-                return -6;                  /* table */
+            int before = r->phys_prev != NIL && is_free(&h->recs[r->phys_prev]);
+            int after = r->phys_next != NIL && r->phys_next < h->capacity
+                        && is_free(&h->recs[r->phys_next]);
+            if (r->neighbour_free[0] != before
+                    || r->neighbour_free[1] != after) {
+                return -8;                  /* neighbour flags */
+            }
+            if (!h->index_stale
+                    && (blocks >= h->index_len || h->index[blocks].idx != i
+                        || h->index[blocks].addr != r->addr)) {
+                return -6;                  /* address index */
             }
             used += r->size;
             blocks++;
@@ -638,12 +671,20 @@ pa_heap_check(const pa_heap *h)
             return -4;
         }
     }
-    uint64_t entries = 0;
-    for (uint64_t s = 0; s <= h->table_mask; s++) {
-        entries += h->table[s].used;
+    /* Spare records: all marked, as many as are not blocks. */
+    uint32_t spare = 0;
+    for (uint32_t i = h->spare; i != NIL; i = h->recs[i].free_next) {
+        if (i >= h->capacity || h->recs[i].free_prev != SPARE
+                || ++spare > h->capacity) {
+            return -7;                      /* spare records */
+        }
+    }
+    if (spare + h->in_use != h->capacity) {
+        return -7;
     }
     if (listed != free_blocks || free_blocks != h->free_blocks
-            || blocks != h->blocks || entries != h->blocks
+            || blocks != h->blocks
+            || (!h->index_stale && h->index_len != h->blocks)
             || used != h->used || h->used > h->peak_used) {
         return -6;                          /* counters */
     }

@@ -15,15 +15,29 @@
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004u
 #endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000    /* Linux 4.17; older ones ignore it */
+#endif
 #define HUGE_SHIFT 26               /* MFD_HUGE_SHIFT: log2(size) goes here */
 #define PFN_MASK ((1ull << 55) - 1)
 #define PAGE_PRESENT (1ull << 63)
 
-/* Physically consecutive huge pages, sub-allocated as one range. */
+/*
+ * Physically consecutive huge pages, sub-allocated as one range, and
+ * mapped once, at open, in address order ("home"): a block that covers
+ * whole huge pages is handed out as a sub-range of that mapping, with no
+ * system call.  Blocks that share a huge page with others get a mapping of
+ * their own, as freebuffer() must be able to swap a block's mapping for
+ * anonymous memory (pa_memory_retire), and hugetlbfs swaps whole pages only.
+ * A retired home block leaves its pages "lost" (their home addresses hold
+ * the views' anonymous memory); the next whole-page block over them maps
+ * them home again where those addresses have become free.
+ */
 typedef struct run {
     uint64_t pa;                    /* physical address of the first byte */
     uint64_t npages;
-    const uint32_t *file_page;      /* memfd page of each, in address order */
+    uint64_t first;                 /* its first page in by_address */
+    char *home;                     /* the run's mapping, in address order */
     pa_heap *heap;
 } run;
 
@@ -34,6 +48,7 @@ typedef struct hp_state {
     uint64_t npages;
     char *all;                      /* the whole memfd, for device access */
     uint32_t *by_address;           /* memfd pages sorted by address */
+    uint8_t *at_home;               /* by_address order: mapped at home */
     run *runs;
     uint32_t nruns;
     int coherent;                   /* DMA sees the CPU caches (x86) */
@@ -43,6 +58,13 @@ static hp_state *
 state_of(pa_memory *m)
 {
     return pa_memory_state(m);
+}
+
+/* A block's handle: its run and its name in that run's heap. */
+static uint64_t
+make_handle(uint32_t run_index, uint32_t heap_handle)
+{
+    return (uint64_t)run_index << 32 | heap_handle;
 }
 
 /* The run holding physical address pa, or NULL. */
@@ -58,36 +80,52 @@ run_of(hp_state *s, uint64_t pa)
     return NULL;
 }
 
+/*
+ * Maps pages [first, last] of run r at `at`, in address order, one call
+ * per stretch of pages that lie in a row in the memfd.  `flags` adds
+ * MAP_FIXED or MAP_FIXED_NOREPLACE.  0 or -errno; on failure the pages
+ * mapped so far stay mapped (*done says how many).
+ */
 static int
-hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
-         int cacheable, pa_block *blk)
+map_pages(hp_state *s, const run *r, uint64_t first, uint64_t last, char *at,
+          int flags, uint64_t *done)
 {
-    hp_state *s = state_of(m);
-    if (!cacheable && !s->coherent) {
-        return -ENOTSUP;    /* user space cannot map huge pages uncached */
-    }
-    uint64_t addr = 0, ps = s->page_size;
-    run *r = NULL;
-    for (uint32_t i = 0; i < s->nruns && r == NULL; i++) {
-        if (pa_heap_alloc(s->runs[i].heap, size, align, limit, &addr) == 0) {
-            r = &s->runs[i];
+    uint64_t ps = s->page_size;
+    const uint32_t *file_page = &s->by_address[r->first];
+    *done = 0;
+    for (uint64_t k = first; k <= last;) {
+        uint64_t n = 1;
+        while (k + n <= last && file_page[k + n] == file_page[k] + n) {
+            n++;
         }
+        char *want = at + (k - first) * ps;
+        void *p = s->sys->mmap(want, n * ps, PROT_READ | PROT_WRITE,
+                               MAP_SHARED | MAP_POPULATE | flags, s->fd,
+                               (off_t)(file_page[k] * ps));
+        if (p == MAP_FAILED) {
+            return -errno;
+        }
+        if (p != want) {            /* a kernel that ignores NOREPLACE */
+            s->sys->munmap(p, n * ps);
+            return -EEXIST;
+        }
+        k += n;
+        *done += n;
     }
-    if (r == NULL) {
-        return -ENOMEM;
-    }
-    /* Map the huge pages the block touches, in address order, at a
-     * huge-page-aligned address (hugetlbfs maps whole pages only). */
-    uint64_t first = (addr - r->pa) / ps, last = (addr + size - 1 - r->pa) / ps;
-    uint64_t length = (last - first + 1) * ps;
-    int rc = 0;
+    return 0;
+}
+
+/* An anonymous reservation of `length` bytes at a huge-page-aligned
+ * address, to map pages over; NULL with errno set if there is no room. */
+static char *
+reserve_aligned(hp_state *s, uint64_t length)
+{
+    uint64_t ps = s->page_size;
     char *area = s->sys->mmap(NULL, length + ps, PROT_NONE,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                               -1, 0);
     if (area == MAP_FAILED) {
-        rc = pa_mmap_error(errno);
-        pa_heap_free(r->heap, addr);
-        return rc;
+        return NULL;
     }
     uintptr_t page_mask = (uintptr_t)ps - 1;
     char *base = (char *)(((uintptr_t)area + page_mask) & ~page_mask);
@@ -98,24 +136,99 @@ hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         s->sys->munmap(base + length, (size_t)(area + length + ps
                                                - (base + length)));
     }
-    for (uint64_t k = first; k <= last && rc == 0; k++) {
-        void *p = s->sys->mmap(base + (k - first) * ps, ps,
-                               PROT_READ | PROT_WRITE,
-                               MAP_SHARED | MAP_FIXED | MAP_POPULATE,
-                               s->fd, (off_t)(r->file_page[k] * ps));
-        rc = p == MAP_FAILED ? pa_mmap_error(errno) : 0;
+    return base;
+}
+
+/*
+ * Whole-page blocks: the home mapping, after mapping lost pages home again
+ * where their addresses are free (MAP_FIXED_NOREPLACE never replaces
+ * anything).  1 if the block can use it, else 0.
+ */
+static int
+use_home(hp_state *s, const run *r, uint64_t first, uint64_t last)
+{
+    uint64_t ps = s->page_size;
+    int all_home = 1;
+    for (uint64_t k = first; k <= last; k++) {
+        uint8_t *home = &s->at_home[r->first + k];
+        uint64_t done;
+        if (!*home) {
+            *home = map_pages(s, r, k, k, r->home + k * ps,
+                              MAP_FIXED_NOREPLACE, &done) == 0;
+            all_home &= *home;
+        }
     }
+    return all_home;
+}
+
+/* A mapping of the block's own: pages [first, last] of run r. */
+static int
+map_private(hp_state *s, const run *r, uint64_t first, uint64_t last,
+            char **base)
+{
+    uint64_t length = (last - first + 1) * s->page_size, done;
+    char *at = reserve_aligned(s, length);
+    if (at == NULL) {
+        return pa_mmap_error(errno);
+    }
+    int rc = map_pages(s, r, first, last, at, MAP_FIXED, &done);
     if (rc != 0) {
-        s->sys->munmap(base, length);
-        pa_heap_free(r->heap, addr);
-        return rc;
+        s->sys->munmap(at, length);
+        return rc == -ENOMEM ? -PA_ENOMAP : rc;
+    }
+    *base = at;
+    return 0;
+}
+
+/* Takes [*addr, +size) from the first run that has room: 0 or -ENOMEM. */
+static int
+take(hp_state *s, uint64_t size, uint64_t align, uint64_t limit,
+     uint32_t *run_index, uint64_t *addr, uint32_t *handle)
+{
+    for (uint32_t i = 0; i < s->nruns; i++) {
+        if (pa_heap_alloc_block(s->runs[i].heap, size, align, limit, addr,
+                                handle) == 0) {
+            *run_index = i;
+            return 0;
+        }
+    }
+    return -ENOMEM;
+}
+
+static int
+hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
+         int cacheable, pa_block *blk)
+{
+    hp_state *s = state_of(m);
+    if (!cacheable && !s->coherent) {
+        return -ENOTSUP;    /* user space cannot map huge pages uncached */
+    }
+    uint64_t addr = 0, ps = s->page_size;
+    uint32_t ri = 0, handle = 0;
+    /* A block of whole pages goes on a page boundary where there is room,
+     * so that it can use the home mapping. */
+    int whole = size % ps == 0
+                && take(s, size, align > ps ? align : ps, limit, &ri, &addr,
+                        &handle) == 0;
+    if (!whole && take(s, size, align, limit, &ri, &addr, &handle) != 0) {
+        return -ENOMEM;
+    }
+    run *r = &s->runs[ri];
+    uint64_t first = (addr - r->pa) / ps, last = (addr + size - 1 - r->pa) / ps;
+    char *base = r->home + first * ps;
+    if (!(whole && use_home(s, r, first, last))) {
+        int rc = map_private(s, r, first, last, &base);
+        if (rc != 0) {
+            pa_heap_free_block(r->heap, handle, addr);
+            return rc;
+        }
     }
     blk->device_address = addr;
     blk->cpu = base + (addr - r->pa - first * ps);
     blk->size = size;
     blk->map_base = base;
-    blk->map_length = length;
-    blk->handle = addr;
+    blk->map_length = (last - first + 1) * ps;
+    blk->handle = make_handle(ri, handle);
     blk->cacheable = 1;             /* huge pages are always mapped cached */
     blk->coherent = (uint8_t)s->coherent;
     return 0;
@@ -125,10 +238,21 @@ static void
 hp_free(pa_memory *m, pa_block *blk, int keep_va)
 {
     hp_state *s = state_of(m);
-    if (!keep_va) {
+    run *r = &s->runs[blk->handle >> 32];
+    uint64_t ps = s->page_size, first = (blk->device_address - r->pa) / ps;
+    int home = (char *)blk->map_base == r->home + first * ps
+               && blk->size == blk->map_length
+               && blk->cpu == blk->map_base;
+    if (home) {
+        /* Retired: the views' anonymous memory holds the home addresses.
+         * Otherwise the pages stay mapped there (a block of its own that
+         * the kernel happened to place at home leaves them home too). */
+        memset(&s->at_home[r->first + first], !keep_va, blk->size / ps);
+    }
+    else if (!keep_va) {
         s->sys->munmap(blk->map_base, blk->map_length);
     }
-    pa_heap_free(run_of(s, blk->device_address)->heap, blk->device_address);
+    pa_heap_free_block(r->heap, (uint32_t)blk->handle, blk->device_address);
 }
 
 static int
@@ -167,7 +291,8 @@ hp_device_copy(pa_memory *m, uint64_t addr, void *buf, uint64_t n,
         uint64_t within = (addr - r->pa) % s->page_size;
         uint64_t chunk = s->page_size - within < n ? s->page_size - within
                                                    : n;
-        char *mem = s->all + r->file_page[k] * s->page_size + within;
+        char *mem = s->all + s->by_address[r->first + k] * s->page_size
+                    + within;
         memcpy(to_memory ? mem : p, to_memory ? p : mem, chunk);
         addr += chunk;
         p += chunk;
@@ -205,11 +330,32 @@ hp_stats(pa_memory *m, pa_stats *out)
     }
 }
 
+/* Unmaps what is at home of run r: never the addresses of lost pages,
+ * which retired blocks' views may still hold. */
+static void
+unmap_home(hp_state *s, const run *r)
+{
+    uint64_t ps = s->page_size;
+    for (uint64_t k = 0; k < r->npages;) {
+        uint64_t n = 0;
+        while (k + n < r->npages && s->at_home[r->first + k + n]) {
+            n++;
+        }
+        if (n > 0) {
+            s->sys->munmap(r->home + k * ps, n * ps);
+        }
+        k += n + (n == 0);
+    }
+}
+
 static void
 hp_destroy(hp_state *s)
 {
     for (uint32_t i = 0; s->runs != NULL && i < s->nruns; i++) {
         pa_heap_destroy(s->runs[i].heap);
+        if (s->runs[i].home != NULL) {
+            unmap_home(s, &s->runs[i]);
+        }
     }
     if (s->all != NULL && s->all != MAP_FAILED) {
         s->sys->munmap(s->all, s->npages * s->page_size);
@@ -219,6 +365,7 @@ hp_destroy(hp_state *s)
     }
     free(s->runs);
     free(s->by_address);
+    free(s->at_home);
     free(s);
 }
 
@@ -310,30 +457,41 @@ read_addresses(hp_state *s, const char *pagemap, page_pa *pages)
     return rc;
 }
 
-/* Groups address-sorted pages into runs of consecutive ones. */
+/* Groups address-sorted pages into runs of consecutive ones, each with
+ * its heap and its home mapping. */
 static int
 make_runs(hp_state *s, const page_pa *pages)
 {
     s->runs = calloc(s->npages, sizeof(run));
     s->by_address = malloc(s->npages * sizeof(uint32_t));
-    if (s->runs == NULL || s->by_address == NULL) {
+    s->at_home = calloc(s->npages, 1);
+    if (s->runs == NULL || s->by_address == NULL || s->at_home == NULL) {
         return -ENOMEM;
     }
     for (uint64_t i = 0; i < s->npages; i++) {
         s->by_address[i] = pages[i].file_page;
         if (i == 0 || pages[i].pa != pages[i - 1].pa + s->page_size) {
-            s->runs[s->nruns++] = (run){pages[i].pa, 0, &s->by_address[i],
-                                        NULL};
+            s->runs[s->nruns++] = (run){pages[i].pa, 0, i, NULL, NULL};
         }
         s->runs[s->nruns - 1].npages++;
     }
     for (uint32_t i = 0; i < s->nruns; i++) {
         run *r = &s->runs[i];
-        int rc = pa_heap_create(r->pa, r->npages * s->page_size,
-                                pa_page_size(), &r->heap);
+        uint64_t length = r->npages * s->page_size, done;
+        int rc = pa_heap_create(r->pa, length, pa_page_size(), &r->heap);
         if (rc != 0) {
             return rc;
         }
+        if ((r->home = reserve_aligned(s, length)) == NULL) {
+            return -errno;
+        }
+        rc = map_pages(s, r, 0, r->npages - 1, r->home, MAP_FIXED, &done);
+        if (rc != 0) {
+            s->sys->munmap(r->home, length);
+            r->home = NULL;
+            return rc;
+        }
+        memset(&s->at_home[r->first], 1, r->npages);
     }
     return 0;
 }

@@ -10,7 +10,8 @@ pa_window_alloc(const pa_sys *sys, pa_heap *heap, int fd,
                 uint64_t limit, pa_block *blk)
 {
     uint64_t addr;
-    int rc = pa_heap_alloc(heap, size, align, limit, &addr);
+    uint32_t handle;
+    int rc = pa_heap_alloc_block(heap, size, align, limit, &addr, &handle);
     if (rc != 0) {
         return rc;
     }
@@ -18,7 +19,7 @@ pa_window_alloc(const pa_sys *sys, pa_heap *heap, int fd,
                           (off_t)(addr - region_base));
     if (cpu == MAP_FAILED) {
         rc = pa_mmap_error(errno);
-        pa_heap_free(heap, addr);
+        pa_heap_free_block(heap, handle, addr);
         return rc;
     }
     blk->device_address = addr;
@@ -26,7 +27,7 @@ pa_window_alloc(const pa_sys *sys, pa_heap *heap, int fd,
     blk->size = size;
     blk->map_base = cpu;
     blk->map_length = size;
-    blk->handle = addr;
+    blk->handle = handle;           /* frees without an address lookup */
     return 0;
 }
 
@@ -36,7 +37,7 @@ pa_window_free(const pa_sys *sys, pa_heap *heap, pa_block *blk, int keep_va)
     if (!keep_va) {
         sys->munmap(blk->map_base, blk->map_length);
     }
-    pa_heap_free(heap, blk->device_address);
+    pa_heap_free_block(heap, (uint32_t)blk->handle, blk->device_address);
 }
 
 void

@@ -23,6 +23,12 @@ static const char *const arg_names[ARG_COUNT] = {
 };
 static PyObject *arg_interned[ARG_COUNT];
 static PyArray_Descr *default_dtype;    /* uint32, as in PYNQ */
+/* The last dtype given as a string ('u4') and what it parsed to: a call
+ * site passes the same constant object every time, and parsing it is a
+ * fifth of a small allocate.  Strings are immutable and name the same
+ * dtype whenever they are parsed, so identity is enough. */
+static PyObject *last_dtype_text;
+static PyArray_Descr *last_dtype;
 
 int
 pa_allocate_init(void)
@@ -160,9 +166,33 @@ parse_shape(PyObject *obj, npy_intp *dims, int *nd)
     return 0;
 }
 
+static PyArray_Descr *convert_dtype(PyObject *obj);
+
 /* A new reference to the dtype, or NULL. */
 static PyArray_Descr *
 parse_dtype(PyObject *obj)
+{
+    if (obj != NULL && obj == last_dtype_text) {
+        Py_INCREF(last_dtype);
+        return last_dtype;
+    }
+    PyArray_Descr *descr = convert_dtype(obj);
+    if (descr != NULL && obj != NULL && PyUnicode_CheckExact(obj)) {
+        /* Both change before either old one is released. */
+        PyObject *old_text = last_dtype_text;
+        PyArray_Descr *old = last_dtype;
+        last_dtype_text = Py_NewRef(obj);
+        Py_INCREF(descr);
+        last_dtype = descr;
+        Py_XDECREF(old_text);
+        Py_XDECREF(old);
+    }
+    return descr;
+}
+
+/* parse_dtype's work, uncached. */
+static PyArray_Descr *
+convert_dtype(PyObject *obj)
 {
     PyArray_Descr *descr = NULL;
     if (obj == NULL) {

@@ -396,14 +396,52 @@ buffer_deepcopy(PyArrayObject *self, PyObject *memo)
  * passes return_scalar; numpy 1 does not, and converts 0-d results itself.
  */
 static PyObject *
-buffer_array_wrap(PyObject *self, PyObject *args, PyObject *kwds)
+buffer_array_wrap(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
 {
-    static char *kwlist[] = {"array", "context", "return_scalar", NULL};
-    PyObject *arr, *context = Py_None, *return_scalar_arg = NULL;
+    /* (array, context=None, return_scalar=<absent>), by hand: numpy calls
+     * this on every ufunc result, and PyArg_ParseTupleAndKeywords was
+     * nine tenths of its time. */
+    static const char *const names[] = {"array", "context", "return_scalar"};
+    PyObject *given[3] = {NULL, NULL, NULL};
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|OO:__array_wrap__",
-                                     kwlist, &PyArray_Type, &arr, &context,
-                                     &return_scalar_arg)) {
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "__array_wrap__() takes at most 3 "
+                     "arguments (%zd given)", nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        given[i] = args[i];
+    }
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int found = -1;
+        for (int i = 0; i < 3 && found < 0; i++) {
+            if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0) {
+                found = i;
+            }
+        }
+        if (found < 0 || given[found] != NULL) {
+            PyErr_Format(PyExc_TypeError, found < 0
+                         ? "__array_wrap__() got an unexpected keyword "
+                           "argument '%U'"
+                         : "__array_wrap__() got multiple values for "
+                           "argument '%U'", name);
+            return NULL;
+        }
+        given[found] = args[nargs + k];
+    }
+    PyObject *arr = given[0], *return_scalar_arg = given[2];
+    if (arr == NULL) {
+        PyErr_SetString(PyExc_TypeError, "__array_wrap__() missing required "
+                        "argument 'array'");
+        return NULL;
+    }
+    if (!PyArray_Check(arr)) {
+        PyErr_Format(PyExc_TypeError, "__array_wrap__() argument 'array' "
+                     "must be numpy.ndarray, not %.200s",
+                     Py_TYPE(arr)->tp_name);
         return NULL;
     }
     /* numpy 1 does not pass it, and wants scalars for every 0-d result. */
@@ -472,7 +510,7 @@ static PyMethodDef buffer_methods[] = {
     {"__enter__", (PyCFunction)buffer_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)buffer_exit, METH_VARARGS, NULL},
     {"__array_wrap__", (PyCFunction)(void (*)(void))buffer_array_wrap,
-     METH_VARARGS | METH_KEYWORDS, NULL},
+     METH_FASTCALL | METH_KEYWORDS, NULL},
     {"__reduce__", (PyCFunction)buffer_reduce, METH_NOARGS, NULL},
     {"__reduce_ex__", (PyCFunction)buffer_reduce_ex, METH_O, NULL},
     {"__deepcopy__", (PyCFunction)buffer_deepcopy, METH_O, NULL},

@@ -132,5 +132,6 @@ extern const char pa_memory_check_doc[];
 
 /* bench.c */
 PyObject *pa_heap_bench(PyObject *module, PyObject *args);
+PyObject *pa_random_read_bench(PyObject *module, PyObject *args);
 
 #endif

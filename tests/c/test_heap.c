@@ -93,6 +93,73 @@ test_double_free_is_rejected(void)
 }
 
 static void
+test_free_by_handle_checks_the_handle(void)
+{
+    pa_heap *h;
+    uint64_t a, b, c;
+    uint32_t ha, hb, hc;
+    pa_heap_stats s;
+    CHECK_EQ(pa_heap_create(0, 1 * MiB, PAGE, &h), 0);
+    CHECK_EQ(pa_heap_alloc_block(h, PAGE, 0, 0, &a, &ha), 0);
+    CHECK_EQ(pa_heap_alloc_block(h, 3 * PAGE, 0, 0, &b, &hb), 0);
+    CHECK(ha != hb);
+    CHECK_EQ(pa_heap_free_block(h, hb, a), -EINVAL);   /* not its address */
+    CHECK_EQ(pa_heap_free_block(h, UINT32_MAX, a), -EINVAL);
+    CHECK_EQ(pa_heap_free_block(h, 1000000, a), -EINVAL);
+    CHECK_EQ(pa_heap_check(h), 0);
+    CHECK_EQ(pa_heap_free_block(h, ha, a), 0);
+    CHECK_EQ(pa_heap_free_block(h, ha, a), -EINVAL);   /* double free */
+    CHECK_EQ(pa_heap_free(h, a), -EINVAL);
+    CHECK_EQ(pa_heap_check(h), 0);
+    /* A free neighbour's record was merged away: its handle names no
+     * block now, whatever the address. */
+    CHECK_EQ(pa_heap_free_block(h, hb, b), 0);
+    CHECK_EQ(pa_heap_free_block(h, hb, b), -EINVAL);
+    CHECK_EQ(pa_heap_free_block(h, hb, 0), -EINVAL);
+    /* Handles and addresses mix: a block allocated by one API is freed by
+     * the other. */
+    CHECK_EQ(pa_heap_alloc(h, 2 * PAGE, 0, 0, &c), 0);
+    CHECK_EQ(pa_heap_free(h, c), 0);
+    CHECK_EQ(pa_heap_alloc_block(h, 2 * PAGE, 0, 0, &c, &hc), 0);
+    CHECK_EQ(pa_heap_free(h, c), 0);
+    CHECK_EQ(pa_heap_free_block(h, hc, c), -EINVAL);
+    pa_heap_get_stats(h, &s);
+    CHECK_EQ(s.used, 0);
+    CHECK_EQ(s.blocks, 0);
+    CHECK_EQ(s.free_blocks, 1);
+    CHECK(s.meta_bytes > 0);
+    CHECK_EQ(pa_heap_check(h), 0);
+    pa_heap_destroy(h);
+}
+
+static void
+test_find_sees_every_change(void)
+{
+    /* The address index is rebuilt after changes: a lookup never sees a
+     * block that is gone or misses one that is new. */
+    pa_heap *h;
+    uint64_t a, b, start, size;
+    uint32_t ha;
+    CHECK_EQ(pa_heap_create(0x1000000, 1 * MiB, PAGE, &h), 0);
+    CHECK_EQ(pa_heap_find(h, 0x1000000, &start, &size), -ENOENT);
+    CHECK_EQ(pa_heap_alloc_block(h, 2 * PAGE, 0, 0, &a, &ha), 0);
+    CHECK_EQ(pa_heap_find(h, a + PAGE, &start, &size), 0);
+    CHECK_EQ(start, a);
+    CHECK_EQ(size, 2 * PAGE);
+    CHECK_EQ(pa_heap_check(h), 0);              /* checks the index too */
+    CHECK_EQ(pa_heap_alloc(h, PAGE, 0, 0, &b), 0);
+    CHECK_EQ(pa_heap_find(h, b, &start, &size), 0);
+    CHECK_EQ(start, b);
+    CHECK_EQ(pa_heap_free_block(h, ha, a), 0);
+    CHECK_EQ(pa_heap_find(h, a, &start, &size), -ENOENT);
+    CHECK_EQ(pa_heap_find(h, a + 2 * PAGE - 1, &start, &size), -ENOENT);
+    CHECK_EQ(pa_heap_find(h, b + PAGE, &start, &size), -ENOENT);
+    CHECK_EQ(pa_heap_find(h, 0x1000000 - 1, &start, &size), -ENOENT);
+    CHECK_EQ(pa_heap_check(h), 0);
+    pa_heap_destroy(h);
+}
+
+static void
 test_limit_is_respected(void)
 {
     pa_heap *h;
@@ -124,12 +191,15 @@ test_free_coalesces_both_sides(void)
     }
     CHECK_EQ(pa_heap_alloc(h, PAGE, 0, 0, &a[0]) , -ENOMEM);
     CHECK_EQ(pa_heap_free(h, a[1]), 0);
+    CHECK_EQ(pa_heap_check(h), 0);      /* a[0] and a[2] see the gap */
     CHECK_EQ(pa_heap_free(h, a[3]), 0);
+    CHECK_EQ(pa_heap_check(h), 0);
     pa_heap_get_stats(h, &s);
     CHECK_EQ(s.largest_free, PAGE);
     CHECK_EQ(s.free_blocks, 2);
     CHECK_EQ(pa_heap_alloc(h, 2 * PAGE, 0, 0, &a[1]), -ENOMEM);
     CHECK_EQ(pa_heap_free(h, a[2]), 0);             /* joins 1..3 */
+    CHECK_EQ(pa_heap_check(h), 0);
     pa_heap_get_stats(h, &s);
     CHECK_EQ(s.largest_free, 3 * PAGE);
     CHECK_EQ(s.free_blocks, 1);
@@ -168,6 +238,7 @@ test_exact_fit_that_good_fit_skips(void)
 
 typedef struct interval {
     uint64_t start, size;
+    uint32_t handle;    /* UINT32_MAX: allocated by address */
 } interval;
 
 typedef struct model {
@@ -244,7 +315,10 @@ test_random_stress_against_model(void)
             uint64_t eff_align = align ? align : PAGE;
             uint64_t eff_size = pages * PAGE;
             uint64_t addr;
-            int rc = pa_heap_alloc(h, size, align, limit, &addr);
+            uint32_t handle = UINT32_MAX;
+            int rc = rnd() % 2 ? pa_heap_alloc(h, size, align, limit, &addr)
+                               : pa_heap_alloc_block(h, size, align, limit,
+                                                     &addr, &handle);
             int fits = model_fits(&m, base, base + total, eff_size, eff_align,
                                   limit ? limit : UINT64_MAX);
             if (rc == -ENOMEM) {
@@ -265,19 +339,38 @@ test_random_stress_against_model(void)
                 CHECK(i == 0 || m.live[i - 1].start + m.live[i - 1].size <= addr);
                 CHECK(i == m.n || addr + eff_size <= m.live[i].start);
                 memmove(&m.live[i + 1], &m.live[i], (m.n - i) * sizeof(interval));
-                m.live[i] = (interval){addr, eff_size};
+                m.live[i] = (interval){addr, eff_size, handle};
                 m.n++;
             }
         }
         else {
             size_t i = rnd() % m.n;
-            CHECK_EQ(pa_heap_free(h, m.live[i].start), 0);
+            if (m.live[i].handle == UINT32_MAX) {
+                CHECK_EQ(pa_heap_free(h, m.live[i].start), 0);
+            }
+            else {
+                CHECK_EQ(pa_heap_free_block(h, m.live[i].handle,
+                                            m.live[i].start), 0);
+            }
             memmove(&m.live[i], &m.live[i + 1], (m.n - i - 1) * sizeof(interval));
             m.n--;
         }
         if (pa_heap_check(h) != 0) {
             invariant_failures++;
             break;
+        }
+        if (op % 16 == 0) {
+            /* Device-side lookups agree with the model. */
+            uint64_t at = base + rnd() % total, start = 0, size = 0;
+            size_t i = model_lower_bound(&m, at + 1);
+            int inside = i > 0 && at - m.live[i - 1].start < m.live[i - 1].size;
+            int rc = pa_heap_find(h, at, &start, &size);
+            CHECK_EQ(rc, inside ? 0 : -ENOENT);
+            if (inside && (start != m.live[i - 1].start
+                           || size != m.live[i - 1].size)) {
+                CHECK(0);
+                break;
+            }
         }
         pa_heap_stats s;
         pa_heap_get_stats(h, &s);
@@ -291,7 +384,11 @@ test_random_stress_against_model(void)
 
     /* Freeing everything leaves one free block: full coalescing. */
     while (m.n > 0) {
-        CHECK_EQ(pa_heap_free(h, m.live[--m.n].start), 0);
+        m.n--;
+        CHECK_EQ(m.live[m.n].handle == UINT32_MAX
+                 ? pa_heap_free(h, m.live[m.n].start)
+                 : pa_heap_free_block(h, m.live[m.n].handle,
+                                      m.live[m.n].start), 0);
     }
     pa_heap_stats s;
     pa_heap_get_stats(h, &s);
@@ -331,6 +428,8 @@ main(void)
     RUN(test_alloc_rounds_aligns_and_reports);
     RUN(test_invalid_requests_change_nothing);
     RUN(test_double_free_is_rejected);
+    RUN(test_free_by_handle_checks_the_handle);
+    RUN(test_find_sees_every_change);
     RUN(test_limit_is_respected);
     RUN(test_free_coalesces_both_sides);
     RUN(test_exact_fit_that_good_fit_skips);

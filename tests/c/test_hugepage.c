@@ -74,6 +74,75 @@ test_real_huge_pages(void)
     pa_memory_close(m);
 }
 
+/* Releases a block for real: stats() gives back what the reuse cache
+ * holds. */
+static void
+release_now(pa_memory *m, pa_block *b)
+{
+    pa_stats s;
+    pa_memory_release(m, b);
+    pa_memory_stats(m, &s);
+}
+
+static void
+test_whole_pages_and_retired_ones(void)
+{
+    /* Blocks of whole huge pages come from the pool's own mapping; one
+     * that is retired while views hold it gives its pages back at once,
+     * and they are mapped elsewhere until the views' addresses are free,
+     * then home again. */
+    pa_memory *m = NULL;
+    pa_block b[4], again, back;
+    pa_stats st;
+    char err[256];
+    CHECK_EQ(pa_hugepage_open(NULL, 8 * MiB, 2 * MiB,
+                              "/sys/kernel/mm/hugepages", "/proc/self/pagemap",
+                              1, &m, err, sizeof(err)), 0);
+    if (m == NULL) {
+        return;
+    }
+    for (int i = 0; i < 4; i++) {       /* the whole pool */
+        CHECK_EQ(pa_memory_alloc(m, 2 * MiB, 0, 0, PA_ALLOC_CACHEABLE, &b[i]),
+                 0);
+        CHECK(physically_at(b[i].cpu, b[i].size, b[i].device_address));
+        memset(b[i].cpu, 0x10 + i, b[i].size);
+    }
+    char *views = b[0].cpu;
+    uint64_t at = b[0].device_address;
+    CHECK_EQ(pa_memory_retire(m, &b[0]), 0);
+    CHECK_EQ(views[0], 0);              /* anonymous memory now */
+    views[0] = 1;
+    CHECK_EQ(pa_memory_alloc(m, 2 * MiB, 0, 0, PA_ALLOC_CACHEABLE, &again),
+             0);
+    CHECK_EQ(again.device_address, at);
+    CHECK((char *)again.cpu != views);  /* the views keep their memory */
+    CHECK(physically_at(again.cpu, again.size, again.device_address));
+    CHECK_EQ(((char *)again.cpu)[0], 0);
+    ((char *)again.cpu)[1] = 7;
+    CHECK_EQ(views[0], 1);
+    CHECK_EQ(views[1], 0);
+    release_now(m, &again);
+    pa_memory_unmap_retired(&b[0]);     /* the last view is gone */
+    CHECK_EQ(pa_memory_alloc(m, 2 * MiB, 0, 0, PA_ALLOC_CACHEABLE, &back), 0);
+    CHECK_EQ(back.device_address, at);
+    CHECK((char *)back.cpu == views);   /* mapped home again */
+    CHECK(physically_at(back.cpu, back.size, back.device_address));
+    CHECK_EQ(((char *)back.cpu)[1], 0); /* zeroed */
+    release_now(m, &back);
+    /* Closing the memory leaves a retired block's views their memory. */
+    views = b[1].cpu;
+    CHECK_EQ(pa_memory_retire(m, &b[1]), 0);
+    release_now(m, &b[2]);
+    release_now(m, &b[3]);
+    pa_memory_stats(m, &st);
+    CHECK_EQ(st.used, 0);
+    CHECK_EQ(st.buffers, 0);
+    pa_memory_close(m);
+    views[0] = 3;
+    CHECK_EQ(views[0], 3);
+    pa_memory_unmap_retired(&b[1]);
+}
+
 static void
 test_bad_page_size(void)
 {
@@ -99,6 +168,7 @@ main(void)
         close(fd);
     }
     RUN(test_real_huge_pages);
+    RUN(test_whole_pages_and_retired_ones);
     RUN(test_bad_page_size);
     if (n > 0 && (fd = open(NR, O_WRONLY)) >= 0) {   /* put it back */
         if (write(fd, saved, (size_t)n) != n) {
