@@ -115,11 +115,22 @@ def _info(raw: Optional[Raw]) -> Optional[BufferInfo]:
 
 
 def hazards(raw: Sequence[Tuple[int, int, int, int, Any]]) -> List[Hazard]:
-    """The core's records as Hazards, by address (Memory.check())."""
-    found = [Hazard(KINDS[kind][0], block, start - block, end - block,
-                    _info(entry))
-             for kind, block, start, end, entry in raw]
-    return sorted(found, key=lambda h: (h.device_address, h.start, h.kind))
+    """The core's records as Hazards, by address, adjacent ranges of one
+    kind in one buffer merged (the core hands long lists over in parts)."""
+    found = sorted((Hazard(KINDS[kind][0], block, start - block, end - block,
+                           _info(entry))
+                    for kind, block, start, end, entry in raw),
+                   key=lambda h: (h.device_address, h.kind, h.start))
+    merged: List[Hazard] = []
+    for h in found:
+        last = merged[-1] if merged else None
+        if (last is not None and last.kind == h.kind
+                and last.device_address == h.device_address
+                and last.stop == h.start):
+            merged[-1] = last._replace(stop=h.stop)
+        else:
+            merged.append(h)
+    return sorted(merged, key=lambda h: (h.device_address, h.start, h.kind))
 
 
 def report(raw: Sequence[Tuple[int, int, int, int, Any]], lost: int,

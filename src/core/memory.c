@@ -191,7 +191,9 @@ static int
 must_zero(const pa_memory *m, unsigned flags)
 {
     return m->ops->zero != NULL
-           && (!(flags & PA_ALLOC_UNZEROED) || m->ops->always_zero);
+           && (!(flags & PA_ALLOC_UNZEROED)
+               || (m->ops->always_zero_cacheable
+                   && (flags & PA_ALLOC_CACHEABLE)));
 }
 
 /* Takes a cached block that satisfies the request (and, if inline_only,

@@ -62,10 +62,10 @@ typedef struct pa_backend_ops {
     /* What is allocated is known only to this process (a heap over a
      * pool), not to the kernel: a forked child cannot allocate. */
     int private_heap;
-    /* Zero every block, even where the caller asked for none
+    /* Zero every cacheable block, even where the caller asked for none
      * (PA_ALLOC_UNZEROED): the backend's zero op also resets its own
-     * record of the block. */
-    int always_zero;
+     * record of the block's cache lines. */
+    int always_zero_cacheable;
     /* size: a page multiple; align: a power of two >= the page size;
      * limit: the block must end at or below it (UINT64_MAX: none). */
     int (*alloc)(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,

@@ -59,8 +59,11 @@ bit(const uint64_t *bits, uint64_t i)
 static void
 set_bits(uint64_t *bits, uint64_t first, uint64_t count, int on)
 {
-    for (uint64_t i = first; i < first + count; i++) {
-        uint64_t mask = (uint64_t)1 << (i % 64);
+    for (uint64_t i = first, end = first + count, n; i < end; i += n) {
+        /* The bits of [i, end) that lie in word i / 64. */
+        n = 64 - i % 64 < end - i ? 64 - i % 64 : end - i;
+        uint64_t mask = (n == 64 ? ~(uint64_t)0
+                                 : (((uint64_t)1 << n) - 1)) << (i % 64);
         bits[i / 64] = on ? bits[i / 64] | mask : bits[i / 64] & ~mask;
     }
 }
@@ -438,33 +441,49 @@ sim_device_write(pa_memory *m, uint64_t addr, const void *src, uint64_t n)
     return 0;
 }
 
-void
-pa_sim_check(pa_memory *m, const pa_block *blk, int unflushed)
+/* Whether a hazard of `kind` at pool offset lo would be kept, not lost. */
+static int
+note_fits(int kind, const sim_state *s, const pa_block *blk, uint64_t lo)
 {
-    if (pa_sim_coherence(m) <= PA_COHERENCE_OFF || blk->coherent) {
-        return;
+    if (hazards.count < PA_HAZARDS_KEPT) {
+        return 1;
+    }
+    const pa_hazard *last = &hazards.kept[hazards.count - 1];
+    return last->kind == kind && last->block == blk->device_address
+           && last->end == s->base + lo;
+}
+
+uint64_t
+pa_sim_check(pa_memory *m, const pa_block *blk, int kind, uint64_t from)
+{
+    if (pa_sim_coherence(m) <= PA_COHERENCE_OFF || blk->coherent
+            || from >= blk->size) {
+        return blk->size;
     }
     sim_state *s = state_of(m);
     uint64_t lo = blk->device_address - s->base, hi = lo + blk->size;
+    uint64_t stop = hi;
     pthread_mutex_lock(&s->lock);
-    for (int pass = unflushed ? 0 : 1; pass < 2; pass++) {
-        for (uint64_t at = lo, end; at < hi; at = end) {
-            end = chunk_end(at, hi);
-            if (!chunk_busy(s, at, end)) {
-                continue;
+    for (uint64_t at = line_down(s, lo + from), end; at < stop; at = end) {
+        end = chunk_end(at, hi);
+        if (!chunk_busy(s, at, end)) {
+            continue;
+        }
+        for (uint64_t line = at; line < end; line += s->line) {
+            int found = kind == PA_HAZARD_UNFLUSHED
+                        ? line_dirty(s, line)
+                        : bit(s->written, line / s->line);
+            if (found && !note_fits(kind, s, blk, line)) {
+                stop = line;
+                break;
             }
-            for (uint64_t line = at; line < end; line += s->line) {
-                if (pass == 0 && line_dirty(s, line)) {
-                    note(PA_HAZARD_UNFLUSHED, s, blk, line, line + s->line);
-                }
-                else if (pass == 1 && bit(s->written, line / s->line)) {
-                    note(PA_HAZARD_UNINVALIDATED, s, blk, line,
-                         line + s->line);
-                }
+            if (found) {
+                note(kind, s, blk, line, line + s->line);
             }
         }
     }
     pthread_mutex_unlock(&s->lock);
+    return stop - lo;
 }
 
 static void
@@ -528,14 +547,14 @@ sim_fork_lock(pa_memory *m)
     return &state_of(m)->lock;
 }
 
-/* With tracking on, zeroing is also how a block starts clean in the
- * model, so every block is zeroed. */
+/* With tracking on, zeroing is also how a cacheable block starts clean in
+ * the model, so every cacheable block is zeroed. */
 #define SIM_OPS(tracked) { \
     .kind = "sim", \
     .reuse_blocks = 1, \
     .sync_calls_driver = 0, \
     .private_heap = 1, \
-    .always_zero = (tracked), \
+    .always_zero_cacheable = (tracked), \
     .alloc = sim_alloc, \
     .zero = sim_zero, \
     .free = sim_free, \

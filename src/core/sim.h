@@ -86,10 +86,13 @@ int pa_sim_hazards_pending(void);
  * room since the last take. */
 size_t pa_sim_take_hazards(pa_hazard *out, size_t cap, uint64_t *lost);
 
-/* Records blk's standing hazards for the calling thread: lines with CPU
- * writes never flushed (PA_HAZARD_UNFLUSHED, if `unflushed`) and lines
- * with device writes never invalidated (PA_HAZARD_UNINVALIDATED).  Does
- * nothing for coherent blocks or with tracking off. */
-void pa_sim_check(pa_memory *m, const pa_block *blk, int unflushed);
+/* Records blk's standing hazards of one kind for the calling thread, from
+ * byte offset `from` of the block on: PA_HAZARD_UNFLUSHED (lines with CPU
+ * writes never flushed) or PA_HAZARD_UNINVALIDATED (lines with device
+ * writes never invalidated).  Stops where the thread's record is full and
+ * returns the offset to go on from once it has been taken; blk->size when
+ * done.  Records nothing for coherent blocks or with tracking off. */
+uint64_t pa_sim_check(pa_memory *m, const pa_block *blk, int kind,
+                      uint64_t from);
 
 #endif

@@ -287,14 +287,14 @@ buffer_freebuffer(PyArrayObject *self, PyObject *unused)
     if (!returned) {
         AllocationObject *a = (AllocationObject *)base;
         /* Checked first, reported after: the memory goes back anyway. */
-        if (!a->freed && !a->blk.coherent) {
-            pa_sim_check(a->memory->mem, &a->blk, 0);
-        }
-        if (pa_allocation_free(a) != 0) {
-            pa_sim_take_hazards(NULL, 0, NULL);     /* the error comes first */
+        int check = !a->freed && !a->blk.coherent
+                    && pa_sim_coherence(a->memory->mem) > 0;
+        PyObject *hazards = check ? pa_coherence_uninvalidated(a) : NULL;
+        if ((check && hazards == NULL) || pa_allocation_free(a) != 0) {
+            Py_XDECREF(hazards);
             return NULL;
         }
-        if (pa_coherence_report(a->memory) != 0) {
+        if (check && pa_coherence_report_list(a, hazards) != 0) {
             return NULL;
         }
     }

@@ -74,20 +74,13 @@ call_coherence(const char *function, PyObject *args)
     return r;
 }
 
-int
-pa_coherence_report(MemoryObject *m)
+/* Warns of or raises the hazards in list (stolen), as m's mode says. */
+static int
+report_list(MemoryObject *m, PyObject *list, uint64_t lost)
 {
-    if (!pa_coherence_pending()) {
-        return 0;
-    }
-    uint64_t lost = 0;
-    int collecting = PyGC_Disable();     /* see pa_memory_check */
-    PyObject *list = take_hazards(m, NULL, &lost);
-    if (collecting) {
-        PyGC_Enable();
-    }
     int mode = pa_sim_coherence(m->mem);
-    if (list == NULL || mode <= PA_COHERENCE_OFF) {
+    if (list == NULL || mode <= PA_COHERENCE_OFF
+            || (PyList_GET_SIZE(list) == 0 && lost == 0)) {
         Py_XDECREF(list);
         return list == NULL ? -1 : 0;
     }
@@ -98,6 +91,66 @@ pa_coherence_report(MemoryObject *m)
     return r == NULL ? -1 : 0;
 }
 
+int
+pa_coherence_report(MemoryObject *m)
+{
+    if (!pa_coherence_pending()) {
+        return 0;
+    }
+    uint64_t lost = 0;
+    int collecting = PyGC_Disable();     /* see standing() */
+    PyObject *list = take_hazards(m, NULL, &lost);
+    if (collecting) {
+        PyGC_Enable();
+    }
+    return report_list(m, list, lost);
+}
+
+/* Appends a's standing hazards of `kind` to list, all of them (the core
+ * hands them over a record at a time).  0, or -1 with an error.  The
+ * caller keeps the collector off: see pa_memory_check. */
+static int
+standing(AllocationObject *a, int kind, PyObject *list)
+{
+    pa_memory *mem = a->memory->mem;
+    for (uint64_t from = 0; from < a->blk.size;) {
+        from = pa_sim_check(mem, &a->blk, kind, from);
+        PyObject *more = take_hazards(a->memory, a, NULL);
+        int rc = more == NULL ? -1 : PyList_SetSlice(
+            list, PyList_GET_SIZE(list), PyList_GET_SIZE(list), more);
+        Py_XDECREF(more);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyObject *
+pa_coherence_uninvalidated(AllocationObject *a)
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL || a->blk.coherent || a->retired
+            || pa_sim_coherence(a->memory->mem) <= 0) {
+        return list;
+    }
+    int collecting = PyGC_Disable();
+    int rc = standing(a, PA_HAZARD_UNINVALIDATED, list);
+    if (collecting) {
+        PyGC_Enable();
+    }
+    if (rc < 0) {
+        Py_CLEAR(list);
+    }
+    return list;
+}
+
+int
+pa_coherence_report_list(AllocationObject *a, PyObject *list)
+{
+    return report_list(a->memory, list, 0);
+}
+
 void
 pa_coherence_at_release(AllocationObject *a)
 {
@@ -105,15 +158,12 @@ pa_coherence_at_release(AllocationObject *a)
     if (a->blk.coherent || a->retired || pa_sim_coherence(m->mem) <= 0) {
         return;
     }
-    pa_sim_check(m->mem, &a->blk, 0);
-    if (!pa_coherence_pending()) {
-        return;
-    }
     /* Called from a dealloc: whatever is raised in here is dropped. */
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
-    PyObject *list = take_hazards(m, a, NULL);
-    if (list != NULL && m->released_hazards == NULL) {
+    PyObject *list = pa_coherence_uninvalidated(a);
+    if (list != NULL && PyList_GET_SIZE(list) > 0
+            && m->released_hazards == NULL) {
         m->released_hazards = PyList_New(0);
     }
     Py_ssize_t room = m->released_hazards == NULL ? 0
@@ -156,8 +206,7 @@ pa_memory_check(MemoryObject *m, PyObject *unused)
         return all == NULL ? NULL
                            : call_coherence("hazards", Py_BuildValue("(N)", all));
     }
-    /* Taken block by block: one thread's record holds a few ranges.  No
-     * collection meanwhile: one could free Allocations of the list. */
+    /* No collection meanwhile: one could free Allocations of the list. */
     int collecting = PyGC_Disable();
     int rc = 0;
     for (PyObject *p = m->allocations; rc == 0 && p != NULL;
@@ -166,11 +215,10 @@ pa_memory_check(MemoryObject *m, PyObject *unused)
         if (a->retired || a->blk.coherent) {
             continue;
         }
-        pa_sim_check(m->mem, &a->blk, 1);
-        PyObject *list = take_hazards(m, a, NULL);
-        rc = list == NULL ? -1 : PyList_SetSlice(
-            all, PyList_GET_SIZE(all), PyList_GET_SIZE(all), list);
-        Py_XDECREF(list);
+        rc = standing(a, PA_HAZARD_UNFLUSHED, all);
+        if (rc == 0) {
+            rc = standing(a, PA_HAZARD_UNINVALIDATED, all);
+        }
     }
     if (collecting) {
         PyGC_Enable();

@@ -123,6 +123,11 @@ int pa_buffer_type_ready(void);
 /* Warns of or raises the calling thread's hazards, as m's mode says; also
  * when nothing is pending, 0.  0, or -1 with an exception. */
 int pa_coherence_report(MemoryObject *m);
+/* a's device writes never invalidated, as a list for report_list (empty
+ * off the sim), or NULL with an error. */
+PyObject *pa_coherence_uninvalidated(AllocationObject *a);
+/* Warns of or raises the hazards of such a list (stolen); 0 or -1. */
+int pa_coherence_report_list(AllocationObject *a, PyObject *list);
 /* Release by the last reference: keeps them for Memory.check() instead
  * (nothing may be raised there).  Never fails. */
 void pa_coherence_at_release(AllocationObject *a);

@@ -60,6 +60,21 @@ is(size_t i, int kind, const pa_block *b, uint64_t lo, uint64_t hi)
     return 1;
 }
 
+/* Records b's standing hazards, CPU writes (if unflushed) then device
+ * writes, as far as one record holds. */
+static void
+check(pa_memory *m, const pa_block *b, int unflushed)
+{
+    uint64_t from = 0;
+    if (unflushed) {
+        from = pa_sim_check(m, b, PA_HAZARD_UNFLUSHED, 0);
+        if (from < b->size) {
+            return;             /* the record is full */
+        }
+    }
+    pa_sim_check(m, b, PA_HAZARD_UNINVALIDATED, 0);
+}
+
 static uint8_t
 device_byte(pa_memory *m, const pa_block *b, uint64_t at)
 {
@@ -98,7 +113,7 @@ test_flush_leaves_clean_lines_alone(void)
     CHECK_EQ(pa_memory_invalidate(m, &b, 0, b.size), 0);
     CHECK_EQ(cpu[PAGE], 7);
     CHECK_EQ(cpu[0], 2);
-    pa_sim_check(m, &b, 1);
+    check(m, &b, 1);
     take();
     CHECK_EQ(ngot, 0);
     pa_memory_release(m, &b);
@@ -186,7 +201,7 @@ test_invalidate_discards_dirty_interior_lines(void)
     CHECK(is(0, PA_HAZARD_DISCARDED, &b, 64, 128));
     CHECK_EQ(cpu[64], 8);                   /* the CPU's write is lost */
     CHECK_EQ(cpu[511], 8);
-    pa_sim_check(m, &b, 1);
+    check(m, &b, 1);
     take();
     CHECK_EQ(ngot, 0);
     pa_memory_release(m, &b);
@@ -240,18 +255,18 @@ test_check_lists_standing_hazards(void)
     memset(cpu + 64, 1, 128);
     device_fill(m, &b, PAGE, 100, 2);
     take();
-    pa_sim_check(m, &b, 1);
+    check(m, &b, 1);
     take();
     CHECK_EQ(ngot, 2);
     CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, 64, 192));
     CHECK(is(1, PA_HAZARD_UNINVALIDATED, &b, PAGE, PAGE + 128));
-    pa_sim_check(m, &b, 0);             /* device writes only */
+    check(m, &b, 0);                    /* device writes only */
     take();
     CHECK_EQ(ngot, 1);
     CHECK(is(0, PA_HAZARD_UNINVALIDATED, &b, PAGE, PAGE + 128));
     CHECK_EQ(pa_memory_flush(m, &b, 0, PAGE), 0);
     CHECK_EQ(pa_memory_invalidate(m, &b, PAGE, PAGE), 0);
-    pa_sim_check(m, &b, 1);
+    check(m, &b, 1);
     take();
     CHECK_EQ(ngot, 0);
     pa_memory_release(m, &b);
@@ -266,7 +281,7 @@ test_line_size_option(void)
     CHECK_EQ(pa_sim_coherence(m), PA_COHERENCE_WARN);
     pa_block b = cached_block(m, PAGE);
     ((uint8_t *)b.cpu)[300] = 1;
-    pa_sim_check(m, &b, 1);
+    check(m, &b, 1);
     take();
     CHECK_EQ(ngot, 1);
     CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, 256, 512));
@@ -297,7 +312,7 @@ test_tracking_off(void)
     CHECK_EQ(device_byte(m, &b, 7), 0);
     CHECK_EQ(device_byte(m, &b, 8), 0xAB);
     CHECK_EQ(device_byte(m, &b, 24), 0);
-    pa_sim_check(m, &b, 1);
+    check(m, &b, 1);
     take();
     CHECK_EQ(ngot, 0);
     pa_memory_release(m, &b);
@@ -326,7 +341,7 @@ test_uncached_blocks_have_no_hazards(void)
     pa_block again = cached_block(m, 2 * PAGE);
     CHECK(again.device_address <= addr
           && addr < again.device_address + again.size);
-    pa_sim_check(m, &again, 1);
+    check(m, &again, 1);
     take();
     CHECK_EQ(ngot, 0);
     pa_memory_release(m, &again);
@@ -349,7 +364,7 @@ test_unzeroed_blocks_start_clean(void)
                              PA_ALLOC_CACHEABLE | PA_ALLOC_UNZEROED, &b), 0);
     CHECK_EQ(b.device_address, addr);
     CHECK_EQ(((uint8_t *)b.cpu)[5], 0);
-    pa_sim_check(m, &b, 1);
+    check(m, &b, 1);
     take();
     CHECK_EQ(ngot, 0);
     pa_memory_release(m, &b);
@@ -365,14 +380,27 @@ test_hazards_merge_and_overflow(void)
     for (uint64_t at = 0; at < PAGE; at += 128) {
         cpu[at] = 1;            /* every other line dirty: 32 ranges */
     }
-    pa_sim_check(m, &b, 1);
+    /* A check stops where the record is full, and goes on from there. */
+    uint64_t from = pa_sim_check(m, &b, PA_HAZARD_UNFLUSHED, 0);
+    CHECK_EQ(from, PA_HAZARDS_KEPT * 128);
+    take();
+    CHECK_EQ(ngot, PA_HAZARDS_KEPT);
+    CHECK(is(PA_HAZARDS_KEPT - 1, PA_HAZARD_UNFLUSHED, &b, from - 128,
+             from - 64));
+    CHECK_EQ(pa_sim_check(m, &b, PA_HAZARD_UNFLUSHED, from), PAGE);
+    take();
+    CHECK_EQ(ngot, PAGE / 128 - PA_HAZARDS_KEPT);
+    CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, from, from + 64));
+    /* Operations that find more than a record holds count the rest. */
+    uint8_t dev[PAGE];
+    CHECK_EQ(pa_memory_device_read(m, b.device_address, dev, PAGE), 0);
     uint64_t lost = 0;
     ngot = pa_sim_take_hazards(got, PA_HAZARDS_KEPT, &lost);
     CHECK_EQ(ngot, PA_HAZARDS_KEPT);
     CHECK_EQ(lost, PAGE / 128 - PA_HAZARDS_KEPT);
     CHECK(!pa_sim_hazards_pending());
     memset(cpu, 1, PAGE);       /* one run of dirty lines: one record */
-    pa_sim_check(m, &b, 1);
+    CHECK_EQ(pa_sim_check(m, &b, PA_HAZARD_UNFLUSHED, 0), PAGE);
     take();
     CHECK_EQ(ngot, 1);
     CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, 0, PAGE));
