@@ -215,6 +215,14 @@ def main():
                            "np.empty(64 << 20, 'u1')[:] = 1", env, 3, rounds=7)
     report("sim: allocate 64 MiB then fill", ours, theirs,
            "np.empty then fill", 1.3)
+    # Its floor: the sim's memory is shared with forked children, as device
+    # memory is, so it is shmem, whose pages are 4 KiB where the kernel's
+    # shmem_enabled is 'never' (numpy's are transparent huge pages).
+    env["mmap"] = mmap
+    ours, theirs = pair_ns("np.frombuffer(mmap.mmap(-1, 64 << 20), 'u1')[:] = 1",
+                           "np.empty(64 << 20, 'u1')[:] = 1", env, 3, rounds=7)
+    report("  floor: shared memory, map then fill", ours, theirs,
+           "np.empty then fill")
 
     # A mix of 64 sizes, 256 B to 4 MiB, allocated and released in turn.
     env["sizes"] = [int(s) for s in np.geomspace(256, 4 << 20, 64)]
@@ -245,16 +253,31 @@ def main():
     ours, theirs = pair_ns("coherent.flush()", "arr.nbytes", env, 200_000)
     report("flush(), coherent buffer", ours, theirs, "ndarray.nbytes")
 
-    # flush() of 64 MiB of non-coherent memory: a copy to the device side,
-    # warm (both sides' pages are in place after the first round).  The
-    # sim tracks no coherence state per line (there is no such model yet).
-    env["big"] = allocate(64 << 20, "u1", mem, cacheable=True)
-    env["big"][:] = 1
+    # flush() of 64 MiB of non-coherent memory, warm (both sides' pages
+    # are in place after the first round), with the sim's plain model and
+    # with its cache-line model; then with a line of every page dirty, and
+    # invalidate().
     env["src"] = np.ones(64 << 20, "u1")
     env["dst"] = np.empty(64 << 20, "u1")
-    ours, theirs = pair_ns("big.flush()", "np.copyto(dst, src)", env, 4,
+    plain = open_memory("sim", size=128 << 20, coherence="off")
+    for name, memory, target in (("coherence='off'", plain, 1.1),
+                                 ("line model", mem, 1.5)):
+        env["big"] = allocate(64 << 20, "u1", memory, cacheable=True)
+        env["big"][:] = 1
+        env["big"].flush()
+        ours, theirs = pair_ns("big.flush()", "np.copyto(dst, src)", env, 4,
+                               rounds=7)
+        report(f"sim: warm flush() 64 MiB, {name}", ours, theirs,
+               "np.copyto 64 MiB", target)
+    ours, theirs = pair_ns("big[::4096] += 1; big.flush()",
+                           "src[::4096] += 1; np.copyto(dst, src)", env, 4,
                            rounds=7)
-    report("sim: warm flush() 64 MiB", ours, theirs, "np.copyto 64 MiB", 1.1)
+    report("  a line of each page dirty", ours, theirs, "the same, np.copyto",
+           1.5)
+    ours, theirs = pair_ns("big.invalidate()", "np.copyto(dst, src)", env, 4,
+                           rounds=7)
+    report("  invalidate() 64 MiB, line model", ours, theirs,
+           "np.copyto 64 MiB", 1.5)
     del env["big"], env["src"], env["dst"]
 
     heap_row()

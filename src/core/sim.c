@@ -453,6 +453,20 @@ note_fits(int kind, const sim_state *s, const pa_block *blk, uint64_t lo)
            && last->end == s->base + lo;
 }
 
+int
+pa_sim_has_device_writes(pa_memory *m, const pa_block *blk)
+{
+    if (blk->coherent || pa_sim_coherence(m) <= PA_COHERENCE_OFF) {
+        return 0;
+    }
+    sim_state *s = state_of(m);
+    pthread_mutex_lock(&s->lock);
+    int any = any_bit(s->written, (blk->device_address - s->base) / s->line,
+                      blk->size / s->line);
+    pthread_mutex_unlock(&s->lock);
+    return any;
+}
+
 uint64_t
 pa_sim_check(pa_memory *m, const pa_block *blk, int kind, uint64_t from)
 {
@@ -466,7 +480,10 @@ pa_sim_check(pa_memory *m, const pa_block *blk, int kind, uint64_t from)
     pthread_mutex_lock(&s->lock);
     for (uint64_t at = line_down(s, lo + from), end; at < stop; at = end) {
         end = chunk_end(at, hi);
-        if (!chunk_busy(s, at, end)) {
+        int busy = kind == PA_HAZARD_UNFLUSHED
+                   ? chunk_busy(s, at, end)
+                   : any_bit(s->written, at / s->line, (end - at) / s->line);
+        if (!busy) {
             continue;
         }
         for (uint64_t line = at; line < end; line += s->line) {

@@ -86,6 +86,11 @@ int pa_sim_hazards_pending(void);
  * room since the last take. */
 size_t pa_sim_take_hazards(pa_hazard *out, size_t cap, uint64_t *lost);
 
+/* Whether the device has written lines of blk that the CPU has not
+ * invalidated since (0 for coherent blocks or with tracking off): cheap,
+ * a look at a bitmap. */
+int pa_sim_has_device_writes(pa_memory *m, const pa_block *blk);
+
 /* Records blk's standing hazards of one kind for the calling thread, from
  * byte offset `from` of the block on: PA_HAZARD_UNFLUSHED (lines with CPU
  * writes never flushed) or PA_HAZARD_UNINVALIDATED (lines with device

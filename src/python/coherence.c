@@ -106,24 +106,23 @@ pa_coherence_report(MemoryObject *m)
     return report_list(m, list, lost);
 }
 
-/* Appends a's standing hazards of `kind` to list, all of them (the core
- * hands them over a record at a time).  0, or -1 with an error.  The
- * caller keeps the collector off: see pa_memory_check. */
+/* Appends a's standing hazards of `kind` to list, all of them: those the
+ * core holds for this thread now, which it found checking up to byte
+ * `from`, then the rest, a record at a time.  0, or -1 with an error.
+ * The caller keeps the collector off: see pa_memory_check. */
 static int
-standing(AllocationObject *a, int kind, PyObject *list)
+standing(AllocationObject *a, int kind, PyObject *list, uint64_t from)
 {
-    pa_memory *mem = a->memory->mem;
-    for (uint64_t from = 0; from < a->blk.size;) {
-        from = pa_sim_check(mem, &a->blk, kind, from);
+    for (;;) {
         PyObject *more = take_hazards(a->memory, a, NULL);
         int rc = more == NULL ? -1 : PyList_SetSlice(
             list, PyList_GET_SIZE(list), PyList_GET_SIZE(list), more);
         Py_XDECREF(more);
-        if (rc < 0) {
-            return -1;
+        if (rc < 0 || from >= a->blk.size) {
+            return rc;
         }
+        from = pa_sim_check(a->memory->mem, &a->blk, kind, from);
     }
-    return 0;
 }
 
 PyObject *
@@ -134,8 +133,14 @@ pa_coherence_uninvalidated(AllocationObject *a)
             || pa_sim_coherence(a->memory->mem) <= 0) {
         return list;
     }
+    /* Most buffers have none: find that out before making objects. */
+    uint64_t from = pa_sim_check(a->memory->mem, &a->blk,
+                                 PA_HAZARD_UNINVALIDATED, 0);
+    if (from == a->blk.size && !pa_coherence_pending()) {
+        return list;
+    }
     int collecting = PyGC_Disable();
-    int rc = standing(a, PA_HAZARD_UNINVALIDATED, list);
+    int rc = standing(a, PA_HAZARD_UNINVALIDATED, list, from);
     if (collecting) {
         PyGC_Enable();
     }
@@ -155,7 +160,7 @@ void
 pa_coherence_at_release(AllocationObject *a)
 {
     MemoryObject *m = a->memory;
-    if (a->blk.coherent || a->retired || pa_sim_coherence(m->mem) <= 0) {
+    if (a->retired || !pa_sim_has_device_writes(m->mem, &a->blk)) {
         return;
     }
     /* Called from a dealloc: whatever is raised in here is dropped. */
@@ -215,9 +220,9 @@ pa_memory_check(MemoryObject *m, PyObject *unused)
         if (a->retired || a->blk.coherent) {
             continue;
         }
-        rc = standing(a, PA_HAZARD_UNFLUSHED, all);
+        rc = standing(a, PA_HAZARD_UNFLUSHED, all, 0);
         if (rc == 0) {
-            rc = standing(a, PA_HAZARD_UNINVALIDATED, all);
+            rc = standing(a, PA_HAZARD_UNINVALIDATED, all, 0);
         }
     }
     if (collecting) {

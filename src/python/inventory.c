@@ -161,10 +161,10 @@ pa_inventory_root_gone(PyObject *buffer)
     e->root = NULL;
     AllocationObject *a = (AllocationObject *)base;
     if (Py_REFCNT(base) > 1
-            || (!a->blk.coherent && pa_sim_coherence(a->memory->mem) > 0)) {
+            || pa_sim_has_device_writes(a->memory->mem, &a->blk)) {
         /* Something else keeps the Allocation (a frame cache's `pointer`),
-         * or its release may have coherence hazards to describe: keep what
-         * the listing reports.  PyMem_Malloc sets no exception, which
+         * or its release has coherence hazards to describe: keep what the
+         * listing reports.  PyMem_Malloc sets no exception, which
          * matters in a dealloc. */
         int nd = PyArray_NDIM(arr);
         e->dims = PyMem_Malloc(sizeof(npy_intp) * (size_t)(nd > 0 ? nd : 1));
