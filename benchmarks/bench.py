@@ -238,6 +238,12 @@ def main():
     env["arr"] = np.empty(4096, "u4")
     ours, theirs = pair_ns("buf[1:100]", "arr[1:100]", env, 200_000)
     report("buf[1:100]", ours, theirs, "ndarray[1:100]", 1.2)
+    # Its floor: any subclass of ndarray, even an empty one written in
+    # Python, takes numpy's subclass path for each view.
+    env["sub"] = env["arr"].view(type("Subclass", (np.ndarray,), {}))
+    ours, theirs = pair_ns("sub[1:100]", "arr[1:100]", env, 200_000)
+    report("  floor: class S(np.ndarray): pass", ours, theirs,
+           "ndarray[1:100]")
 
     # device_address of a view, against a trivial computed numpy attribute
     # (numpy's own ways to a data pointer, .ctypes.data and
