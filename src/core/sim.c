@@ -322,7 +322,16 @@ zero_range(const pa_sys *sys, int fd, uint8_t *pool, uint64_t at,
            uint64_t len)
 {
     if (len <= PA_ZERO_INLINE_BYTES) {
-        memset(pool + at, 0, len);
+        /* Reading is cheaper than writing, and a buffer given back
+         * unwritten (or a line in, for one that was) is still zero: a
+         * block is zero if its first 16 bytes are and each byte equals
+         * the one 16 bytes on. */
+        uint8_t *p = pool + at;
+        static const uint8_t zeros[16];
+        if (len < 16 || memcmp(p, zeros, 16) != 0
+                || memcmp(p, p + 16, len - 16) != 0) {
+            memset(p, 0, len);
+        }
         return 0;
     }
     return sys->fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
