@@ -18,6 +18,7 @@
 #include "glue.h"
 #include "heap.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -27,6 +28,12 @@
 static int
 thp_off(void)
 {
+#ifdef M_MMAP_THRESHOLD
+    /* Large blocks in fresh mappings, which the setting reaches: glibc
+     * otherwise serves them, after a first one is freed, from its heap,
+     * whose pages may have come huge before. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
     int was = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
     prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
     return was;
