@@ -14,34 +14,16 @@
  * memory it hands out, which pa_heap must not (device memory), and it
  * touches that memory (one page per live block here).
  */
-#include "heap.h"
+#include "heap_workload.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <time.h>
 
 #define PAGE 4096u
-#define SPAN 16u                /* blocks of 1..SPAN pages */
+#define SPAN 16u                /* blocks of 1..SPAN pages, as the workload */
 #define OPS 500000
 #define ROUNDS 5
-
-static uint64_t
-splitmix(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double
-now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
 
 static void
 die(const char *what)
@@ -50,66 +32,17 @@ die(const char *what)
     exit(1);
 }
 
-/* A live block, in 8 bytes (the first page's number and the handle), so
- * that the harness's own table is no larger than malloc's pointers. */
-typedef struct held {
-    uint32_t page;
-    uint32_t handle;
-} held;
-
-static int
-take(pa_heap *h, uint64_t size, held *b)
-{
-    uint64_t addr;
-    int rc = pa_heap_alloc_block(h, size, 0, 0, &addr, &b->handle);
-    b->page = (uint32_t)(addr / PAGE);
-    return rc;
-}
-
-/*
- * ns per free+alloc with `live` blocks in pa_heap; *meta: its bookkeeping.
- * With `ahead`, the harness fetches its own table entry for the next
- * victim one operation early: the harness's random read of its 1.6 MB
- * table then no longer counts, and the heap's work on successive
- * operations may overlap.  That shows what of the extra cost is the
- * harness's; bench.py's figure is the plain one.
- */
+/* ns per free+alloc with `live` blocks in pa_heap; *meta: its bookkeeping.
+ * With `ahead` the harness's own random read no longer counts, which
+ * shows what of the extra cost is the harness's; bench.py's figure is the
+ * plain one. */
 static double
 run_heap(uint32_t live, uint64_t seed, int ahead, uint64_t *meta)
 {
-    pa_heap *h;
-    held *b = malloc(live * sizeof(held));
-    if (b == NULL || pa_heap_create(0, 4ull * SPAN * PAGE * live, PAGE, &h)) {
-        die("out of memory");
+    double ns;
+    if (pa_heap_workload(live, OPS, seed, ahead, &ns, meta) != 0) {
+        die("the heap refused a request sized to fit, or broke");
     }
-    for (uint32_t i = 0; i < live; i++) {
-        if (take(h, (1 + splitmix(&seed) % SPAN) * PAGE, &b[i]) != 0) {
-            die("the heap refused a request sized to fit");
-        }
-    }
-    double t0 = now_ns();
-    uint64_t next = splitmix(&seed);
-    for (int i = 0; i < OPS; i++) {
-        uint64_t r = next;
-        held *v = &b[r % live];
-        next = splitmix(&seed);
-        if (ahead) {
-            __builtin_prefetch(&b[next % live]);
-        }
-        if (pa_heap_free_block(h, v->handle, (uint64_t)v->page * PAGE) != 0
-                || take(h, (1 + (r >> 32) % SPAN) * PAGE, v) != 0) {
-            die("the heap refused a request sized to fit");
-        }
-    }
-    double ns = (now_ns() - t0) / OPS;
-    pa_heap_stats s;
-    pa_heap_get_stats(h, &s);
-    *meta = s.meta_bytes;
-    if (pa_heap_check(h) != 0) {
-        die("the heap's invariants broke");
-    }
-    pa_heap_destroy(h);
-    free(b);
     return ns;
 }
 
@@ -122,20 +55,20 @@ run_malloc(uint32_t live, uint64_t seed)
         die("out of memory");
     }
     for (uint32_t i = 0; i < live; i++) {
-        if ((b[i] = malloc((1 + splitmix(&seed) % SPAN) * PAGE)) == NULL) {
+        if ((b[i] = malloc((1 + pa_splitmix(&seed) % SPAN) * PAGE)) == NULL) {
             die("malloc failed");
         }
     }
-    double t0 = now_ns();
+    double t0 = pa_now_ns();
     for (int i = 0; i < OPS; i++) {
-        uint64_t r = splitmix(&seed);
+        uint64_t r = pa_splitmix(&seed);
         void **v = &b[r % live];
         free(*v);
         if ((*v = malloc((1 + (r >> 32) % SPAN) * PAGE)) == NULL) {
             die("malloc failed");
         }
     }
-    double ns = (now_ns() - t0) / OPS;
+    double ns = (pa_now_ns() - t0) / OPS;
     for (uint32_t i = 0; i < live; i++) {
         free(b[i]);
     }
@@ -143,37 +76,13 @@ run_malloc(uint32_t live, uint64_t seed)
     return ns;
 }
 
-/* ns per dependent read at a random 64-byte line of nbytes (one random
- * cycle through every line: Sattolo's shuffle). */
 static double
 random_read(uint64_t nbytes, uint64_t seed)
 {
-    size_t lines = (size_t)(nbytes / 64), reads = 2000000;
-    uint64_t *line = malloc(lines * 64);
-    if (lines < 2 || line == NULL) {
+    double ns;
+    if (pa_random_read(nbytes, 2000000, seed, &ns) != 0) {
         die("out of memory");
     }
-    for (size_t i = 0; i < lines; i++) {
-        line[i * 8] = i;
-    }
-    for (size_t i = lines - 1; i > 0; i--) {
-        size_t j = (size_t)(splitmix(&seed) % i);
-        uint64_t t = line[i * 8];
-        line[i * 8] = line[j * 8];
-        line[j * 8] = t;
-    }
-    uint64_t at = 0;
-    for (size_t i = 0; i < lines; i++) {
-        at = line[at * 8];
-    }
-    double t0 = now_ns();
-    for (size_t i = 0; i < reads; i++) {
-        at = line[at * 8];
-    }
-    double ns = (now_ns() - t0) / (double)reads;
-    volatile uint64_t sink = at;
-    (void)sink;
-    free(line);
     return ns;
 }
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import pynq_alloc
+from fake_devices import make_xlnk
 from helpers import byte_span
 from pynq_alloc import (CoherenceError, CoherenceWarning, Hazard, allocate,
                         open_memory)
@@ -165,7 +166,8 @@ def test_off_tracks_nothing_and_copies_whole_spans():
     assert mem.check() == []
 
 
-def test_uncached_buffers_and_other_memories_have_no_hazards(strict, tmp_path):
+def test_uncached_buffers_and_other_memories_have_no_hazards(
+        strict, tmp_path, libcma, monkeypatch):
     b = allocate(64, "u1", target=strict)   # uncached: one copy
     b[:] = 1
     strict.device_write(b.device_address, bytes(8))
@@ -174,6 +176,17 @@ def test_uncached_buffers_and_other_memories_have_no_hazards(strict, tmp_path):
     b.invalidate()
     b.freebuffer()
     assert strict.check() == []
+    # A board backend (xlnk over its stand-in libcma) tracks nothing.
+    library, _ = make_xlnk(str(tmp_path), libcma[0], monkeypatch)
+    board = open_memory("xlnk", library=library)
+    assert board.coherence is None
+    c = allocate(64, "u1", target=board, cacheable=True)
+    c[:] = 2                                # never flushed: not tracked
+    assert board.check() == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c.invalidate()
+        c.freebuffer()
 
 
 def test_options_are_checked():

@@ -412,8 +412,11 @@ find_block(sim_state *s, uint64_t addr, uint64_t n, pa_block *blk)
     return 0;
 }
 
+/* The device reads [addr, addr + n) into out, or writes it from in: a
+ * bus error unless the range lies in one block; hazards of a cacheable
+ * block's lines are recorded first. */
 static int
-sim_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n)
+device_io(pa_memory *m, uint64_t addr, uint64_t n, void *out, const void *in)
 {
     sim_state *s = state_of(m);
     pa_block blk;
@@ -424,30 +427,30 @@ sim_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n)
     uint64_t at = addr - s->base;
     pthread_mutex_lock(&s->lock);
     if (n > 0 && tracking(s) && in_cacheable_block(s, at)) {
-        device_access(s, &blk, at, at + n, PA_HAZARD_UNFLUSHED_READ, 0);
+        device_access(s, &blk, at, at + n,
+                      in != NULL ? PA_HAZARD_WRITE_UNDER_DIRTY
+                                 : PA_HAZARD_UNFLUSHED_READ, in != NULL);
     }
-    memcpy(dst, s->device + at, n);
+    if (in != NULL) {
+        memcpy(s->device + at, in, n);
+    }
+    else {
+        memcpy(out, s->device + at, n);
+    }
     pthread_mutex_unlock(&s->lock);
     return 0;
 }
 
 static int
+sim_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n)
+{
+    return device_io(m, addr, n, dst, NULL);
+}
+
+static int
 sim_device_write(pa_memory *m, uint64_t addr, const void *src, uint64_t n)
 {
-    sim_state *s = state_of(m);
-    pa_block blk;
-    int rc = find_block(s, addr, n, &blk);
-    if (rc != 0) {
-        return rc;
-    }
-    uint64_t at = addr - s->base;
-    pthread_mutex_lock(&s->lock);
-    if (n > 0 && tracking(s) && in_cacheable_block(s, at)) {
-        device_access(s, &blk, at, at + n, PA_HAZARD_WRITE_UNDER_DIRTY, 1);
-    }
-    memcpy(s->device + at, src, n);
-    pthread_mutex_unlock(&s->lock);
-    return 0;
+    return device_io(m, addr, n, NULL, src);
 }
 
 /* Whether a hazard of `kind` at pool offset lo would be kept, not lost. */

@@ -4,7 +4,7 @@
  * find one, this file takes them and hands them, with what the inventory
  * knows of each buffer, to pynq_alloc._coherence, which words them and
  * warns or raises.  Nothing here costs anything on other memories: they
- * record no hazards, and pa_coherence_pending() is one thread-local test.
+ * record no hazards, and pa_sim_hazards_pending() is one thread-local test.
  */
 #include "glue.h"
 
@@ -59,19 +59,10 @@ take_hazards(MemoryObject *m, AllocationObject *a, uint64_t *lost)
     return list;
 }
 
-/* pynq_alloc._coherence.<function>(*args), stealing the tuple args
- * (NULL: an error already set). */
 static PyObject *
 call_coherence(const char *function, PyObject *args)
 {
-    PyObject *mod = args == NULL
-                    ? NULL : PyImport_ImportModule("pynq_alloc._coherence");
-    PyObject *fn = mod == NULL ? NULL : PyObject_GetAttrString(mod, function);
-    PyObject *r = fn == NULL ? NULL : PyObject_Call(fn, args, NULL);
-    Py_XDECREF(fn);
-    Py_XDECREF(mod);
-    Py_XDECREF(args);
-    return r;
+    return pa_call_package("pynq_alloc._coherence", function, args);
 }
 
 /* Warns of or raises the hazards in list (stolen), as m's mode says. */
@@ -94,7 +85,7 @@ report_list(MemoryObject *m, PyObject *list, uint64_t lost)
 int
 pa_coherence_report(MemoryObject *m)
 {
-    if (!pa_coherence_pending()) {
+    if (!pa_sim_hazards_pending()) {
         return 0;
     }
     uint64_t lost = 0;
@@ -136,7 +127,7 @@ pa_coherence_uninvalidated(AllocationObject *a)
     /* Most buffers have none: find that out before making objects. */
     uint64_t from = pa_sim_check(a->memory->mem, &a->blk,
                                  PA_HAZARD_UNINVALIDATED, 0);
-    if (from == a->blk.size && !pa_coherence_pending()) {
+    if (from == a->blk.size && !pa_sim_hazards_pending()) {
         return list;
     }
     int collecting = PyGC_Disable();

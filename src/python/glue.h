@@ -97,6 +97,10 @@ void pa_inventory_remove(AllocationObject *a);
 /* Records root as the Buffer allocate() made on a, and the call site when
  * tracing is on (the only cost then).  0, or -1 with an error. */
 int pa_inventory_adopt(AllocationObject *a, PyObject *root);
+/* module.function(*args), stealing the tuple args (which may be NULL: an
+ * error already set). */
+PyObject *pa_call_package(const char *module, const char *function,
+                          PyObject *args);
 /* What Memory.buffers() reports of one allocation, as a raw tuple (see
  * pynq_alloc/_inventory.py), or NULL with an error. */
 PyObject *pa_inventory_raw(AllocationObject *a);
@@ -118,8 +122,6 @@ int pa_buffer_type_ready(void);
 
 /* coherence.c: the simulated memory's coherence hazards (sim.h), told to
  * the user through pynq_alloc._coherence. */
-/* Whether the calling thread has hazards to report (cheap; 0 off the sim). */
-#define pa_coherence_pending() pa_sim_hazards_pending()
 /* Warns of or raises the calling thread's hazards, as m's mode says; also
  * when nothing is pending, 0.  0, or -1 with an exception. */
 int pa_coherence_report(MemoryObject *m);

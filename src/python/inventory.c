@@ -246,9 +246,8 @@ raw_entries(MemoryObject *m)
     return list;
 }
 
-/* module.function(*args), stealing args (which may be NULL: an error). */
-static PyObject *
-call_package(const char *module, const char *function, PyObject *args)
+PyObject *
+pa_call_package(const char *module, const char *function, PyObject *args)
 {
     PyObject *mod = args == NULL ? NULL : PyImport_ImportModule(module);
     PyObject *fn = mod == NULL ? NULL : PyObject_GetAttrString(mod, function);
@@ -284,7 +283,7 @@ pa_memory_buffers(MemoryObject *m, PyObject *unused)
     if (raw == NULL) {
         return NULL;
     }
-    return call_package("pynq_alloc._inventory", "buffer_infos",
+    return pa_call_package("pynq_alloc._inventory", "buffer_infos",
                         Py_BuildValue("(N)", raw));
 }
 
@@ -293,7 +292,7 @@ pa_inventory_oom_hint(MemoryObject *m)
 {
     PyObject *raw = raw_entries(m);
     PyObject *hint = raw == NULL ? NULL
-        : call_package("pynq_alloc._inventory", "oom_hint",
+        : pa_call_package("pynq_alloc._inventory", "oom_hint",
                        Py_BuildValue("(Ni)", raw, trace_frames > 0));
     if (hint == NULL || !PyUnicode_Check(hint)) {
         /* The MemoryError goes out without it. */
@@ -307,8 +306,8 @@ PyObject *
 pa_memory_repr_html(MemoryObject *m, PyObject *unused)
 {
     (void)unused;
-    return call_package("pynq_alloc._memory_map", "html",
-                        Py_BuildValue("(O)", (PyObject *)m));
+    return pa_call_package("pynq_alloc._memory_map", "html",
+                           Py_BuildValue("(O)", (PyObject *)m));
 }
 
 /* _trace(frames) -> the previous number; 0 turns tracing off. */
