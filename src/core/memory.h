@@ -114,6 +114,10 @@ int pa_map_anonymous_over(void *addr, uint64_t len);
 
 uint64_t pa_page_size(void);
 
+/* Memory banks (zocl, XRT) are numbered 0 to PA_BANK_COUNT - 1: the bank
+ * rides in bits 0-15 of the drivers' BO flags. */
+#define PA_BANK_COUNT (1u << 16)
+
 /* A buffer could not be mapped (mmap's ENOMEM): the process has run out of
  * address space or of mappings (vm.max_map_count), not of device memory. */
 #define PA_ENOMAP 4096

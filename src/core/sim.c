@@ -635,13 +635,44 @@ make_pool(const pa_sys *sys, const char *name, uint64_t size, int *fd,
     return 0;
 }
 
-static int
-valid_options(const pa_sim_options *o, uint64_t page)
+const char *
+pa_sim_invalid_option(uint64_t base_address, uint64_t size,
+                      const pa_sim_options *o)
 {
-    return o->line_size >= 16 && o->line_size <= page
-           && (o->line_size & (o->line_size - 1)) == 0
-           && o->coherence >= PA_COHERENCE_OFF
-           && o->coherence <= PA_COHERENCE_RAISE;
+    uint64_t page = pa_page_size();
+    if (o->line_size < PA_SIM_LINE_MIN || o->line_size > page
+            || (o->line_size & (o->line_size - 1)) != 0) {
+        return "line_size";
+    }
+    if (o->coherence < PA_COHERENCE_OFF || o->coherence > PA_COHERENCE_RAISE) {
+        return "coherence";
+    }
+    if (size == 0 || size % page != 0 || size > (uint64_t)INT64_MAX) {
+        return "size";
+    }
+    if (base_address % page != 0 || base_address + size < base_address) {
+        return "base_address";
+    }
+    return NULL;
+}
+
+int
+pa_coherence_mode_parse(const char *name)
+{
+    for (int mode = PA_COHERENCE_OFF; mode <= PA_COHERENCE_RAISE; mode++) {
+        if (strcmp(name, pa_coherence_mode_name(mode)) == 0) {
+            return mode;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *
+pa_coherence_mode_name(int mode)
+{
+    static const char *const names[] = {"off", "warn", "raise"};
+    return mode >= PA_COHERENCE_OFF && mode <= PA_COHERENCE_RAISE
+           ? names[mode] : NULL;
 }
 
 /* The model's bitmaps, shadow pool and lock. */
@@ -680,9 +711,7 @@ pa_sim_open(const pa_sys *sys, uint64_t base_address, uint64_t size,
         sys = &pa_sys_real;
     }
     uint64_t page = pa_page_size();
-    if (size == 0 || size % page != 0 || base_address % page != 0
-            || base_address + size < base_address
-            || size > (uint64_t)INT64_MAX || !valid_options(&opt, page)) {
+    if (pa_sim_invalid_option(base_address, size, &opt) != NULL) {
         return -EINVAL;
     }
     sim_state *s = calloc(1, sizeof(*s));

@@ -34,6 +34,14 @@ enum {
     PA_COHERENCE_RAISE = 2,
 };
 
+/* The names of the modes ("off", "warn", "raise"), or NULL; and the mode a
+ * name spells, or -EINVAL. */
+const char *pa_coherence_mode_name(int mode);
+int pa_coherence_mode_parse(const char *name);
+
+/* The smallest line size; the largest is the page size. */
+#define PA_SIM_LINE_MIN 16u
+
 typedef struct pa_sim_options {
     uint64_t line_size;     /* a power of two from 16 to the page size;
                                0: 64 */
@@ -44,6 +52,11 @@ typedef struct pa_sim_options {
  * may be 0) that do not wrap, and the options are valid; otherwise errors
  * from memfd/mmap.  sys NULL means the real system calls; options NULL
  * means a 64-byte line and PA_COHERENCE_WARN. */
+/* The first option that pa_sim_open would refuse ("line_size",
+ * "coherence", "size", "base_address"), or NULL if all are valid. */
+const char *pa_sim_invalid_option(uint64_t base_address, uint64_t size,
+                                  const pa_sim_options *options);
+
 int pa_sim_open(const pa_sys *sys, uint64_t base_address, uint64_t size,
                 const pa_sim_options *options, pa_memory **out);
 

@@ -229,11 +229,10 @@ pa_memory_check(MemoryObject *m, PyObject *unused)
 PyObject *
 pa_memory_get_coherence(MemoryObject *m, void *closure)
 {
-    static const char *names[] = {"off", "warn", "raise"};
     (void)closure;
     int mode = pa_sim_coherence(m->mem);
     if (mode < 0) {
         Py_RETURN_NONE;
     }
-    return PyUnicode_FromString(names[mode]);
+    return PyUnicode_FromString(pa_coherence_mode_name(mode));
 }

@@ -169,6 +169,22 @@ module_set_default_memory(PyObject *module, PyObject *memory)
     return previous == Py_None ? Py_NewRef(Py_None) : previous;
 }
 
+/* _peek_default_memory() -> the installed default memory, or None when
+ * none is chosen yet (or it is a parent's that this forked child cannot
+ * allocate from).  Never chooses one: the package's resolver asks this
+ * under its lock, so that one thread's choice is every thread's. */
+static PyObject *
+module_peek_default_memory(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (default_memory == NULL
+            || !pa_memory_may_allocate(((MemoryObject *)default_memory)->mem)) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(default_memory);
+}
+
 static PyMethodDef module_methods[] = {
     {"allocate", (PyCFunction)(void (*)(void))module_allocate,
      METH_FASTCALL | METH_KEYWORDS, allocate_doc},
@@ -177,6 +193,7 @@ static PyMethodDef module_methods[] = {
     {"_set_default_resolver", module_set_default_resolver, METH_O, NULL},
     {"_set_target_resolver", module_set_target_resolver, METH_O, NULL},
     {"_set_default_memory", module_set_default_memory, METH_O, NULL},
+    {"_peek_default_memory", module_peek_default_memory, METH_NOARGS, NULL},
     {"_heap_bench", pa_heap_bench, METH_VARARGS, NULL},
     {"_random_read_bench", pa_random_read_bench, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},

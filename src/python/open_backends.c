@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 
 /* PyArg "O&" converter: an int from 0 to 2**64 - 1 ("K" wraps silently). */
 static int
@@ -32,35 +33,80 @@ to_u64(PyObject *obj, void *out)
     return 1;
 }
 
+/* A memory bank index (zocl, xrt): an int from 0 to PA_BANK_COUNT - 1,
+ * not a bool.  0, or -1 with a ValueError that names the value. */
+static int
+parse_bank(PyObject *obj, const char *kind, long long *bank)
+{
+    PyObject *index = PyBool_Check(obj) ? NULL : PyNumber_Index(obj);
+    int overflow = 0;
+    *bank = index == NULL ? -1 : PyLong_AsLongLongAndOverflow(index, &overflow);
+    Py_XDECREF(index);
+    if (index == NULL || overflow != 0 || *bank < 0
+            || *bank >= (long long)PA_BANK_COUNT) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s bank must be an int from 0 to %u "
+                     "(or its text, e.g. '1' or '0x1'); got %R", kind,
+                     PA_BANK_COUNT - 1u, obj);
+        return -1;
+    }
+    return 0;
+}
+
+/* The PA_COHERENCE_* mode that `name` spells, or -1 with a ValueError. */
+static int
+parse_coherence(PyObject *name)
+{
+    const char *text = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    int mode = text == NULL ? -EINVAL : pa_coherence_mode_parse(text);
+    if (mode < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "coherence must be 'warn', 'raise' or "
+                     "'off', not %R", name);
+        return -1;
+    }
+    return mode;
+}
+
 static PyObject *
 open_sim(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"base_address", "size", "line_size",
                              "coherence", NULL};
     unsigned long long base, size, line = 64;
+    PyObject *coherence = NULL;
     pa_sim_options options = {0, PA_COHERENCE_WARN};
     pa_memory *mem;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|O&i:_open_sim", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|O&O:_open_sim", kwlist,
                                      to_u64, &base, to_u64, &size, to_u64,
-                                     &line, &options.coherence)) {
+                                     &line, &coherence)) {
+        return NULL;
+    }
+    if (coherence != NULL
+            && (options.coherence = parse_coherence(coherence)) < 0) {
         return NULL;
     }
     options.line_size = line;
+    const char *bad = pa_sim_invalid_option(base, size, &options);
+    if (bad != NULL) {
+        char b[32];
+        PyOS_snprintf(b, sizeof(b), "0x%llx", base);
+        unsigned long long page = pa_page_size();
+        if (strcmp(bad, "line_size") == 0) {
+            return pa_raise(-EINVAL, NULL, "line_size must be a power of two from "
+                            "%u to %llu bytes (the page size), not %llu",
+                            (unsigned)PA_SIM_LINE_MIN, page, line);
+        }
+        return pa_raise(-EINVAL, NULL, "the simulated memory needs a size above 0 "
+                        "and a base_address that are multiples of the page "
+                        "size (%llu) and end below 2**64; got size=%llu, "
+                        "base_address=%s", page, size, b);
+    }
     Py_BEGIN_ALLOW_THREADS
     rc = pa_sim_open(NULL, base, size, &options, &mem);
     Py_END_ALLOW_THREADS
-    if (rc == -EINVAL) {
-        char b[32];
-        PyOS_snprintf(b, sizeof(b), "0x%llx", base);
-        return pa_raise(rc, NULL, "the simulated memory needs a size and a "
-                        "base_address that are multiples of the page size "
-                        "(%llu) and below 2**64, and a line_size that is a "
-                        "power of two from 16 to the page size; got "
-                        "size=%llu, base_address=%s, line_size=%llu",
-                        (unsigned long long)pa_page_size(), size, b, line);
-    }
     if (rc != 0) {
         return pa_raise(rc, NULL, "cannot create a simulated memory of %llu "
                         "bytes", size);
@@ -223,17 +269,18 @@ static PyObject *
 open_zocl(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"device", "meminfo", "bank", "cma", NULL};
-    PyObject *device = NULL, *meminfo = NULL, *result = NULL;
+    PyObject *device = NULL, *meminfo = NULL, *bank_arg, *result = NULL;
     long long bank;
     int cma = 0;
     char err_path[PATH_MAX] = "";
     pa_memory *mem = NULL;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&L|p:_open_zocl",
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&O|p:_open_zocl",
                                      kwlist, PyUnicode_FSConverter, &device,
                                      PyUnicode_FSConverter, &meminfo,
-                                     &bank, &cma)) {
+                                     &bank_arg, &cma)
+            || parse_bank(bank_arg, "zocl", &bank) != 0) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
@@ -241,14 +288,7 @@ open_zocl(PyObject *module, PyObject *args, PyObject *kwds)
                       PyBytes_AS_STRING(meminfo), &mem, err_path,
                       sizeof(err_path));
     Py_END_ALLOW_THREADS
-    if (rc == -EINVAL) {
-        pa_raise(rc, NULL, "zocl bank must be from 0 to 65535; got %lld",
-                 bank);
-    }
-    else {
-        result = opened(rc, mem, err_path, PyBytes_AS_STRING(device),
-                        "zocl");
-    }
+    result = opened(rc, mem, err_path, PyBytes_AS_STRING(device), "zocl");
 done:
     Py_XDECREF(device);
     Py_XDECREF(meminfo);
@@ -260,19 +300,20 @@ open_xrt(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"library", "device", "bank", "userptr",
                              "base_address", "size", NULL};
-    PyObject *library = NULL, *result = NULL;
+    PyObject *library = NULL, *bank_arg, *result = NULL;
     unsigned int device;
     long long bank;
-    int userptr, step;
+    int userptr, step = 0;
     unsigned long long base, size;
     char err_symbol[128] = "";
     pa_memory *mem = NULL;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&ILpO&O&:_open_xrt",
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&IOpO&O&:_open_xrt",
                                      kwlist, PyUnicode_FSConverter, &library,
-                                     &device, &bank, &userptr, to_u64, &base,
-                                     to_u64, &size)) {
+                                     &device, &bank_arg, &userptr, to_u64,
+                                     &base, to_u64, &size)
+            || parse_bank(bank_arg, "xrt", &bank) != 0) {
         goto done;
     }
     const char *path = PyBytes_AS_STRING(library);
@@ -281,11 +322,7 @@ open_xrt(PyObject *module, PyObject *args, PyObject *kwds)
     rc = pa_xrt_open(NULL, &options, &mem, &step, err_symbol,
                      sizeof(err_symbol));
     Py_END_ALLOW_THREADS
-    if (rc == -EINVAL && step == 0) {
-        pa_raise(rc, NULL, "xrt bank must be from 0 to 65535; got %lld",
-                 bank);
-    }
-    else if (step == PA_XRT_LOAD) {
+    if (step == PA_XRT_LOAD) {
         pa_raise_os(rc, path, "cannot load XRT's library %s: is XRT "
                     "installed? (set XILINX_XRT, or pass library=)", path);
     }
