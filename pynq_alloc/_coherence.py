@@ -1,17 +1,18 @@
 """Coherence hazards of the simulated memory, worded for the user.
 
-The sim's cache-line model (src/core/sim.c) records what a program did
-wrong; src/python/coherence.c takes the records after each operation and
-calls report() (warn or raise, as the memory's `coherence` option says) or,
-for Memory.check(), hazards().  Each raw record is (kind, block address,
-start address, end address, raw inventory entry or None).
+The sim's cache-line model records what a program did wrong;
+src/python/coherence.c takes the records after each operation and calls
+report() (warn or raise, as the memory's `coherence` option says) or, for
+Memory.check(), hazards().  Each record is a _core.HazardRecord, read by
+field name; the core owns the kinds' names (_core.HAZARD_KINDS), this
+module only their wording.
 """
 from __future__ import annotations
 
 import warnings
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
-from ._inventory import BufferInfo, Raw
+from ._inventory import BufferInfo, buffer_info
 
 
 class CoherenceWarning(UserWarning):
@@ -33,39 +34,39 @@ class CoherenceError(RuntimeError):
     __module__ = "pynq_alloc"
 
 
-# kind number (sim.h's PA_HAZARD_*) -> (name, what happened, the fix)
+# kind, as the core names it -> (what happened, the fix)
 KINDS = {
-    1: ("unflushed-read",
-        "the device read {span} that the CPU wrote and never flushed: it "
-        "read stale data",
-        "call flush() on the buffer (or the view written) after the CPU "
-        "writes it and before the device reads it"),
-    2: ("write-under-dirty",
-        "the device wrote {span} while the CPU held those cache lines dirty: "
-        "their write-back (a flush(), or an eviction on a board) will "
-        "overwrite what the device wrote",
-        "flush() CPU writes before the device writes the same cache lines, "
-        "and keep CPU-written and device-written data in separate lines"),
-    3: ("writeback-clobbered",
-        "a write-back of CPU-dirty cache lines overwrote what the device "
-        "wrote to {span}",
-        "invalidate() before the CPU writes lines the device wrote, and do "
-        "not let CPU and device write the same cache line"),
-    4: ("discarded",
-        "invalidate() discarded CPU writes to {span} that were never "
-        "flushed: they are lost (through a kernel driver; with user-space "
-        "dc civac, as for huge pages on arm64, they would overwrite the "
-        "device's data instead)",
-        "flush() CPU writes before invalidate(), or invalidate() before "
-        "the CPU writes"),
-    5: ("unflushed",
-        "the CPU wrote {span} and never flushed it: the device cannot see "
-        "those writes",
-        "call flush() after writing, before the device reads"),
-    6: ("uninvalidated",
-        "the device wrote {span} and the CPU never invalidated it: any CPU "
-        "read of it saw stale data",
-        "call invalidate() after the device writes, before the CPU reads"),
+    "unflushed-read":
+        ("the device read {span} that the CPU wrote and never flushed: it "
+         "read stale data",
+         "call flush() on the buffer (or the view written) after the CPU "
+         "writes it and before the device reads it"),
+    "write-under-dirty":
+        ("the device wrote {span} while the CPU held those cache lines "
+         "dirty: their write-back (a flush(), or an eviction on a board) "
+         "will overwrite what the device wrote",
+         "flush() CPU writes before the device writes the same cache lines, "
+         "and keep CPU-written and device-written data in separate lines"),
+    "writeback-clobbered":
+        ("a write-back of CPU-dirty cache lines overwrote what the device "
+         "wrote to {span}",
+         "invalidate() before the CPU writes lines the device wrote, and do "
+         "not let CPU and device write the same cache line"),
+    "discarded":
+        ("invalidate() discarded CPU writes to {span} that were never "
+         "flushed: they are lost (through a kernel driver; with user-space "
+         "dc civac, as for huge pages on arm64, they would overwrite the "
+         "device's data instead)",
+         "flush() CPU writes before invalidate(), or invalidate() before "
+         "the CPU writes"),
+    "unflushed":
+        ("the CPU wrote {span} and never flushed it: the device cannot see "
+         "those writes",
+         "call flush() after writing, before the device reads"),
+    "uninvalidated":
+        ("the device wrote {span} and the CPU never invalidated it: any CPU "
+         "read of it saw stale data",
+         "call invalidate() after the device writes, before the CPU reads"),
 }
 
 
@@ -87,7 +88,7 @@ class Hazard(NamedTuple):
     @property
     def message(self) -> str:
         """What happened, to which buffer, and the fix."""
-        _, what, fix = next(v for v in KINDS.values() if v[0] == self.kind)
+        what, fix = KINDS[self.kind]
         span = f"bytes {self.start} to {self.stop}"
         return f"{what.format(span=span)}, in {_describe(self)}. Fix: {fix}."
 
@@ -106,20 +107,17 @@ def _describe(h: Hazard) -> str:
                         "allocated)")
 
 
-def _info(raw: Optional[Raw]) -> Optional[BufferInfo]:
-    if raw is None:
-        return None
-    address, size, cacheable, coherent, shape, dtype, _, trace = raw
-    return BufferInfo(address, size, shape, dtype, cacheable, coherent, 0,
-                      trace)
+def _hazard(record: Any) -> Hazard:
+    """A Hazard from the core's HazardRecord, field by field."""
+    buffer = None if record.buffer is None else buffer_info(record.buffer)
+    return Hazard(record.kind, record.device_address, record.start,
+                  record.stop, buffer)
 
 
-def hazards(raw: Sequence[Tuple[int, int, int, int, Any]]) -> List[Hazard]:
+def hazards(records: Sequence[Any]) -> List[Hazard]:
     """The core's records as Hazards, by address, adjacent ranges of one
     kind in one buffer merged (the core hands long lists over in parts)."""
-    found = sorted((Hazard(KINDS[kind][0], block, start - block, end - block,
-                           _info(entry))
-                    for kind, block, start, end, entry in raw),
+    found = sorted((_hazard(r) for r in records),
                    key=lambda h: (h.device_address, h.kind, h.start))
     merged: List[Hazard] = []
     for h in found:
@@ -133,20 +131,21 @@ def hazards(raw: Sequence[Tuple[int, int, int, int, Any]]) -> List[Hazard]:
     return sorted(merged, key=lambda h: (h.device_address, h.start, h.kind))
 
 
-def report(raw: Sequence[Tuple[int, int, int, int, Any]], lost: int,
-           mode: int) -> None:
-    """Warns (mode 1) or raises (mode 2) of the hazards one operation met."""
+def report(records: Sequence[Any], lost: int, mode: str) -> None:
+    """Warns (mode 'warn') or raises (mode 'raise') of the hazards one
+    operation met."""
     __tracebackhide__ = True    # pytest shows the user's line, not this
-    found = tuple(hazards(raw))
+    found = tuple(hazards(records))
     if not found and not lost:
         return
     lines = [h.message for h in found]
     if lost:
         lines.append(f"... and {lost} more range{'s' if lost > 1 else ''}")
     text = "\n".join(lines)
-    error: Any = CoherenceError(text) if mode == 2 else CoherenceWarning(text)
+    error: Any = (CoherenceError(text) if mode == "raise"
+                  else CoherenceWarning(text))
     error.hazards = found
-    if mode == 2:
+    if mode == "raise":
         raise error
     # The caller's frame: report() is called from C, which adds none.
     warnings.warn(error, stacklevel=2)

@@ -1,12 +1,12 @@
 """Which buffers hold a Memory's device memory, and where they came from.
 
-The C core hands over one raw tuple per live allocation (see
-src/python/inventory.c); this module turns them into `BufferInfo` records
-and into the sentences that MemoryError and the pytest plugin print.
+The C core hands over one AllocationRecord per live allocation, with named
+fields and exact view counts (src/python/inventory.c); this module turns
+them into `BufferInfo` records, field by name, and into the sentences that
+MemoryError and the pytest plugin print.
 """
 from __future__ import annotations
 
-import gc
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -53,50 +53,30 @@ class BufferInfo(NamedTuple):
         return text + (f", allocated at {self.site}" if self.site else "")
 
 
-# Raw entry from the core: (device_address, size, cacheable, coherent,
-# shape, dtype, root Buffer or None, traceback or None).
-Raw = Tuple[int, int, bool, bool, Any, Any, Any, Any]
+def buffer_info(record: Any) -> BufferInfo:
+    """A BufferInfo from the core's AllocationRecord, field by field."""
+    return BufferInfo(*(getattr(record, name) for name in BufferInfo._fields))
 
 
-def _count_views(roots: Sequence[Any]) -> List[int]:
-    """How many arrays have each root as their base.  numpy makes the root
-    the base of every view of it, and Buffer views are tracked by the
-    garbage collector, so one pass over its objects finds them."""
-    index = {id(r): i for i, r in enumerate(roots) if r is not None}
-    counts = [0] * len(roots)
-    if not index:
-        return counts
-    for obj in gc.get_referrers(*(r for r in roots if r is not None)):
-        if isinstance(obj, np.ndarray):
-            i = index.get(id(obj.base))
-            if i is not None and obj.base is roots[i]:
-                counts[i] += 1
-    return counts
-
-
-def buffer_infos(raw: List[Raw]) -> List[BufferInfo]:
+def buffer_infos(records: Sequence[Any]) -> List[BufferInfo]:
     """Memory.buffers(): records sorted by device address."""
-    raw = sorted(raw, key=lambda r: r[0])
-    views = _count_views([r[6] for r in raw])
-    return [BufferInfo(address, size, shape, dtype, cacheable, coherent, n,
-                       trace)
-            for (address, size, cacheable, coherent, shape, dtype, _, trace), n
-            in zip(raw, views)]
+    return sorted((buffer_info(r) for r in records),
+                  key=lambda b: b.device_address)
 
 
 # MemoryError names this many of the largest live buffers.
 OOM_LARGEST = 3
 
 
-def oom_hint(raw: List[Raw], tracing: bool) -> str:
+def oom_hint(records: Sequence[Any], tracing: bool) -> str:
     """The end of a MemoryError's message: what holds the memory."""
-    if not raw:
+    if not records:
         return "; no buffer of this process holds any of it"
-    largest = sorted(raw, key=lambda r: (-r[1], r[0]))[:OOM_LARGEST]
-    infos = buffer_infos(largest)
-    infos.sort(key=lambda b: (-b.size, b.device_address))
-    count = len(raw)
-    held = sum(r[1] for r in raw)
+    infos = sorted((buffer_info(r) for r in records),
+                   key=lambda b: (-b.size, b.device_address))
+    count = len(infos)
+    held = sum(b.size for b in infos)
+    infos = infos[:OOM_LARGEST]
     text = (f"; {count} live buffer{'s' if count > 1 else ''} of this "
             f"process hold{'' if count > 1 else 's'} {held} bytes, the "
             f"largest: " + "; ".join(str(b) for b in infos)

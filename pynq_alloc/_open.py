@@ -76,7 +76,7 @@ def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000,
         raise ValueError(f"line_size must be a power of two from 16 to "
                          f"{page} bytes (the page size), not {line_size!r}")
     return _core._open_sim(base_address=base, size=size, line_size=line,
-                           coherence=COHERENCE_MODES.index(coherence))
+                           coherence=coherence)
 
 
 # device -> its open Memory: one heap per u-dma-buf buffer, so a second

@@ -48,4 +48,4 @@ def test_warnings_are_errors_only_when_asked_for(monkeypatch):
     assert "-Werror" not in compile_args(monkeypatch, "0")[0]
     args, depends = compile_args(monkeypatch, "1")
     assert "-Werror" in args and "-Wall" in args
-    assert "src/core/heap.h" in depends and "src/python/glue.h" in depends
+    assert "src/core/heap.h" in depends and "src/python/numpy_api.h" in depends

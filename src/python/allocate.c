@@ -7,7 +7,13 @@
  * matched by pointer against interned names (as numpy's own parser does),
  * and a request that a released block can serve makes no system call.
  */
-#include "glue.h"
+#include "allocate.h"
+
+#include "allocation.h"
+#include "buffer.h"
+#include "errors.h"
+#include "inventory.h"
+#include "targets.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +32,9 @@ static PyArray_Descr *default_dtype;    /* uint32, as in PYNQ */
 /* The last dtype given as a string ('u4') and what it parsed to: a call
  * site passes the same constant object every time, and parsing it is a
  * fifth of a small allocate.  Strings are immutable and name the same
- * dtype whenever they are parsed, so identity is enough. */
+ * dtype whenever they are parsed, so identity is enough.  Only numpy's
+ * own shared builtin dtypes are kept: a structured dtype can be changed
+ * (its field names), so each buffer gets its own, as np.empty gives. */
 static PyObject *last_dtype_text;
 static PyArray_Descr *last_dtype;
 
@@ -168,6 +176,17 @@ parse_shape(PyObject *obj, npy_intp *dims, int *nd)
 
 static PyArray_Descr *convert_dtype(PyObject *obj);
 
+/* Whether descr is numpy's one shared instance of its builtin type, which
+ * every parse of the same text returns anyway. */
+static int
+is_shared_builtin(PyArray_Descr *descr)
+{
+    PyArray_Descr *shared = PyArray_DescrFromType(descr->type_num);
+    PyErr_Clear();      /* user-defined types: not shared, not an error */
+    Py_XDECREF(shared);
+    return shared == descr;
+}
+
 /* A new reference to the dtype, or NULL. */
 static PyArray_Descr *
 parse_dtype(PyObject *obj)
@@ -177,7 +196,8 @@ parse_dtype(PyObject *obj)
         return last_dtype;
     }
     PyArray_Descr *descr = convert_dtype(obj);
-    if (descr != NULL && obj != NULL && PyUnicode_CheckExact(obj)) {
+    if (descr != NULL && obj != NULL && PyUnicode_CheckExact(obj)
+            && is_shared_builtin(descr)) {
         /* Both change before either old one is released. */
         PyObject *old_text = last_dtype_text;
         PyArray_Descr *old = last_dtype;
@@ -383,24 +403,6 @@ out_of_mappings(MemoryObject *target, uint64_t nbytes)
              pa_memory_kind(target->mem), (unsigned long long)s.free);
 }
 
-/* A new reference to the Memory that target names: a Memory, None (the
- * default), or what the target resolver maps (PYNQ's memories, ...). */
-static MemoryObject *
-target_memory(PyObject *t)
-{
-    MemoryObject *m;
-    if (t == NULL || t == Py_None) {
-        m = pa_default_memory();
-        Py_XINCREF(m);
-        return m;
-    }
-    if (PyObject_TypeCheck(t, &pa_MemoryType)) {
-        Py_INCREF(t);
-        return (MemoryObject *)t;
-    }
-    return pa_target_memory(t);
-}
-
 /* A new Allocation of nbytes in target, or NULL with the error set. */
 static AllocationObject *
 allocate_block(MemoryObject *target, npy_intp nbytes, uint64_t align,
@@ -565,7 +567,7 @@ pa_allocate_impl(MemoryObject *self, PyObject *const *args,
     else {
         MemoryObject *target = self;
         if (accept_target) {
-            target = target_memory(arg[ARG_TARGET]);
+            target = pa_target_memory(arg[ARG_TARGET]);
         }
         else {
             Py_INCREF(target);
@@ -591,7 +593,7 @@ pa_allocate_impl(MemoryObject *self, PyObject *const *args,
         Py_DECREF(arr);     /* SetBaseObject stole a */
         return NULL;
     }
-    if (pa_inventory_adopt(a, arr) < 0) {
+    if (pa_allocation_adopt_root(a, arr) < 0) {
         Py_DECREF(arr);
         return NULL;
     }

@@ -1,14 +1,16 @@
 /*
  * Allocation: owns one block of device memory and its CPU mapping.
  *
- * It is the `base` at the root of every Buffer on that block, so it lives
- * exactly as long as some array can still reach the mapping.  freebuffer()
- * gives the device memory back early (the mapping turns into anonymous
- * memory, see pa_memory_retire); dealloc then only unmaps the range.
+ * freebuffer() gives the device memory back early (the mapping turns into
+ * anonymous memory, see pa_memory_retire); dealloc then only unmaps the
+ * range.  Each Memory lists its live Allocations in an intrusive doubly
+ * linked list (two stores to link), which holds no references.
  */
-#include "glue.h"
+#include "allocation.h"
 
-#include <errno.h>
+#include "coherence.h"
+#include "tracing.h"
+
 #include <string.h>
 
 AllocationObject *
@@ -21,11 +23,44 @@ pa_allocation_new(MemoryObject *memory, const pa_block *blk)
     Py_INCREF(memory);
     a->memory = memory;
     a->blk = *blk;
-    a->freed = 0;
-    a->retired = 0;
-    a->busy = 0;
-    pa_inventory_add(a);
+    a->freed = a->retired = a->busy = 0;
+    a->root = NULL;
+    a->root_dtype = NULL;
+    a->root_dims = NULL;
+    a->root_nd = 0;
+    a->trace = NULL;
+    a->views_counted = -1;
+    a->prev = NULL;
+    a->next = memory->allocations;
+    if (a->next != NULL) {
+        ((AllocationObject *)a->next)->prev = (PyObject *)a;
+    }
+    memory->allocations = (PyObject *)a;
     return a;
+}
+
+static void
+unlink_allocation(AllocationObject *a)
+{
+    if (a->prev != NULL) {
+        ((AllocationObject *)a->prev)->next = a->next;
+    }
+    else {
+        a->memory->allocations = a->next;
+    }
+    if (a->next != NULL) {
+        ((AllocationObject *)a->next)->prev = a->prev;
+    }
+    a->prev = a->next = NULL;
+}
+
+/* Forgets the root's shape and dtype; may run the dtype's dealloc. */
+static void
+forget_root_shape(AllocationObject *a)
+{
+    PyMem_Free(a->root_dims);
+    a->root_dims = NULL;
+    Py_CLEAR(a->root_dtype);
 }
 
 /*
@@ -85,11 +120,59 @@ pa_allocation_leave(AllocationObject *a)
     }
 }
 
+int
+pa_allocation_adopt_root(AllocationObject *a, PyObject *root)
+{
+    pa_trace *trace = NULL;
+    if (pa_tracing() && (trace = pa_trace_capture()) == NULL) {
+        return -1;
+    }
+    a->root = root;
+    if (trace != NULL) {
+        pa_trace *old = a->trace;
+        a->trace = trace;
+        pa_trace_free(old);
+    }
+    forget_root_shape(a);   /* pointer= wraps the memory again */
+    return 0;
+}
+
+void
+pa_allocation_root_gone(AllocationObject *a, PyObject *buffer)
+{
+    if (a->root != buffer) {
+        return;
+    }
+    a->root = NULL;
+    if (Py_REFCNT(a) > 1 || pa_memory_has_device_writes(a->memory->mem,
+                                                        &a->blk)) {
+        /* Something else keeps the Allocation (a frame cache's `pointer`),
+         * or its release has coherence hazards to describe: keep what the
+         * listing reports.  PyMem_Malloc sets no exception and runs no
+         * Python code, which matters in a dealloc. */
+        PyArrayObject *arr = (PyArrayObject *)buffer;
+        int nd = PyArray_NDIM(arr);
+        a->root_dims = PyMem_Malloc(sizeof(npy_intp)
+                                    * (size_t)(nd > 0 ? nd : 1));
+        if (a->root_dims != NULL) {
+            memcpy(a->root_dims, PyArray_DIMS(arr),
+                   sizeof(npy_intp) * (size_t)nd);
+            a->root_nd = nd;
+            a->root_dtype = PyArray_DESCR(arr);
+            Py_INCREF(a->root_dtype);
+        }
+    }
+}
+
 static void
 allocation_dealloc(AllocationObject *a)
 {
+    /* Unlinked first: what at_release runs could list the Memory's
+     * allocations, and must not find this one. */
+    unlink_allocation(a);
     pa_coherence_at_release(a);
-    pa_inventory_remove(a);
+    forget_root_shape(a);
+    pa_trace_free(a->trace);
     /* Nothing can reach `a` any more, so the GIL may go around the system
      * and driver calls; keeping a block for reuse needs none. */
     if (a->retired) {

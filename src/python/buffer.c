@@ -1,13 +1,19 @@
 /*
  * Buffer: a numpy.ndarray whose data lies in device memory.
  *
- * The type adds no C fields but a __dict__ for users' attributes, and no
- * __array_finalize__ or __init__, so numpy creates views of it about as
- * fast as views of ndarray.  All it knows comes from find_allocation():
- * the Allocation at the root of the array's base chain, provided the
- * array's data really lies inside it.
+ * The type adds no __array_finalize__ or __init__, so numpy creates views
+ * of it about as fast as views of ndarray.  Its C fields, after ndarray's
+ * (whose size is known only at run time), are a __dict__ for users'
+ * attributes and its links in the registry of live Buffers, which
+ * Memory.buffers() reads to count views.  All it knows of device memory
+ * comes from allocation_of(): the Allocation at the root of the array's
+ * base chain, provided the array's data really lies inside it.
  */
-#include "glue.h"
+#include "buffer.h"
+
+#include "allocation.h"
+#include "coherence.h"
+#include "errors.h"
 
 #include <errno.h>
 
@@ -16,98 +22,110 @@
 #define SYNC_WITHOUT_GIL_BYTES (64 * 1024)
 
 /*
- * The Allocation that holds arr's data, or NULL if the data does not lie
- * inside one (a copy, a plain array viewed as Buffer, ...).  Borrowed.
- */
-/*
  * numpy's as_strided (and so sliding_window_view) put an object between a
  * view and its source that carries only __array_interface__ and the source
- * as `base`.  Its source array, borrowed, or NULL.  Rare, so the attribute
- * lookups cost nothing on the common path.
+ * as `base`.  A new reference to its source array, or NULL (no error).
+ * Rare, so the attribute lookups cost nothing on the common path; they
+ * run Python code, which is why the walk below holds what it walks.
  */
 static PyObject *
 interface_source(PyObject *obj)
 {
-    if (!PyObject_HasAttrString(obj, "__array_interface__")) {
-        return NULL;
-    }
-    PyObject *source = PyObject_GetAttrString(obj, "base");
-    if (source == NULL) {
+    int has = PyObject_HasAttrString(obj, "__array_interface__");
+    PyObject *source = has ? PyObject_GetAttrString(obj, "base") : NULL;
+    if (source == NULL || !PyArray_Check(source)) {
         PyErr_Clear();
+        Py_XDECREF(source);
         return NULL;
     }
-    /* Borrowed from obj, which keeps it: a fresh object would die here. */
-    int held = PyArray_Check(source) && Py_REFCNT(source) > 1;
-    Py_DECREF(source);
-    return held ? source : NULL;
+    return source;
 }
 
+/*
+ * A new reference to the Allocation that holds arr's data, or NULL (no
+ * error) if the data does not lie inside one (a copy, a plain array
+ * viewed as Buffer, ...).  Every link of the chain is held while the next
+ * is looked up: a getter in the chain may drop what it points to.
+ */
 static AllocationObject *
-find_allocation(PyArrayObject *arr)
+allocation_of(PyArrayObject *arr)
 {
-    PyObject *base = PyArray_BASE(arr);
+    PyObject *link = PyArray_BASE(arr);
+    Py_XINCREF(link);
     /* Bounded: objects made by hand could point at each other. */
-    for (int hops = 0; base != NULL && hops < 64
-            && !Py_IS_TYPE(base, &pa_AllocationType); hops++) {
-        base = PyArray_Check(base) ? PyArray_BASE((PyArrayObject *)base)
-                                   : interface_source(base);
+    for (int hops = 0; link != NULL && hops < 64
+            && !Py_IS_TYPE(link, &pa_AllocationType); hops++) {
+        PyObject *next = PyArray_Check(link)
+            ? Py_XNewRef(PyArray_BASE((PyArrayObject *)link))
+            : interface_source(link);
+        Py_DECREF(link);
+        link = next;
     }
-    if (base == NULL || !Py_IS_TYPE(base, &pa_AllocationType)) {
+    if (link == NULL || !Py_IS_TYPE(link, &pa_AllocationType)) {
+        Py_XDECREF(link);
         return NULL;
     }
-    AllocationObject *a = (AllocationObject *)base;
+    AllocationObject *a = (AllocationObject *)link;
     uintptr_t data = (uintptr_t)PyArray_DATA(arr);
     uintptr_t cpu = (uintptr_t)a->blk.cpu;
     /* A WRITEBACKIFCOPY temporary has its base's type but not its data. */
     if (data < cpu || data - cpu > a->blk.size) {
+        Py_DECREF(a);
         return NULL;
     }
     return a;
 }
 
-/* The live Allocation of arr, or NULL (no error set). */
+/* A new reference to arr's Allocation if it still holds device memory,
+ * else NULL (no error). */
 static AllocationObject *
-live_allocation(PyArrayObject *arr)
+live_allocation_of(PyArrayObject *arr)
 {
-    AllocationObject *a = find_allocation(arr);
-    return a != NULL && !a->freed ? a : NULL;
+    AllocationObject *a = allocation_of(arr);
+    if (a != NULL && a->freed) {
+        Py_CLEAR(a);
+    }
+    return a;
 }
 
 /*
  * The byte span [*lo, *hi) that arr touches, relative to its data
  * pointer: for strided and reversed views this is more than nbytes.
- * Returns 0 for an array with no elements.
+ * 1 for a span, 0 for an array with no elements, -1 if the arithmetic
+ * overflows (only hand-made strides get there).
  */
 static int
 memory_span(PyArrayObject *arr, npy_intp *lo, npy_intp *hi)
 {
     int nd = PyArray_NDIM(arr);
     npy_intp *shape = PyArray_DIMS(arr), *strides = PyArray_STRIDES(arr);
-    npy_intp low = 0, high = 0;
+    npy_intp low = 0, high = 0, extent;
     for (int i = 0; i < nd; i++) {
         if (shape[i] == 0) {
             return 0;
         }
-        npy_intp extent = strides[i] * (shape[i] - 1);
-        if (extent > 0) {
-            high += extent;
-        }
-        else {
-            low += extent;
+    }
+    for (int i = 0; i < nd; i++) {
+        if (__builtin_mul_overflow(strides[i], shape[i] - 1, &extent)
+                || __builtin_add_overflow(extent > 0 ? high : low, extent,
+                                          extent > 0 ? &high : &low)) {
+            return -1;
         }
     }
+    if (__builtin_add_overflow(high, PyArray_ITEMSIZE(arr), &high)) {
+        return -1;
+    }
     *lo = low;
-    *hi = high + PyArray_ITEMSIZE(arr);
+    *hi = high;
     return 1;
 }
 
 /*
- * Users' attributes (PYNQ's video code sets some).  The __dict__ slot
- * follows ndarray's fields, whose size is known only at run time.  A dict
- * can close a reference cycle, through the buffer or any of its views, so
- * Buffers support the garbage collector.
+ * Users' attributes (PYNQ's video code sets some), then the registry
+ * links.  A dict can close a reference cycle, through the buffer or any
+ * of its views, so Buffers support the garbage collector.
  */
-static Py_ssize_t dict_offset;
+static Py_ssize_t dict_offset, links_offset;
 
 static PyObject **
 dict_slot(PyObject *self)
@@ -115,47 +133,124 @@ dict_slot(PyObject *self)
     return (PyObject **)((char *)self + dict_offset);
 }
 
+/* The registry of live Buffers: a doubly linked list through the links
+ * after each Buffer's dict, changed only with the GIL held. */
+typedef struct {
+    PyObject *prev, *next;
+} buffer_links;
+
+static PyObject *registry;
+
+static buffer_links *
+links(PyObject *self)
+{
+    return (buffer_links *)((char *)self + links_offset);
+}
+
+/* numpy makes every Buffer, views included, through tp_alloc. */
+static PyObject *
+buffer_alloc(PyTypeObject *type, Py_ssize_t nitems)
+{
+    PyObject *self = PyType_GenericAlloc(type, nitems);
+    if (self != NULL) {
+        links(self)->prev = NULL;
+        links(self)->next = registry;
+        if (registry != NULL) {
+            links(registry)->prev = self;
+        }
+        registry = self;
+    }
+    return self;
+}
+
+static void
+unregister(PyObject *self)
+{
+    buffer_links *l = links(self);
+    if (l->prev != NULL) {
+        links(l->prev)->next = l->next;
+    }
+    else {
+        registry = l->next;
+    }
+    if (l->next != NULL) {
+        links(l->next)->prev = l->prev;
+    }
+}
+
+void
+pa_buffers_visit(void (*visit)(PyArrayObject *buffer, void *ctx), void *ctx)
+{
+    for (PyObject *b = registry; b != NULL; b = links(b)->next) {
+        visit((PyArrayObject *)b, ctx);
+    }
+}
+
 typedef int (*sync_fn)(pa_memory *, const pa_block *, uint64_t, uint64_t);
 
-/* flush/invalidate: checks, then cache maintenance of arr's span. */
+/* The ValueError for a view whose span leaves its allocation: [first,
+ * end) of it, or no span at all if its arithmetic overflowed. */
 static PyObject *
-sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
+outside_allocation(PyArrayObject *arr, AllocationObject *a, const char *what,
+                   int overflowed, long long first, long long end)
 {
-    AllocationObject *a = find_allocation(arr);
-    if (a == NULL) {
-        PyErr_Format(PyExc_ValueError,
-                     "cannot %s: this array's data is not in device memory "
-                     "(it is a copy or a plain array, not a Buffer from "
-                     "allocate() or a view of one)", what);
-        return NULL;
+    int nd = PyArray_NDIM(arr);
+    PyObject *shape = PyArray_IntTupleFromIntp(nd, PyArray_DIMS(arr));
+    PyObject *strides = PyArray_IntTupleFromIntp(nd, PyArray_STRIDES(arr));
+    char span[96];
+    if (overflowed) {
+        PyOS_snprintf(span, sizeof(span), "spans more bytes than an address "
+                      "can count");
     }
+    else {
+        PyOS_snprintf(span, sizeof(span), "spans bytes %lld to %lld", first,
+                      end);
+    }
+    if (shape != NULL && strides != NULL) {
+        PyErr_Format(PyExc_ValueError, "cannot %s: the array %s of its "
+                     "allocation, which has %llu (shape %R, strides %R)",
+                     what, span, (unsigned long long)a->blk.size, shape,
+                     strides);
+    }
+    Py_XDECREF(shape);
+    Py_XDECREF(strides);
+    return NULL;
+}
+
+/* flush/invalidate of arr's span in a (held by the caller). */
+static PyObject *
+sync_allocation(PyArrayObject *arr, AllocationObject *a, sync_fn fn,
+                const char *what)
+{
     if (a->freed) {
         PyErr_Format(PyExc_ValueError,
                      "cannot %s: the buffer was freed (freebuffer(), close() "
                      "or the end of its with-block)", what);
         return NULL;
     }
-    npy_intp lo, hi;
-    if (a->blk.coherent || !memory_span(arr, &lo, &hi)) {
+    npy_intp lo = 0, hi = 0;
+    int span = memory_span(arr, &lo, &hi);
+    /* Offsets from the block's start, checked: the strides of an
+     * as_strided view can point anywhere. */
+    long long start = (long long)((char *)PyArray_DATA(arr)
+                                  - (char *)a->blk.cpu), first = 0, end = 0;
+    int overflowed = span < 0 || (span > 0
+        && (__builtin_add_overflow(start, lo, &first)
+            || __builtin_add_overflow(start, hi, &end)));
+    if (overflowed || (span > 0 && (first < 0
+                                    || (unsigned long long)end > a->blk.size))) {
+        return outside_allocation(arr, a, what, overflowed, first, end);
+    }
+    if (span == 0 || a->blk.coherent) {
         /* No bytes to sync; a flush still orders the CPU's stores. */
         fn(a->memory->mem, &a->blk, 0, 0);
         Py_RETURN_NONE;
     }
-    char *cpu = a->blk.cpu, *data = PyArray_DATA(arr);
-    if (data + lo < cpu || data + hi > cpu + a->blk.size) {
-        /* Only as_strided-style tricks can get here. */
-        PyErr_Format(PyExc_ValueError,
-                     "cannot %s: the array spans bytes %zd to %zd of its "
-                     "allocation, which has %llu", what,
-                     (Py_ssize_t)(data + lo - cpu), (Py_ssize_t)(data + hi - cpu),
-                     (unsigned long long)a->blk.size);
-        return NULL;
-    }
-    uint64_t offset = (uint64_t)(data + lo - cpu), len = (uint64_t)(hi - lo);
+    uint64_t offset = (uint64_t)first, len = (uint64_t)(end - first);
     int rc;
     if (len >= SYNC_WITHOUT_GIL_BYTES
             || pa_memory_sync_calls_driver(a->memory->mem)) {
-        /* `self` keeps its base chain, and so `a`, alive meanwhile. */
+        /* The caller's reference keeps `a` alive meanwhile. */
         pa_allocation_enter(a);
         Py_BEGIN_ALLOW_THREADS
         rc = fn(a->memory->mem, &a->blk, offset, len);
@@ -170,10 +265,27 @@ sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
                         "the allocation", what, (unsigned long long)len,
                         (unsigned long long)offset);
     }
-    if (pa_sim_hazards_pending() && pa_coherence_report(a->memory) != 0) {
+    if (pa_hazards_pending() && pa_coherence_report(a->memory) != 0) {
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+/* flush/invalidate: checks, then cache maintenance of arr's span. */
+static PyObject *
+sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
+{
+    AllocationObject *a = allocation_of(arr);
+    if (a == NULL) {
+        PyErr_Format(PyExc_ValueError,
+                     "cannot %s: this array's data is not in device memory "
+                     "(it is a copy or a plain array, not a Buffer from "
+                     "allocate() or a view of one)", what);
+        return NULL;
+    }
+    PyObject *r = sync_allocation(arr, a, fn, what);
+    Py_DECREF(a);
+    return r;
 }
 
 PyDoc_STRVAR(flush_doc,
@@ -244,30 +356,65 @@ PyDoc_STRVAR(freebuffer_doc,
  * cache, once, instead of releasing the memory (the cache holds it now).
  * 1 if the buffer takes part in that, 0 if not, -1 with an error.
  */
+/* A new reference to dict[key], or NULL (with an error if one was
+ * raised: a key's __eq__ may raise). */
+static PyObject *
+dict_item(PyObject *dict, const char *key)
+{
+    PyObject *name = PyUnicode_FromString(key);
+    PyObject *item = name == NULL ? NULL : PyDict_GetItemWithError(dict, name);
+    Py_XINCREF(item);
+    Py_XDECREF(name);
+    return item;
+}
+
 static int
 return_to_cache(PyObject *self)
 {
-    PyObject *dict = *dict_slot(self);
-    PyObject *pointer = dict ? PyDict_GetItemString(dict, "pointer") : NULL;
-    PyObject *cache = dict ? PyDict_GetItemString(dict, "return_to") : NULL;
-    int truth = pointer == NULL || cache == NULL ? 0 : PyObject_IsTrue(cache);
-    if (truth <= 0) {
-        return truth;
+    /* Everything is held from here on: the truth tests and the call run
+     * Python code, which may change the dict or delete what it held. */
+    PyObject *dict = Py_XNewRef(*dict_slot(self));
+    if (dict == NULL) {
+        return 0;
     }
-    if ((truth = PyObject_IsTrue(pointer)) <= 0) {
-        return truth < 0 ? -1 : 1;      /* returned already */
+    PyObject *pointer = dict_item(dict, "pointer");
+    PyObject *cache = pointer == NULL ? NULL : dict_item(dict, "return_to");
+    Py_DECREF(dict);
+    int rc = PyErr_Occurred() ? -1 : 0;
+    if (rc == 0 && pointer != NULL && cache != NULL) {
+        rc = PyObject_IsTrue(cache);
     }
-    Py_INCREF(pointer);     /* the call may change the dict */
-    PyObject *r = PyObject_CallMethod(cache, "return_pointer", "O", pointer);
-    Py_DECREF(pointer);
-    if (r == NULL) {
+    if (rc > 0 && (rc = PyObject_IsTrue(pointer)) == 0) {
+        rc = 1;     /* returned already */
+    }
+    else if (rc > 0) {
+        PyObject *r = PyObject_CallMethod(cache, "return_pointer", "O",
+                                          pointer);
+        PyObject *zero = r == NULL ? NULL : PyLong_FromLong(0);
+        rc = zero == NULL || PyObject_SetAttrString(self, "pointer", zero) < 0
+             ? -1 : 1;
+        Py_XDECREF(zero);
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(pointer);
+    Py_XDECREF(cache);
+    return rc;
+}
+
+/* Gives a's memory back, reporting the device writes it never invalidated
+ * (on a memory that tracks them): checked first, reported after, since
+ * the memory goes back anyway.  0 or -1. */
+static int
+free_allocation(AllocationObject *a)
+{
+    int check = !a->freed && !a->blk.coherent
+                && pa_memory_coherence(a->memory->mem) > 0;
+    PyObject *hazards = check ? pa_coherence_uninvalidated(a) : NULL;
+    if ((check && hazards == NULL) || pa_allocation_free(a) != 0) {
+        Py_XDECREF(hazards);
         return -1;
     }
-    Py_DECREF(r);
-    PyObject *zero = PyLong_FromLong(0);
-    int rc = zero == NULL ? -1 : PyObject_SetAttrString(self, "pointer", zero);
-    Py_XDECREF(zero);
-    return rc < 0 ? -1 : 1;
+    return check ? pa_coherence_report_list(a, hazards) : 0;
 }
 
 static PyObject *
@@ -280,23 +427,14 @@ buffer_freebuffer(PyArrayObject *self, PyObject *unused)
     if (base == NULL || !Py_IS_TYPE(base, &pa_AllocationType)) {
         Py_RETURN_NONE;
     }
-    int returned = return_to_cache((PyObject *)self);
-    if (returned < 0) {
-        return NULL;
+    Py_INCREF(base);
+    int rc = return_to_cache((PyObject *)self);
+    if (rc == 0) {
+        rc = free_allocation((AllocationObject *)base);
     }
-    if (!returned) {
-        AllocationObject *a = (AllocationObject *)base;
-        /* Checked first, reported after: the memory goes back anyway. */
-        int check = !a->freed && !a->blk.coherent
-                    && pa_sim_coherence(a->memory->mem) > 0;
-        PyObject *hazards = check ? pa_coherence_uninvalidated(a) : NULL;
-        if ((check && hazards == NULL) || pa_allocation_free(a) != 0) {
-            Py_XDECREF(hazards);
-            return NULL;
-        }
-        if (check && pa_coherence_report_list(a, hazards) != 0) {
-            return NULL;
-        }
+    Py_DECREF(base);
+    if (rc < 0) {
+        return NULL;
     }
     Py_RETURN_NONE;
 }
@@ -451,9 +589,12 @@ buffer_array_wrap(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     }
     PyArrayObject *result = (PyArrayObject *)arr;
-    if (Py_IS_TYPE(arr, &pa_BufferType) && find_allocation(result) != NULL) {
-        Py_INCREF(arr);
-        return arr;
+    if (Py_IS_TYPE(arr, &pa_BufferType)) {
+        AllocationObject *a = allocation_of(result);
+        if (a != NULL) {
+            Py_DECREF(a);
+            return Py_NewRef(arr);
+        }
     }
     if (return_scalar && PyArray_NDIM(result) == 0) {
         return PyArray_Scalar(PyArray_DATA(result), PyArray_DESCR(result),
@@ -485,8 +626,14 @@ static void
 buffer_dealloc(PyObject *self)
 {
     PyObject_GC_UnTrack(self);
+    /* Out of every list first: clearing the dict runs users' finalizers,
+     * which may list buffers, and must not find this one. */
+    unregister(self);
+    PyObject *base = PyArray_BASE((PyArrayObject *)self);
+    if (base != NULL && Py_IS_TYPE(base, &pa_AllocationType)) {
+        pa_allocation_root_gone((AllocationObject *)base, self);
+    }
     Py_CLEAR(*dict_slot(self));
-    pa_inventory_root_gone(self);
     PyArray_Type.tp_dealloc(self);     /* ends in tp_free */
 }
 
@@ -521,13 +668,15 @@ static PyObject *
 get_device_address(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = live_allocation(self);
+    AllocationObject *a = live_allocation_of(self);
     if (a == NULL) {
         Py_RETURN_NONE;
     }
     uint64_t offset = (uint64_t)((char *)PyArray_DATA(self)
                                  - (char *)a->blk.cpu);
-    return PyLong_FromUnsignedLongLong(a->blk.device_address + offset);
+    uint64_t address = a->blk.device_address + offset;
+    Py_DECREF(a);
+    return PyLong_FromUnsignedLongLong(address);
 }
 
 static PyObject *
@@ -541,65 +690,74 @@ static PyObject *
 get_offset(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = find_allocation(self);
+    AllocationObject *a = allocation_of(self);
     if (a == NULL) {
         Py_RETURN_NONE;
     }
-    return PyLong_FromSsize_t((char *)PyArray_DATA(self)
-                              - (char *)a->blk.cpu);
+    Py_ssize_t offset = (char *)PyArray_DATA(self) - (char *)a->blk.cpu;
+    Py_DECREF(a);
+    return PyLong_FromSsize_t(offset);
+}
+
+/* Which field of the live allocation's block a getter reads. */
+enum block_field { COHERENT, CACHEABLE, HANDLE };
+
+static PyObject *
+block_field(PyArrayObject *self, enum block_field field)
+{
+    AllocationObject *a = live_allocation_of(self);
+    if (a == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *r = field == COHERENT ? PyBool_FromLong(a->blk.coherent)
+        : field == CACHEABLE ? PyBool_FromLong(a->blk.cacheable)
+        : PyLong_FromUnsignedLongLong(a->blk.handle);
+    Py_DECREF(a);
+    return r;
 }
 
 static PyObject *
 get_coherent(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = live_allocation(self);
-    if (a == NULL) {
-        Py_RETURN_NONE;
-    }
-    return PyBool_FromLong(a->blk.coherent);
+    return block_field(self, COHERENT);
 }
 
 static PyObject *
 get_cacheable(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = live_allocation(self);
-    if (a == NULL) {
-        Py_RETURN_NONE;
-    }
-    return PyBool_FromLong(a->blk.cacheable);
+    return block_field(self, CACHEABLE);
 }
 
 static PyObject *
 get_bo(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = live_allocation(self);
-    if (a == NULL) {
-        Py_RETURN_NONE;
-    }
-    return PyLong_FromUnsignedLongLong(a->blk.handle);
+    return block_field(self, HANDLE);
 }
 
 static PyObject *
 get_memory(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = find_allocation(self);
+    AllocationObject *a = allocation_of(self);
     if (a == NULL) {
         Py_RETURN_NONE;
     }
-    Py_INCREF(a->memory);
-    return (PyObject *)a->memory;
+    PyObject *memory = Py_NewRef((PyObject *)a->memory);
+    Py_DECREF(a);
+    return memory;
 }
 
 static PyObject *
 get_freed(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = find_allocation(self);
-    return PyBool_FromLong(a != NULL && a->freed);
+    AllocationObject *a = allocation_of(self);
+    int freed = a != NULL && a->freed;
+    Py_XDECREF(a);
+    return PyBool_FromLong(freed);
 }
 
 static PyGetSetDef buffer_getset[] = {
@@ -659,7 +817,7 @@ PyTypeObject pa_BufferType = {
     .tp_clear = buffer_clear,
     .tp_methods = buffer_methods,
     .tp_getset = buffer_getset,
-    .tp_alloc = PyType_GenericAlloc,
+    .tp_alloc = buffer_alloc,
     .tp_new = buffer_new,
     .tp_free = PyObject_GC_Del,
 };
@@ -668,8 +826,10 @@ int
 pa_buffer_type_ready(void)
 {
     dict_offset = PyArray_Type.tp_basicsize;
+    links_offset = dict_offset + (Py_ssize_t)sizeof(PyObject *);
     pa_BufferType.tp_base = &PyArray_Type;
-    pa_BufferType.tp_basicsize = dict_offset + (Py_ssize_t)sizeof(PyObject *);
+    pa_BufferType.tp_basicsize = links_offset
+                                 + (Py_ssize_t)sizeof(buffer_links);
     pa_BufferType.tp_dictoffset = dict_offset;
     return PyType_Ready(&pa_BufferType);
 }

@@ -1,83 +1,145 @@
 /*
- * The simulated memory's coherence hazards (sim.h) on their way to the
- * user.  The core records them per thread; after each operation that can
- * find one, this file takes them and hands them, with what the inventory
- * knows of each buffer, to pynq_alloc._coherence, which words them and
- * warns or raises.  Nothing here costs anything on other memories: they
- * record no hazards, and pa_sim_hazards_pending() is one thread-local test.
+ * Coherence hazards, from the core to the user.  The core records them
+ * per thread; after each operation that can find one, this file takes
+ * them, describes each with its allocation's record (inventory.c) as a
+ * HazardRecord with named fields, and hands them to pynq_alloc._coherence,
+ * which words them and warns or raises.
  */
-#include "glue.h"
+#include "coherence.h"
+
+#include "inventory.h"
+#include "package.h"
 
 /* Released buffers' hazards kept for Memory.check(), at most. */
 #define RELEASED_KEPT 64
 
-/* The live Allocation of m at device address `block`, or NULL. */
+static PyTypeObject *hazard_type;
+
+static PyStructSequence_Field hazard_fields[] = {
+    {"kind", "what went wrong, one of HAZARD_KINDS"},
+    {"device_address", "device address of the allocation concerned"},
+    {"start", "first byte concerned, as an offset into the allocation"},
+    {"stop", "one past the last byte concerned, as an offset into it"},
+    {"buffer", "the allocation's AllocationRecord, or None if it is gone"},
+    {NULL, NULL},
+};
+
+static PyStructSequence_Desc hazard_desc = {
+    "pynq_alloc._core.HazardRecord",
+    "One coherence hazard as the core found it; pynq_alloc.Hazard is made "
+    "from it by field name.",
+    hazard_fields, 5,
+};
+
+int
+pa_coherence_init(PyObject *module)
+{
+    hazard_type = PyStructSequence_NewType(&hazard_desc);
+    PyObject *kinds = PyTuple_New(PA_HAZARD_KINDS);
+    for (int k = 1; kinds != NULL && k <= PA_HAZARD_KINDS; k++) {
+        PyObject *name = PyUnicode_FromString(pa_hazard_kind_name(k));
+        if (name == NULL) {
+            Py_CLEAR(kinds);
+            break;
+        }
+        PyTuple_SET_ITEM(kinds, k - 1, name);
+    }
+    int rc = hazard_type == NULL || kinds == NULL
+             || PyModule_AddObjectRef(module, "HazardRecord",
+                                      (PyObject *)hazard_type) < 0
+             || PyModule_AddObjectRef(module, "HAZARD_KINDS", kinds) < 0
+             ? -1 : 0;
+    Py_XDECREF(kinds);
+    return rc;
+}
+
+/* A new reference to the live Allocation of m at device address `block`,
+ * or NULL.  Runs no Python code. */
 static AllocationObject *
 allocation_at(MemoryObject *m, uint64_t block)
 {
     for (PyObject *p = m->allocations; p != NULL;
-            p = ((AllocationObject *)p)->inv.next) {
+            p = ((AllocationObject *)p)->next) {
         AllocationObject *a = (AllocationObject *)p;
         if (a->blk.device_address == block && !a->retired) {
-            return a;
+            return (AllocationObject *)Py_NewRef(p);
         }
     }
     return NULL;
 }
 
-/* (kind, block, start, end, raw inventory entry or None), or NULL. */
+/* The HazardRecord of h in a (NULL: gone), or NULL with an error. */
 static PyObject *
-hazard_tuple(const pa_hazard *h, AllocationObject *a)
+hazard_record(const pa_hazard *h, AllocationObject *a)
 {
-    PyObject *raw = a != NULL ? pa_inventory_raw(a) : Py_NewRef(Py_None);
-    if (raw == NULL) {
+    PyObject *buffer = a != NULL ? pa_inventory_record(a) : Py_NewRef(Py_None);
+    PyObject *record = PyStructSequence_New(hazard_type);
+    if (buffer == NULL || record == NULL) {
+        Py_XDECREF(buffer);
+        Py_XDECREF(record);
         return NULL;
     }
-    return Py_BuildValue("(iKKKN)", h->kind, (unsigned long long)h->block,
-                         (unsigned long long)h->start,
-                         (unsigned long long)h->end, raw);
+    PyObject *values[5] = {
+        PyUnicode_FromString(pa_hazard_kind_name(h->kind)),
+        PyLong_FromUnsignedLongLong(h->block),
+        PyLong_FromUnsignedLongLong(h->start - h->block),
+        PyLong_FromUnsignedLongLong(h->end - h->block), buffer,
+    };
+    int failed = 0;
+    for (int i = 0; i < 5; i++) {
+        failed |= values[i] == NULL;
+        PyStructSequence_SetItem(record, i, values[i]);   /* steals */
+    }
+    if (failed) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    return record;
 }
 
-/* The calling thread's hazards as a list of hazard tuples, taken from the
- * core; *lost gets how many did not fit.  a, if not NULL, describes them
- * all, else they are looked up in m. */
-static PyObject *
-take_hazards(MemoryObject *m, AllocationObject *a, uint64_t *lost)
+/*
+ * The calling thread's hazards as HazardRecords appended to list, taken
+ * from the core; *lost (if not NULL) gets how many did not fit.  `owner`,
+ * if not NULL, is the allocation they all belong to, kept alive by the
+ * caller (it may be in its dealloc: it is never referenced here); else
+ * each is looked up in m and held while described.  0 or -1.
+ */
+static int
+take_hazards(MemoryObject *m, AllocationObject *owner, PyObject *list,
+             uint64_t *lost)
 {
     pa_hazard h[PA_HAZARDS_KEPT];
-    size_t n = pa_sim_take_hazards(h, PA_HAZARDS_KEPT, lost);
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list != NULL && i < n; i++) {
-        PyObject *t = hazard_tuple(&h[i], a != NULL
-                                   ? a : allocation_at(m, h[i].block));
-        if (t == NULL) {
-            Py_CLEAR(list);
-            break;
+    size_t n = pa_hazards_take(h, PA_HAZARDS_KEPT, lost);
+    for (size_t i = 0; i < n; i++) {
+        AllocationObject *a = owner != NULL ? owner
+                                            : allocation_at(m, h[i].block);
+        PyObject *record = hazard_record(&h[i], a);
+        if (owner == NULL) {
+            Py_XDECREF(a);
         }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+        int rc = record == NULL ? -1 : PyList_Append(list, record);
+        Py_XDECREF(record);
+        if (rc < 0) {
+            return -1;
+        }
     }
-    return list;
-}
-
-static PyObject *
-call_coherence(const char *function, PyObject *args)
-{
-    return pa_call_package("pynq_alloc._coherence", function, args);
+    return 0;
 }
 
 /* Warns of or raises the hazards in list (stolen), as m's mode says. */
 static int
 report_list(MemoryObject *m, PyObject *list, uint64_t lost)
 {
-    int mode = pa_sim_coherence(m->mem);
+    int mode = pa_memory_coherence(m->mem);
     if (list == NULL || mode <= PA_COHERENCE_OFF
             || (PyList_GET_SIZE(list) == 0 && lost == 0)) {
         Py_XDECREF(list);
         return list == NULL ? -1 : 0;
     }
-    PyObject *r = call_coherence(
-        "report", Py_BuildValue("(NKi)", list, (unsigned long long)lost,
-                                mode));
+    PyObject *r = pa_call_package(
+        "pynq_alloc._coherence", "report",
+        Py_BuildValue("(NKs)", list, (unsigned long long)lost,
+                      pa_coherence_mode_name(mode)));
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
 }
@@ -85,34 +147,31 @@ report_list(MemoryObject *m, PyObject *list, uint64_t lost)
 int
 pa_coherence_report(MemoryObject *m)
 {
-    if (!pa_sim_hazards_pending()) {
+    if (!pa_hazards_pending()) {
         return 0;
     }
     uint64_t lost = 0;
-    int collecting = PyGC_Disable();     /* see standing() */
-    PyObject *list = take_hazards(m, NULL, &lost);
-    if (collecting) {
-        PyGC_Enable();
+    PyObject *list = PyList_New(0);
+    if (list != NULL && take_hazards(m, NULL, list, &lost) < 0) {
+        Py_CLEAR(list);
     }
     return report_list(m, list, lost);
 }
 
 /* Appends a's standing hazards of `kind` to list, all of them: those the
  * core holds for this thread now, which it found checking up to byte
- * `from`, then the rest, a record at a time.  0, or -1 with an error.
- * The caller keeps the collector off: see pa_memory_check. */
+ * `from`, then the rest, a record at a time.  0, or -1 with an error. */
 static int
 standing(AllocationObject *a, int kind, PyObject *list, uint64_t from)
 {
     for (;;) {
-        PyObject *more = take_hazards(a->memory, a, NULL);
-        int rc = more == NULL ? -1 : PyList_SetSlice(
-            list, PyList_GET_SIZE(list), PyList_GET_SIZE(list), more);
-        Py_XDECREF(more);
-        if (rc < 0 || from >= a->blk.size) {
-            return rc;
+        if (take_hazards(a->memory, a, list, NULL) < 0) {
+            return -1;
         }
-        from = pa_sim_check(a->memory->mem, &a->blk, kind, from);
+        if (from >= a->blk.size) {
+            return 0;
+        }
+        from = pa_memory_check(a->memory->mem, &a->blk, kind, from);
     }
 }
 
@@ -121,21 +180,16 @@ pa_coherence_uninvalidated(AllocationObject *a)
 {
     PyObject *list = PyList_New(0);
     if (list == NULL || a->blk.coherent || a->retired
-            || pa_sim_coherence(a->memory->mem) <= 0) {
+            || pa_memory_coherence(a->memory->mem) <= PA_COHERENCE_OFF) {
         return list;
     }
     /* Most buffers have none: find that out before making objects. */
-    uint64_t from = pa_sim_check(a->memory->mem, &a->blk,
-                                 PA_HAZARD_UNINVALIDATED, 0);
-    if (from == a->blk.size && !pa_sim_hazards_pending()) {
+    uint64_t from = pa_memory_check(a->memory->mem, &a->blk,
+                                    PA_HAZARD_UNINVALIDATED, 0);
+    if (from == a->blk.size && !pa_hazards_pending()) {
         return list;
     }
-    int collecting = PyGC_Disable();
-    int rc = standing(a, PA_HAZARD_UNINVALIDATED, list, from);
-    if (collecting) {
-        PyGC_Enable();
-    }
-    if (rc < 0) {
+    if (standing(a, PA_HAZARD_UNINVALIDATED, list, from) < 0) {
         Py_CLEAR(list);
     }
     return list;
@@ -151,7 +205,7 @@ void
 pa_coherence_at_release(AllocationObject *a)
 {
     MemoryObject *m = a->memory;
-    if (a->retired || !pa_sim_has_device_writes(m->mem, &a->blk)) {
+    if (a->retired || !pa_memory_has_device_writes(m->mem, &a->blk)) {
         return;
     }
     /* Called from a dealloc: whatever is raised in here is dropped. */
@@ -176,61 +230,48 @@ pa_coherence_at_release(AllocationObject *a)
     PyErr_Restore(type, value, tb);
 }
 
-const char pa_memory_check_doc[] =
-"check($self, /)\n--\n\n"
-"List the coherence hazards that stand in this simulated memory.\n\n"
-"For each cacheable buffer: bytes the CPU wrote and never flushed, and\n"
-"bytes the device wrote that the CPU never invalidated (a CPU read of\n"
-"them was stale); and for buffers released since the last check(), the\n"
-"device writes they never invalidated (at most 64). Returns a list of\n"
-"pynq_alloc.Hazard, empty when all is clean and on memories other than\n"
-"the sim, which track nothing. Raises nothing; it does not warn.\n\n"
-"    >>> mem = open_memory('sim', size=1 << 20)\n"
-"    >>> buf = mem.allocate(16, 'u1', cacheable=True)\n"
-"    >>> buf[:] = 1                   # never flushed\n"
-"    >>> [(h.kind, h.start, h.stop) for h in mem.check()]\n"
-"    [('unflushed', 0, 64)]";
-
 PyObject *
-pa_memory_check(MemoryObject *m, PyObject *unused)
+pa_coherence_check(MemoryObject *m)
 {
-    (void)unused;
     PyObject *all = m->released_hazards != NULL
                     ? m->released_hazards : PyList_New(0);
     m->released_hazards = NULL;
-    if (all == NULL || pa_sim_coherence(m->mem) <= 0) {
-        return all == NULL ? NULL
-                           : call_coherence("hazards", Py_BuildValue("(N)", all));
-    }
-    /* No collection meanwhile: one could free Allocations of the list. */
-    int collecting = PyGC_Disable();
-    int rc = 0;
-    for (PyObject *p = m->allocations; rc == 0 && p != NULL;
-            p = ((AllocationObject *)p)->inv.next) {
-        AllocationObject *a = (AllocationObject *)p;
-        if (a->retired || a->blk.coherent) {
-            continue;
+    if (all != NULL && pa_memory_coherence(m->mem) > PA_COHERENCE_OFF) {
+        /* Hold what is checked, taken with no Python code running: the
+         * records made along the way may run finalizers. */
+        PyObject *held = PyList_New(0);
+        for (PyObject *p = m->allocations; held != NULL && p != NULL;
+                p = ((AllocationObject *)p)->next) {
+            AllocationObject *a = (AllocationObject *)p;
+            if (!a->retired && !a->blk.coherent
+                    && PyList_Append(held, p) < 0) {
+                Py_CLEAR(held);
+            }
         }
-        rc = standing(a, PA_HAZARD_UNFLUSHED, all, 0);
-        if (rc == 0) {
-            rc = standing(a, PA_HAZARD_UNINVALIDATED, all, 0);
+        int rc = held == NULL ? -1 : 0;
+        for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(held); i++) {
+            AllocationObject *a = (AllocationObject *)PyList_GET_ITEM(held, i);
+            if (!a->retired) {
+                rc = standing(a, PA_HAZARD_UNFLUSHED, all, 0);
+            }
+            if (rc == 0 && !a->retired) {
+                rc = standing(a, PA_HAZARD_UNINVALIDATED, all, 0);
+            }
+        }
+        Py_XDECREF(held);
+        if (rc < 0) {
+            Py_CLEAR(all);
         }
     }
-    if (collecting) {
-        PyGC_Enable();
-    }
-    if (rc < 0) {
-        Py_DECREF(all);
-        return NULL;
-    }
-    return call_coherence("hazards", Py_BuildValue("(N)", all));
+    return all == NULL ? NULL
+        : pa_call_package("pynq_alloc._coherence", "hazards",
+                          Py_BuildValue("(N)", all));
 }
 
 PyObject *
-pa_memory_get_coherence(MemoryObject *m, void *closure)
+pa_coherence_mode(MemoryObject *m)
 {
-    (void)closure;
-    int mode = pa_sim_coherence(m->mem);
+    int mode = pa_memory_coherence(m->mem);
     if (mode < 0) {
         Py_RETURN_NONE;
     }

@@ -1,5 +1,7 @@
-/* errno values from the core, turned into Python exceptions. */
-#include "glue.h"
+/* The core's error codes, turned into Python exceptions. */
+#include "errors.h"
+
+#include "memory.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -13,7 +15,11 @@ raise_v(int err, int always_os, const char *path, const char *format,
         return NULL;
     }
     err = err < 0 ? -err : err;
-    if (err == ENOMEM && !always_os) {
+    if (err == PA_ENOMAP) {
+        /* Not an errno: the process ran out of address space or mappings. */
+        PyErr_SetObject(PyExc_MemoryError, message);
+    }
+    else if (err == ENOMEM && !always_os) {
         PyErr_SetObject(PyExc_MemoryError, message);
     }
     else if ((err == EINVAL || err == EFAULT) && !always_os) {

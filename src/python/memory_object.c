@@ -1,5 +1,11 @@
 /* Memory: one source of physically contiguous memory (a pa_memory). */
-#include "glue.h"
+#include "memory_object.h"
+
+#include "allocate.h"
+#include "coherence.h"
+#include "errors.h"
+#include "inventory.h"
+#include "package.h"
 
 #include <errno.h>
 
@@ -181,7 +187,7 @@ memory_device_read(MemoryObject *self, PyObject *const *args,
         Py_DECREF(out);
         return bus_error(rc, address, n);
     }
-    if (pa_sim_hazards_pending() && pa_coherence_report(self) != 0) {
+    if (pa_hazards_pending() && pa_coherence_report(self) != 0) {
         Py_DECREF(out);
         return NULL;
     }
@@ -232,10 +238,70 @@ memory_device_write(MemoryObject *self, PyObject *const *args,
     if (rc != 0) {
         return bus_error(rc, address, n);
     }
-    if (pa_sim_hazards_pending() && pa_coherence_report(self) != 0) {
+    if (pa_hazards_pending() && pa_coherence_report(self) != 0) {
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(memory_buffers_doc,
+"buffers($self, /)\n--\n\n"
+"List the allocations of this memory that hold device memory now.\n\n"
+"One BufferInfo per allocation, lowest device address first: its\n"
+"device_address, size (bytes held), shape and dtype (of the Buffer that\n"
+"allocate() returned), cacheable, coherent, views (Buffer views of it\n"
+"that are alive) and traceback: where it was allocated, most recent call\n"
+"first, as ((filename, lineno, function), ...), when pynq_alloc.trace()\n"
+"was on, else None. The list holds no reference to the buffers, so\n"
+"keeping it keeps no memory. Buffers freed with freebuffer() are not\n"
+"listed: their memory is back. Safe from any thread. Raises only\n"
+"MemoryError, when no memory is left to make the list.\n\n"
+"    >>> mem = open_memory('sim', size=1 << 20, base_address=0x4000_0000)\n"
+"    >>> buf = mem.allocate((2, 3), 'f4')\n"
+"    >>> view = buf[1:]\n"
+"    >>> [(hex(b.device_address), b.size, b.shape, str(b.dtype), b.views)\n"
+"    ...  for b in mem.buffers()]\n"
+"    [('0x40000000', 4096, (2, 3), 'float32', 1)]");
+
+static PyObject *
+memory_buffers(MemoryObject *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *records = pa_inventory_records(self);
+    return records == NULL ? NULL
+        : pa_call_package("pynq_alloc._inventory", "buffer_infos",
+                          Py_BuildValue("(N)", records));
+}
+
+PyDoc_STRVAR(memory_check_doc,
+"check($self, /)\n--\n\n"
+"List the coherence hazards that stand in this simulated memory.\n\n"
+"For each cacheable buffer: bytes the CPU wrote and never flushed, and\n"
+"bytes the device wrote that the CPU never invalidated (a CPU read of\n"
+"them was stale); and for buffers released since the last check(), the\n"
+"device writes they never invalidated (at most 64). Returns a list of\n"
+"pynq_alloc.Hazard, empty when all is clean and on memories other than\n"
+"the sim, which track nothing. Raises nothing; it does not warn.\n\n"
+"    >>> mem = open_memory('sim', size=1 << 20)\n"
+"    >>> buf = mem.allocate(16, 'u1', cacheable=True)\n"
+"    >>> buf[:] = 1                   # never flushed\n"
+"    >>> [(h.kind, h.start, h.stop) for h in mem.check()]\n"
+"    [('unflushed', 0, 64)]");
+
+static PyObject *
+memory_check(MemoryObject *self, PyObject *unused)
+{
+    (void)unused;
+    return pa_coherence_check(self);
+}
+
+/* Jupyter's rich display: the memory map (pynq_alloc._memory_map). */
+static PyObject *
+memory_repr_html(MemoryObject *self, PyObject *unused)
+{
+    (void)unused;
+    return pa_call_package("pynq_alloc._memory_map", "html",
+                           Py_BuildValue("(O)", (PyObject *)self));
 }
 
 static PyMethodDef memory_methods[] = {
@@ -246,9 +312,10 @@ static PyMethodDef memory_methods[] = {
      METH_FASTCALL, device_read_doc},
     {"device_write", (PyCFunction)(void (*)(void))memory_device_write,
      METH_FASTCALL, device_write_doc},
-    {"check", (PyCFunction)pa_memory_check, METH_NOARGS,
-     pa_memory_check_doc},
-    PA_INVENTORY_MEMORY_METHODS
+    {"check", (PyCFunction)memory_check, METH_NOARGS, memory_check_doc},
+    {"buffers", (PyCFunction)memory_buffers, METH_NOARGS,
+     memory_buffers_doc},
+    {"_repr_html_", (PyCFunction)memory_repr_html, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -273,13 +340,20 @@ get_size(MemoryObject *m, void *closure)
     return PyLong_FromUnsignedLongLong(pa_memory_size(m->mem));
 }
 
+static PyObject *
+get_coherence(MemoryObject *m, void *closure)
+{
+    (void)closure;
+    return pa_coherence_mode(m);
+}
+
 static PyGetSetDef memory_getset[] = {
     {"kind", (getter)get_kind, NULL,
      "What backs this memory: 'sim', 'zocl', 'udmabuf', ...", NULL},
     {"base_address", (getter)get_base_address, NULL,
      "Lowest device address of the pool.", NULL},
     {"size", (getter)get_size, NULL, "Bytes in the pool.", NULL},
-    {"coherence", (getter)pa_memory_get_coherence, NULL,
+    {"coherence", (getter)get_coherence, NULL,
      "How the simulated memory reports coherence hazards: 'warn', 'raise' "
      "or 'off'; None on other memories, which do not track them.", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -3,8 +3,11 @@
  * backend.  Option parsing and defaults live in pynq_alloc/_open.py; these
  * take exact values and turn the backend's errors into exceptions.
  */
-#include "glue.h"
+#include "open_backends.h"
+
+#include "errors.h"
 #include "hugepage.h"
+#include "memory_object.h"
 #include "sim.h"
 #include "udmabuf.h"
 #include "xlnk.h"

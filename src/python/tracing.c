@@ -1,0 +1,108 @@
+/*
+ * Allocation sites, recorded as tracemalloc records them: the calling
+ * Python frames as code objects and instruction offsets.  Line numbers
+ * cost hundreds of instructions a frame to work out, so only a listing
+ * does that (pa_trace_decode).
+ */
+#include "tracing.h"
+
+#if PY_VERSION_HEX < 0x030B0000
+#include <frameobject.h>    /* f_lasti */
+#endif
+
+/* Frames recorded per allocation; 0: tracing is off. */
+static int trace_frames;
+
+struct pa_trace {
+    int n;
+    struct {
+        PyCodeObject *code;
+        int offset;
+    } frame[];
+};
+
+int
+pa_tracing(void)
+{
+    return trace_frames > 0;
+}
+
+void
+pa_trace_free(pa_trace *t)
+{
+    for (int i = 0; t != NULL && i < t->n; i++) {
+        Py_DECREF(t->frame[i].code);
+    }
+    PyMem_Free(t);
+}
+
+pa_trace *
+pa_trace_capture(void)
+{
+    int depth = trace_frames;
+    pa_trace *t = PyMem_Malloc(sizeof(pa_trace)
+                               + (size_t)depth * sizeof(t->frame[0]));
+    if (t == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    t->n = 0;
+    PyFrameObject *f = PyEval_GetFrame();
+    Py_XINCREF(f);
+    while (f != NULL && t->n < depth) {
+        t->frame[t->n].code = PyFrame_GetCode(f);
+#if PY_VERSION_HEX >= 0x030B0000
+        t->frame[t->n].offset = PyFrame_GetLasti(f);
+#else
+        t->frame[t->n].offset = f->f_lasti * (int)sizeof(_Py_CODEUNIT);
+#endif
+        t->n++;
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    Py_XDECREF(f);
+    return t;
+}
+
+PyObject *
+pa_trace_decode(const pa_trace *t)
+{
+    PyObject *out = PyTuple_New(t->n);
+    for (int i = 0; out != NULL && i < t->n; i++) {
+        PyCodeObject *code = t->frame[i].code;
+        PyObject *item = Py_BuildValue(
+            "(OiO)", code->co_filename,
+            PyCode_Addr2Line(code, t->frame[i].offset), code->co_name);
+        if (item == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, i, item);
+    }
+    return out;
+}
+
+/* _trace(frames) -> the previous number; 0 turns tracing off. */
+static PyObject *
+module_trace(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    long frames = PyLong_AsLong(arg);
+    if (frames == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (frames < 0 || frames > 1000) {
+        PyErr_Format(PyExc_ValueError, "frames must be from 0 to 1000, not "
+                     "%ld", frames);
+        return NULL;
+    }
+    int previous = trace_frames;
+    trace_frames = (int)frames;
+    return PyLong_FromLong(previous);
+}
+
+PyMethodDef pa_tracing_methods[] = {
+    {"_trace", module_trace, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
