@@ -137,8 +137,4 @@ PyObject *pa_memory_check(MemoryObject *m, PyObject *unused);
 PyObject *pa_memory_get_coherence(MemoryObject *m, void *closure);
 extern const char pa_memory_check_doc[];
 
-/* bench.c */
-PyObject *pa_heap_bench(PyObject *module, PyObject *args);
-PyObject *pa_random_read_bench(PyObject *module, PyObject *args);
-
 #endif

@@ -177,8 +177,6 @@ static PyMethodDef module_methods[] = {
     {"_set_default_resolver", module_set_default_resolver, METH_O, NULL},
     {"_set_target_resolver", module_set_target_resolver, METH_O, NULL},
     {"_set_default_memory", module_set_default_memory, METH_O, NULL},
-    {"_heap_bench", pa_heap_bench, METH_VARARGS, NULL},
-    {"_random_read_bench", pa_random_read_bench, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
