@@ -10,8 +10,36 @@ import os
 import numpy
 from setuptools import Extension, setup
 
-core = sorted(glob.glob("src/core/*.c"))
-glue = sorted(glob.glob("src/python/*.c"))
+# The product's sources by name, so that a benchmark or test file put in
+# src/ is never compiled into it by accident (tests/test_packaging.py
+# holds this list and src/ to each other).
+core = [
+    "src/core/cache.c",
+    "src/core/heap.c",
+    "src/core/hugepage.c",
+    "src/core/memory.c",
+    "src/core/sim.c",
+    "src/core/sys.c",
+    "src/core/udmabuf.c",
+    "src/core/window.c",
+    "src/core/xlnk.c",
+    "src/core/xrt.c",
+    "src/core/zocl.c",
+]
+glue = [
+    "src/python/allocate.c",
+    "src/python/allocation.c",
+    "src/python/buffer.c",
+    "src/python/coherence.c",
+    "src/python/errors.c",
+    "src/python/inventory.c",
+    "src/python/memory_object.c",
+    "src/python/module.c",
+    "src/python/open_backends.c",
+    "src/python/package.c",
+    "src/python/targets.c",
+    "src/python/tracing.c",
+]
 headers = sorted(glob.glob("src/core/*.h") + glob.glob("src/python/*.h"))
 werror = os.environ.get("PYNQ_ALLOC_WERROR", "") not in ("", "0")
 

@@ -1,6 +1,7 @@
 """pynq_alloc against numpy, in one process, reported as ratios.
 
     python benchmarks/bench.py           # about a minute and a half
+    python benchmarks/bench.py heap      # one section: ratios, heap, hugepage
 
 The two sides of a comparison are timed in alternating rounds and each
 keeps its best round, so that a burst of noise on a shared machine cannot
@@ -14,20 +15,27 @@ the backend does, and put nr_hugepages back); elsewhere they say why they
 were skipped.  The heap row is not a ratio: it is the allocator's extra
 cost with 100,000 blocks live over its cost with 100, in units of one
 dependent random read over memory the size of its bookkeeping (a cache
-miss there), which it measures itself.  benchmarks/heap_bench.c
-(make -C benchmarks) runs the same heap workload against malloc.
+miss there), which it measures itself.  Its figures come from
+benchmarks/heap_bench.c, built with make and run as a child process once
+per figure, so that turning off transparent huge pages and malloc's
+dynamic mmap threshold for them never touches this process; without make
+or a C compiler the row is skipped.  `make -C benchmarks` runs the same
+heap workload against malloc.
 
 """
+import argparse
 import errno
 import mmap
 import os
+import shutil
+import subprocess
 import sys
 import timeit
 
 import numpy as np
 
 import pynq_alloc
-from pynq_alloc import _core, allocate, open_memory
+from pynq_alloc import allocate, open_memory
 
 
 ROUNDS = 25     # more rounds, more chances of a quiet moment on each side
@@ -169,24 +177,62 @@ def hugepage_rows(env):
                     raise
 
 
-def heap_row():
+BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
+
+
+def heap_program():
+    """benchmarks/heap_bench.c built (make keeps it up to date): its path
+    and None, or None and why it cannot be had."""
+    cc = (os.environ.get("CC") or "cc").split()[0]
+    if shutil.which("make") is None:
+        return None, "needs make"
+    if shutil.which(cc) is None:
+        return None, f"needs a C compiler ({cc})"
+    made = subprocess.run(["make", "-s", "-C", BENCHMARKS, "BUILD=build",
+                           "build/heap_bench"], capture_output=True, text=True)
+    if made.returncode != 0:
+        first = (made.stderr.strip().splitlines() or ["?"])[0]
+        return None, f"make -C benchmarks failed: {first}"
+    return os.path.join(BENCHMARKS, "build", "heap_bench"), None
+
+
+def heap_figure(program, *args):
+    """One run of heap_bench: its key=value output as numbers."""
+    done = subprocess.run([program, *map(str, args)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"heap_bench {' '.join(map(str, args))}: "
+                           f"{done.stderr.strip()}")
+    return {k: float(v) for k, v in
+            (item.split("=", 1) for item in done.stdout.split())}
+
+
+def heap_row(env):
     """The allocator alone: free+alloc with 100 versus 100,000 blocks
     live, the difference in units of a random read over its bookkeeping."""
+    name = "heap: free+alloc, 100k live over 100"
+    program, why = heap_program()
+    if program is None:
+        skipped(name, why)
+        return
     small = large = unit = float("inf")
     # Short rounds, many of them: the best of each side comes from a quiet
     # moment, and the difference of two bests is only as good as both.
     for seed in range(1, 22):       # alternating, as above
-        small = min(small, _core._heap_bench(100, 300_000, seed)[0])
-        ns, meta = _core._heap_bench(100_000, 300_000, seed)
-        large = min(large, ns)
-        unit = min(unit, _core._random_read_bench(meta, 1_000_000, seed))
-    report("heap: free+alloc, 100k live over 100", large - small, unit,
+        small = min(small, heap_figure(program, "heap", 100, 300_000,
+                                       seed)["ns_per_op"])
+        got = heap_figure(program, "heap", 100_000, 300_000, seed)
+        large = min(large, got["ns_per_op"])
+        meta = int(got["meta_bytes"])
+        unit = min(unit, heap_figure(program, "read", meta, 1_000_000,
+                                     seed)["ns_per_read"])
+    report(name, large - small, unit,
            f"random read in {meta / 2**20:.1f} MiB", 1.5, unit=" reads")
 
 
-def main():
-    mem = open_memory("sim", size=512 << 20)
-    env = {"np": np, "allocate": allocate, "mem": mem, "open_memory": open_memory}
+def ratio_rows(env):
+    """pynq_alloc against numpy on the sim."""
+    mem = env["mem"] = open_memory("sim", size=512 << 20)
 
     # Allocate and release a (1024,) u4 buffer, steady state.  New memory
     # reads as zeros, as PYNQ's does; zero=False shows what that costs.
@@ -286,8 +332,25 @@ def main():
            "np.copyto 64 MiB", 1.5)
     del env["big"], env["src"], env["dst"]
 
-    heap_row()
-    hugepage_rows(env)
+
+# The sections in the order they run.
+SECTIONS = {"ratios": ratio_rows, "heap": heap_row, "hugepage": hugepage_rows}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="pynq_alloc against numpy, reported as ratios.")
+    parser.add_argument("section", nargs="*",
+                        help=f"run only these: {', '.join(SECTIONS)} "
+                             "(default: all)")
+    chosen = parser.parse_args(argv).section
+    for section in chosen:
+        if section not in SECTIONS:
+            parser.error(f"no section {section!r}: {', '.join(SECTIONS)}")
+    env = {"np": np, "allocate": allocate, "open_memory": open_memory}
+    for section, rows in SECTIONS.items():
+        if not chosen or section in chosen:
+            rows(env)
 
     print(f"pynq_alloc {pynq_alloc.__version__}, numpy {np.__version__}, "
           f"Python {sys.version.split()[0]}")

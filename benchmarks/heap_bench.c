@@ -13,11 +13,19 @@
  * malloc is a peer, not a model: it keeps its bookkeeping inside the
  * memory it hands out, which pa_heap must not (device memory), and it
  * touches that memory (one page per live block here).
+ *
+ * bench.py's heap row runs this program once per figure, so that the
+ * settings a measurement needs change this process and never the user's:
+ *   heap_bench heap LIVE OPS SEED     ->  ns_per_op=X meta_bytes=N
+ *   heap_bench read NBYTES READS SEED ->  ns_per_read=X
  */
 #include "heap_workload.h"
 
+#include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 
 #define PAGE 4096u
@@ -92,9 +100,84 @@ min(double a, double b)
     return a < b ? a : b;
 }
 
-int
-main(void)
+/* A decimal count of at least `lo`, or exit 2. */
+static uint64_t
+count(const char *text, uint64_t lo)
 {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || text[0] == '-'
+            || v < lo) {
+        fprintf(stderr, "heap_bench: bad count: %s\n", text);
+        exit(2);
+    }
+    return v;
+}
+
+/* One figure for bench.py, machine-readable on stdout; 0, 1 if the
+ * workload failed, 2 for bad arguments. */
+static int
+one_figure(char **argv)
+{
+#ifdef M_MMAP_THRESHOLD
+    /* Large blocks in fresh mappings, which the THP setting reaches:
+     * glibc otherwise serves them, after a first one is freed, from its
+     * heap, whose pages may have come huge before. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    uint64_t a = count(argv[2], 1), n = count(argv[3], 1),
+             seed = count(argv[4], 0);
+    double ns;
+    int rc;
+    if (strcmp(argv[1], "heap") == 0) {
+        uint64_t meta;
+        if (a > 1000000) {
+            fprintf(stderr, "heap_bench: LIVE must be 1 to 1,000,000\n");
+            return 2;
+        }
+        rc = pa_heap_workload(a, n, seed, 0, &ns, &meta);
+        if (rc == 0) {
+            printf("ns_per_op=%.3f meta_bytes=%llu\n", ns,
+                   (unsigned long long)meta);
+        }
+    }
+    else if (strcmp(argv[1], "read") == 0) {
+        if (a < 128) {
+            fprintf(stderr, "heap_bench: NBYTES must be at least 128\n");
+            return 2;
+        }
+        rc = pa_random_read(a, n, seed, &ns);
+        if (rc == 0) {
+            printf("ns_per_read=%.3f\n", ns);
+        }
+    }
+    else {
+        fprintf(stderr, "heap_bench: unknown figure: %s\n", argv[1]);
+        return 2;
+    }
+    if (rc == -ENOMEM) {
+        die("out of memory");
+    }
+    if (rc != 0) {
+        die("the heap refused a request sized to fit, or broke");
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc == 5) {
+        return one_figure(argv);
+    }
+    if (argc != 1) {
+        fprintf(stderr, "usage: heap_bench\n"
+                "       heap_bench heap LIVE OPS SEED\n"
+                "       heap_bench read NBYTES READS SEED\n");
+        return 2;
+    }
     double heap_small = 1e30, heap_large = 1e30, malloc_small = 1e30,
            malloc_large = 1e30, unit = 1e30, ahead_small = 1e30,
            ahead_large = 1e30;

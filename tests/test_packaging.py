@@ -1,5 +1,6 @@
 """What the build and the installed metadata promise: one version, -Werror
-only when asked for, the pytest plugin's entry point."""
+only when asked for, the pytest plugin's entry point, the product's
+sources by name and no benchmark helpers in it."""
 import importlib.metadata
 import os
 import re
@@ -27,8 +28,8 @@ def test_the_plugin_is_registered_for_pytest():
     assert entry.value == "pytest_pynq_alloc"
 
 
-def compile_args(monkeypatch, werror):
-    """The extension's compiler flags as setup.py declares them."""
+def declared_extension(monkeypatch, werror):
+    """The extension as setup.py declares it (setup() itself not run)."""
     setuptools = pytest.importorskip("setuptools")
     pytest.importorskip("numpy")
     declared = {}
@@ -40,6 +41,12 @@ def compile_args(monkeypatch, werror):
     monkeypatch.chdir(ROOT)
     runpy.run_path("setup.py")
     (ext,) = declared["ext_modules"]
+    return ext
+
+
+def compile_args(monkeypatch, werror):
+    """The extension's compiler flags as setup.py declares them."""
+    ext = declared_extension(monkeypatch, werror)
     return ext.extra_compile_args, ext.depends
 
 
@@ -49,3 +56,29 @@ def test_warnings_are_errors_only_when_asked_for(monkeypatch):
     args, depends = compile_args(monkeypatch, "1")
     assert "-Werror" in args and "-Wall" in args
     assert "src/core/heap.h" in depends and "src/python/numpy_api.h" in depends
+
+
+def test_the_installed_core_has_no_benchmark_helpers():
+    # They live in benchmarks/ and run as a program of their own: the old
+    # _heap_bench changed malloc's mmap threshold in the caller for good.
+    from pynq_alloc import _core
+    assert [name for name in dir(_core) if "bench" in name] == []
+
+
+def test_setup_py_lists_every_source_in_src_and_only_those(monkeypatch):
+    """A .c file in src/core or src/python is in the product only if
+    setup.py names it; one that belongs to a test or a benchmark belongs
+    in tests/ or benchmarks/."""
+    if not os.path.isdir(os.path.join(ROOT, "src")):
+        pytest.skip("no source tree beside the tests")
+    listed = declared_extension(monkeypatch, None).sources
+    present = sorted(
+        os.path.relpath(os.path.join(top, name), ROOT)
+        for part in ("src/core", "src/python")
+        for top, _, names in os.walk(os.path.join(ROOT, part))
+        for name in names if name.endswith(".c"))
+    assert len(listed) == len(set(listed)), "a source listed twice"
+    assert sorted(set(present) - set(listed)) == [], "not in setup.py"
+    assert sorted(set(listed) - set(present)) == [], "listed but missing"
+    # Core first, then glue, as setup.py groups them.
+    assert listed == sorted(listed, key=lambda s: not s.startswith("src/core/"))

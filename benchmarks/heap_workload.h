@@ -1,7 +1,7 @@
 /*
- * The allocator benchmark's workload, shared by bench.py's C helper
- * (src/python/bench.c) and `make -C benchmarks` (benchmarks/heap_bench.c),
- * so that both time the same thing: with `live` blocks of 1 to 16 pages
+ * The allocator benchmark's workload, for heap_bench.c's report (`make -C
+ * benchmarks`) and for the figures bench.py's heap row runs it for, so
+ * that both time the same thing: with `live` blocks of 1 to 16 pages
  * allocated, free a random one and allocate a random size in its place;
  * and its unit, one dependent random read over an array of a given size.
  * Neither sets the process's huge-page policy: the callers do.
