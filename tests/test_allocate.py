@@ -217,3 +217,14 @@ def test_new_memory_is_zeroed_unless_asked_not_to(mem):
     del tracked
     assert not allocate(4096, "u1", target=mem, cacheable=True,
                         zero=False).any()
+
+
+def test_dtype_objects_users_can_change_are_never_shared(mem):
+    # numpy's np.empty(3, 'u4,u4') gives each array a dtype of its own;
+    # renaming one's fields must not rename the next buffer's.
+    a = mem.allocate(3, "u4,u4")
+    a.dtype.names = ("x", "y")
+    b = mem.allocate(3, "u4,u4")
+    assert b.dtype.names == ("f0", "f1") and a.dtype is not b.dtype
+    # Builtin dtypes are numpy's shared instances anyway, and stay so.
+    assert mem.allocate(3, "u4").dtype is np.empty(3, "u4").dtype

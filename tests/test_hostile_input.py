@@ -165,3 +165,28 @@ def test_device_read_far_from_any_allocation_in_a_huge_pool():
         mem.device_read(4 * TiB - 4096, 16)
     assert mem.device_read(big.device_address + TiB - 16, 16) == bytes(16)
     assert small.device_address == 0
+
+
+@no_asan
+def test_a_pool_too_large_to_map_is_a_memory_error_not_an_internal_code():
+    # The core's "cannot map" code (not an errno) once reached the user as
+    # OSError(4096, ...).
+    with pytest.raises(MemoryError, match="cannot map that much") as info:
+        open_memory("sim", size=64 << 40)
+    assert not isinstance(info.value, OSError)
+
+
+@pytest.mark.parametrize("shape, strides", [
+    ((2**31 + 1,), (2**32,)),         # elements 4 GiB apart in 4 KiB
+    ((2**33,), (2**31,)),             # an extent past 2**63
+    ((3, 2**30), (2**62, 4)),         # the first axis alone passes 2**63
+])
+def test_views_whose_span_leaves_the_allocation_are_value_errors(
+        mem, shape, strides):
+    b = mem.allocate(1024, "u4", cacheable=True)
+    view = as_strided(b, shape=shape, strides=strides, subok=True)
+    for sync in (view.flush, view.invalidate):
+        with pytest.raises(ValueError, match="of its allocation, which has "
+                                             "4096") as info:
+            sync()
+        assert str(shape) in str(info.value)

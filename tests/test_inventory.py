@@ -268,3 +268,76 @@ def test_listing_under_collections_at_every_allocation(mem):
         gc.set_threshold(*threshold)
     gc.collect()
     assert len(mem.buffers()) == len(kept)
+
+
+def test_views_are_counted_exactly_without_the_garbage_collector(
+        mem, monkeypatch):
+    # The count comes from the registry of live Buffers, not from
+    # gc.get_referrers (which hands out other threads' half-built tuples).
+    import gc
+
+    def refuse(*objects):
+        raise AssertionError("gc.get_referrers was called")
+    monkeypatch.setattr(gc, "get_referrers", refuse)
+    a = mem.allocate((4, 256), "u4")
+    b = mem.allocate(64, "u1")
+    views = [a[1], a[1:, 3:], a.T, a.reshape(-1)[::2], a[2][5:]]
+    plain = a.view(np.ndarray)          # not a Buffer: not counted
+    counts = {i.device_address: i.views for i in mem.buffers()}
+    assert counts == {a.device_address: 5, b.device_address: 0}
+    del views[1:3], plain
+    counts = {i.device_address: i.views for i in mem.buffers()}
+    assert counts == {a.device_address: 3, b.device_address: 0}
+    with pytest.raises(MemoryError, match="3 views alive"):
+        mem.allocate(1 << 40)
+
+
+def test_a_second_buffer_on_a_cached_pointer_counts_the_first_as_a_view(mem):
+    class Cache:
+        def return_pointer(self, pointer):
+            self.pointer = pointer
+    cache = Cache()
+    first = mem.allocate(16, cache=cache)
+    first.freebuffer()
+    second = mem.allocate(16, pointer=cache.pointer)
+    info, = mem.buffers()
+    assert (info.shape, info.views) == ((16,), 1)
+    del first
+    info, = mem.buffers()
+    assert info.views == 0 and second.device_address == info.device_address
+
+
+def test_listing_from_one_thread_leaves_other_threads_tuples_alone(mem):
+    # Other threads make tuples all the time; listing never sees them.
+    import threading
+    bufs = [mem.allocate(64) for _ in range(20)]
+    views = [b[1:] for b in bufs]
+    stop = threading.Event()
+    errors = []
+
+    def make_tuples():
+        while not stop.is_set():
+            try:
+                for i in range(200):
+                    tuple(zip(range(i), range(i)))
+            except SystemError as e:       # what get_referrers caused
+                errors.append(e)
+    worker = threading.Thread(target=make_tuples)
+    worker.start()
+    try:
+        for _ in range(300):
+            assert sum(i.views for i in mem.buffers()) == 20
+    finally:
+        stop.set()
+        worker.join()
+    assert errors == [] and len(views) == 20
+
+
+def test_records_come_from_the_core_with_named_fields():
+    # One owner for the record: the core names its fields, and BufferInfo
+    # is made from them by name.
+    assert _core.AllocationRecord.n_fields == len(BufferInfo._fields)
+    record_fields = [f for f in dir(_core.AllocationRecord)
+                     if not f.startswith("_") and f not in ("count", "index")
+                     and not f.startswith("n_")]
+    assert sorted(record_fields) == sorted(BufferInfo._fields)

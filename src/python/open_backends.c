@@ -110,6 +110,11 @@ open_sim(PyObject *module, PyObject *args, PyObject *kwds)
     Py_BEGIN_ALLOW_THREADS
     rc = pa_sim_open(NULL, base, size, &options, &mem);
     Py_END_ALLOW_THREADS
+    if (rc == -PA_ENOMAP) {
+        return pa_raise(rc, NULL, "cannot create a simulated memory of %llu "
+                        "bytes: this process cannot map that much (it is "
+                        "out of address space or memory mappings)", size);
+    }
     if (rc != 0) {
         return pa_raise(rc, NULL, "cannot create a simulated memory of %llu "
                         "bytes", size);
