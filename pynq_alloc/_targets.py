@@ -25,7 +25,8 @@ from typing import Any, Dict, Tuple
 
 from . import _core
 from ._core import default_memory
-from ._open import choose_default, open_memory
+from ._open import open_memory
+from ._probe import choose_default
 
 # (kind, options) -> Memory: one Memory per bank, opened on first use.
 _bank_memories: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], _core.Memory] = {}
@@ -106,3 +107,11 @@ def memory_for(target: Any) -> _core.Memory:
         f"{_describe(target)} at {start:#x}, {size} bytes, does not hold the "
         f"default {default.kind} memory ({default.base_address:#x}, "
         f"{default.size} bytes): only zocl and xrt allocate in other banks")
+
+
+def resolve_default() -> _core.Memory:
+    """The Memory allocate() uses by default (see choose_default).  A device
+    that is present but cannot be opened is an error, not a reason to fall
+    back to simulated addresses that real DMA would then use."""
+    kind, options, _ = choose_default()
+    return open_memory(kind, **options)
