@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 import os
+import threading
 import weakref
 from typing import Any, Callable, Dict
 
@@ -29,6 +30,19 @@ def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000,
 # gets the same Memory; other processes are kept out by a lock.
 _udmabuf_memories: "weakref.WeakValueDictionary[str, _core.Memory]" = \
     weakref.WeakValueDictionary()
+# Held from looking a device up to caching what was opened: two threads
+# opening one device at once would otherwise both open it, and the core's
+# single-process guard would take the second for another process (EBUSY).
+_udmabuf_lock = threading.RLock()
+
+
+def _new_udmabuf_lock() -> None:
+    # A fork while another thread held the lock would leave it held forever.
+    global _udmabuf_lock
+    _udmabuf_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_udmabuf_lock)
 
 
 def _open_udmabuf(device: str = "/dev/udmabuf0", sysfs: str | None = None) -> _core.Memory:
@@ -36,11 +50,12 @@ def _open_udmabuf(device: str = "/dev/udmabuf0", sysfs: str | None = None) -> _c
     if sysfs is None:
         sysfs = os.path.join("/sys/class/u-dma-buf", os.path.basename(device))
     key = os.path.realpath(device)
-    memory = _udmabuf_memories.get(key)
-    if memory is None:
-        memory = _core._open_udmabuf(device=device, sysfs=os.fspath(sysfs))
-        _udmabuf_memories[key] = memory
-    return memory
+    with _udmabuf_lock:
+        memory = _udmabuf_memories.get(key)
+        if memory is None:
+            memory = _core._open_udmabuf(device=device, sysfs=os.fspath(sysfs))
+            _udmabuf_memories[key] = memory
+        return memory
 
 
 def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo",

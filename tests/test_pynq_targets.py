@@ -9,12 +9,12 @@ from fake_devices import make_udmabuf, make_xrt, xrt_bank_base
 from pynq_lookalikes import (EmbeddedDevice, FrameCache, XrtDevice, XrtMemory,
                              bank, rfsoc_board)
 import pynq_alloc
-from pynq_alloc import _targets, allocate, default_memory, open_memory
+from pynq_alloc import _resolvers, allocate, default_memory, open_memory
 
 
 @pytest.fixture(autouse=True)
 def fresh_bank_memories(monkeypatch):
-    monkeypatch.setattr(_targets, "_bank_memories", {})
+    monkeypatch.setattr(_resolvers, "_bank_memories", {})
 
 
 def test_off_the_board_the_sim_serves_every_bank():
@@ -29,10 +29,10 @@ def test_off_the_board_the_sim_serves_every_bank():
 def test_a_device_means_its_default_memory(monkeypatch):
     device, psddr, _ = rfsoc_board()
     seen = []
-    monkeypatch.setattr(_targets, "_bank_memory",
+    monkeypatch.setattr(_resolvers, "_bank_memory",
                         lambda kind, options, target: seen.append(target.idx)
                         or default_memory())
-    monkeypatch.setattr(_targets, "choose_default",
+    monkeypatch.setattr(_resolvers, "choose_default",
                         lambda: ("zocl", {}, "test"))
     allocate(4, target=device)
     assert seen == [psddr.idx]
@@ -51,9 +51,9 @@ def test_on_zocl_each_bank_is_its_own_zocl_memory(monkeypatch):
         opened.append((kind, options))
         return open_memory("sim", size=1 << 20, base_address=0x4_0000_0000)
 
-    monkeypatch.setattr(_targets, "choose_default",
+    monkeypatch.setattr(_resolvers, "choose_default",
                         lambda: ("zocl", {"device": "/dev/dri/renderD128"}, "test"))
-    monkeypatch.setattr(_targets, "open_memory", fake_open)
+    monkeypatch.setattr(_resolvers, "open_memory", fake_open)
     assert allocate(4, target=psddr).memory is default_memory()    # bank 0
     a = allocate(4, target=plddr)
     b = allocate(4, target=plddr)
@@ -64,9 +64,9 @@ def test_on_zocl_each_bank_is_its_own_zocl_memory(monkeypatch):
 def test_on_zocl_the_default_bank_may_be_another(monkeypatch):
     _, psddr, plddr = rfsoc_board()
     opened = []
-    monkeypatch.setattr(_targets, "choose_default",
+    monkeypatch.setattr(_resolvers, "choose_default",
                         lambda: ("zocl", {"bank": "0x1"}, "PYNQ_ALLOC_MEMORY"))
-    monkeypatch.setattr(_targets, "open_memory",
+    monkeypatch.setattr(_resolvers, "open_memory",
                         lambda kind, **o: opened.append(o) or open_memory("sim"))
     assert allocate(4, target=plddr).memory is default_memory()
     allocate(4, target=psddr)
@@ -76,8 +76,8 @@ def test_on_zocl_the_default_bank_may_be_another(monkeypatch):
 def test_udmabuf_serves_the_bank_that_holds_it_and_refuses_others(tmp_path, monkeypatch):
     device, sysfs = make_udmabuf(str(tmp_path), phys=0x3000_0000)
     udmabuf = open_memory("udmabuf", device=device, sysfs=sysfs)
-    monkeypatch.setattr(_targets, "choose_default", lambda: ("udmabuf", {}, "test"))
-    monkeypatch.setattr(_targets, "default_memory", lambda: udmabuf)
+    monkeypatch.setattr(_resolvers, "choose_default", lambda: ("udmabuf", {}, "test"))
+    monkeypatch.setattr(_resolvers, "default_memory", lambda: udmabuf)
     _, psddr, plddr = rfsoc_board()
     assert allocate(4, target=psddr).memory is udmabuf
     with pytest.raises(ValueError, match=r"'PLDDR' \(bank 1\) at 0x400000000"
@@ -107,8 +107,8 @@ def xrt_default(tmp_path, libxrt, monkeypatch):
     fake = make_xrt(str(tmp_path), libxrt[0], monkeypatch, devices=2)
     options = {"library": fake.library, "userptr": "1"}
     default = open_memory("xrt", **options)
-    monkeypatch.setattr(_targets, "choose_default", lambda: ("xrt", options, "test"))
-    monkeypatch.setattr(_targets, "default_memory", lambda: default)
+    monkeypatch.setattr(_resolvers, "choose_default", lambda: ("xrt", options, "test"))
+    monkeypatch.setattr(_resolvers, "default_memory", lambda: default)
     return fake, default
 
 
@@ -142,8 +142,8 @@ def test_pcie_banks_beside_another_default(tmp_path, libxrt, monkeypatch):
     whose library is found under XILINX_XRT."""
     device, sysfs = make_udmabuf(str(tmp_path))
     udmabuf = open_memory("udmabuf", device=device, sysfs=sysfs)
-    monkeypatch.setattr(_targets, "choose_default", lambda: ("udmabuf", {}, "test"))
-    monkeypatch.setattr(_targets, "default_memory", lambda: udmabuf)
+    monkeypatch.setattr(_resolvers, "choose_default", lambda: ("udmabuf", {}, "test"))
+    monkeypatch.setattr(_resolvers, "default_memory", lambda: udmabuf)
     fake = make_xrt(str(tmp_path), libxrt[0], monkeypatch)
     (tmp_path / "lib").mkdir()
     os.rename(fake.library, tmp_path / "lib" / "libxrt_coreutil.so.2")

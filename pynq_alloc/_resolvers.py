@@ -1,12 +1,16 @@
-"""PYNQ's own targets for allocate(), without importing PYNQ.
+"""Which Memory allocate() uses: the two resolvers that _core calls.
 
-PYNQ code passes `target=ol.PSDDR`, `ol.HP0`, `ol.bank1` (an XrtMemory:
-`idx`, `base_address`, `size`, `device`) or a PYNQ Device (whose
-`default_memory` is such a memory).  They are recognised by those
+`resolve_default()` chooses the default memory, once per process, when
+`default_memory()` or `allocate(target=None)` first needs one.
+
+`memory_for()` maps PYNQ's own targets for allocate(), without importing
+PYNQ.  PYNQ code passes `target=ol.PSDDR`, `ol.HP0`, `ol.bank1` (an
+XrtMemory: `idx`, `base_address`, `size`, `device`) or a PYNQ Device
+(whose `default_memory` is such a memory).  They are recognised by those
 attributes and mapped to a pynq_alloc Memory:
 
-- on a board whose default memory is zocl, bank `idx` of the same zocl
-  device (the bank rides in CREATE_BO's flags, as PYNQ passes it);
+- on a board whose default memory is zocl, bank `idx` of the same zocl device
+  (the bank rides in CREATE_BO's flags, as PYNQ passes it);
 - a PCIe card's memory (an XrtDevice without MEMORY_MAPPED: Alveo's
   `ol.bank0`, `ol.HBM0`), and any memory where the default is xrt: bank
   `idx` through XRT, on the card that the device's `_index` names (PYNQ's
@@ -20,17 +24,49 @@ attributes and mapped to a pynq_alloc Memory:
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Dict, Tuple
 
-from . import _core
+from . import _core, _probe
 from ._core import default_memory
 from ._open import open_memory
 from ._probe import choose_default
 
+# Held from looking for an installed default to installing the one chosen,
+# so that threads asking first together get one Memory: a second open of
+# a device that admits one process (u-dma-buf) would be EBUSY.  Re-entrant,
+# so that a signal handler that allocates while its thread chooses does
+# not deadlock.
+_choosing = threading.RLock()
+
+
+def resolve_default() -> _core.Memory:
+    """The Memory allocate() uses by default (see _probe.choose_default),
+    opened and installed once however many threads ask first.  A device
+    that is present but cannot be opened is an error, not a reason to fall
+    back to simulated addresses that real DMA would then use."""
+    with _choosing:
+        memory = _core._peek_default_memory()
+        if memory is None:
+            kind, options, _ = _probe.choose_default()
+            memory = open_memory(kind, **options)
+            _core._set_default_memory(memory)
+        return memory
+
+
 # (kind, options) -> Memory: one Memory per bank, opened on first use.
 _bank_memories: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], _core.Memory] = {}
-_lock = threading.Lock()
+_opening_bank = threading.Lock()
+
+
+def _new_locks() -> None:
+    # A fork while another thread held a lock would leave it held forever.
+    global _choosing, _opening_bank
+    _choosing, _opening_bank = threading.RLock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks)
 
 
 def _describe(memory: Any) -> str:
@@ -71,7 +107,7 @@ def _bank_memory(kind: str, options: Dict[str, str], target: Any,
     if kind == "xrt":       # XRT's C API does not say where a bank lies
         wanted.update(base_address=target.base_address, size=target.size)
     key = (kind, tuple(sorted((k, str(v)) for k, v in wanted.items())))
-    with _lock:
+    with _opening_bank:
         memory = _bank_memories.get(key)
         if memory is None:
             memory = open_memory(kind, **wanted)
@@ -107,11 +143,3 @@ def memory_for(target: Any) -> _core.Memory:
         f"{_describe(target)} at {start:#x}, {size} bytes, does not hold the "
         f"default {default.kind} memory ({default.base_address:#x}, "
         f"{default.size} bytes): only zocl and xrt allocate in other banks")
-
-
-def resolve_default() -> _core.Memory:
-    """The Memory allocate() uses by default (see choose_default).  A device
-    that is present but cannot be opened is an error, not a reason to fall
-    back to simulated addresses that real DMA would then use."""
-    kind, options, _ = choose_default()
-    return open_memory(kind, **options)
