@@ -3,7 +3,8 @@
 An opener takes a backend's options, as values or as a spec's text,
 turns text into values (_spec) and finds what was left unsaid, such as
 the device node (_probe); the core checks the values and opens the
-Memory.
+Memory.  `open_memory()` remembers what each Memory was opened as, so
+that another bank of the same device can be opened beside it.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import operator
 import os
 import threading
 import weakref
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple
 
 from . import _core, _probe
 from ._spec import flag, int_from_text, number, parse_spec
@@ -120,6 +121,18 @@ BACKENDS: Dict[str, Callable[..., _core.Memory]] = {
     "xrt": _open_xrt,
 }
 
+# Memory -> (kind, options) that open_memory() opened it with.
+_opened_as: "weakref.WeakKeyDictionary[_core.Memory, Tuple[str, Dict[str, Any]]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def opened_as(memory: _core.Memory) -> Tuple[str, Dict[str, Any]]:
+    """(kind, options) that open_memory() opened memory with; for a Memory
+    it did not open, its kind and no options."""
+    kind, options = _opened_as.get(memory, (memory.kind, {}))
+    return kind, dict(options)
+
+
 def open_memory(spec: str = "sim", **options: Any) -> _core.Memory:
     """Open a Memory: ``open_memory('sim', size=64 << 20)``.
 
@@ -146,8 +159,10 @@ def open_memory(spec: str = "sim", **options: Any) -> _core.Memory:
         raise ValueError(f"unknown memory kind {kind!r}; available: "
                          f"{', '.join(sorted(BACKENDS))}")
     try:
-        return opener(**merged)
+        memory = opener(**merged)
     except TypeError as e:
         if "unexpected keyword" in str(e):
             raise ValueError(f"{kind!r} memory: {e}") from None
         raise
+    _opened_as[memory] = (kind, merged)
+    return memory

@@ -7,16 +7,18 @@
 PYNQ.  PYNQ code passes `target=ol.PSDDR`, `ol.HP0`, `ol.bank1` (an
 XrtMemory: `idx`, `base_address`, `size`, `device`) or a PYNQ Device
 (whose `default_memory` is such a memory).  They are recognised by those
-attributes and mapped to a pynq_alloc Memory:
+attributes and mapped, by what the installed default memory was opened
+as, to a pynq_alloc Memory:
 
-- on a board whose default memory is zocl, bank `idx` of the same zocl device
+- where the default memory is zocl, bank `idx` of the same zocl device
   (the bank rides in CREATE_BO's flags, as PYNQ passes it);
 - a PCIe card's memory (an XrtDevice without MEMORY_MAPPED: Alveo's
   `ol.bank0`, `ol.HBM0`), and any memory where the default is xrt: bank
   `idx` through XRT, on the card that the device's `_index` names (PYNQ's
   XrtDevice keeps xrtDeviceOpen's index there);
-- on the simulated memory, the default memory serves every bank, PCIe
-  cards' too, so that PYNQ code runs off the board;
+- where the default memory is simulated (off the board, or installed by
+  the pytest plugin), the default memory serves every bank, PCIe cards'
+  too, so that PYNQ code runs off the board;
 - on u-dma-buf, xlnk and huge pages, a bank whose address range holds the
   default memory's pool (the PS DDR) is the default memory; any other bank
   (PL DDR, HBM) is out of their reach, which is an error, never a buffer
@@ -26,12 +28,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from . import _core, _probe
-from ._core import default_memory
-from ._open import open_memory
-from ._probe import choose_default
+from ._open import open_memory, opened_as
 
 # Held from looking for an installed default to installing the one chosen,
 # so that threads asking first together get one Memory: a second open of
@@ -91,19 +91,19 @@ def _index(value: Any) -> int:
     return int(str(value), 0)
 
 
-def _bank_memory(kind: str, options: Dict[str, str], target: Any,
-                 of_default: bool = True) -> _core.Memory:
-    """The `kind` memory for the target's bank: the default memory if it is
-    that one (options are the default's when of_default), else one opened
-    on first use and kept."""
+def _bank_memory(kind: str, options: Dict[str, Any], target: Any,
+                 default: Optional[_core.Memory] = None) -> _core.Memory:
+    """The `kind` memory for the target's bank, opened with `options` but
+    the target's bank (and card): `default` if it is that one (it was
+    opened with options), else one opened on first use and kept."""
     wanted: Dict[str, Any] = {**options, "bank": target.idx}
     card = getattr(target.device, "_index", None)
     if kind == "xrt" and isinstance(card, int):
         wanted["device"] = card
     same = ("bank", "device") if kind == "xrt" else ("bank",)
-    if of_default and all(_index(wanted.get(k, 0)) == _index(options.get(k, 0))
-                          for k in same):
-        return default_memory()
+    if default is not None and all(
+            _index(wanted.get(k, 0)) == _index(options.get(k, 0)) for k in same):
+        return default
     if kind == "xrt":       # XRT's C API does not say where a bank lies
         wanted.update(base_address=target.base_address, size=target.size)
     key = (kind, tuple(sorted((k, str(v)) for k, v in wanted.items())))
@@ -127,14 +127,14 @@ def memory_for(target: Any) -> _core.Memory:
             "target must be a pynq_alloc.Memory (see open_memory()), one of a "
             "PYNQ overlay's memories (ol.PSDDR, ol.bank1, ...) or a PYNQ "
             f"Device, not {type(target).__name__}")
-    kind, options, _ = choose_default()
+    default = _core.default_memory()
+    kind, options = opened_as(default)
     if kind in ("zocl", "xrt"):
-        return _bank_memory(kind, options, target)
-    default = default_memory()
-    if default.kind == "sim":
+        return _bank_memory(kind, options, target, default)
+    if kind == "sim":
         return default
     if not _is_host_memory(target.device):
-        return _bank_memory("xrt", {}, target, of_default=False)
+        return _bank_memory("xrt", {}, target)
     start, size = int(target.base_address), int(getattr(target, "size", 0))
     if start <= default.base_address and (
             default.base_address + default.size <= start + size):
