@@ -20,9 +20,9 @@ from ._core import Allocation, Buffer, Memory, allocate, default_memory
 from ._core import _set_default_resolver, _set_target_resolver
 from ._coherence import CoherenceError, CoherenceWarning, Hazard
 from ._inventory import BufferInfo
-from ._open import open_memory, resolve_default as _resolve_default
+from ._open import open_memory
 from ._memory_map import memory_map
-from ._targets import memory_for as _memory_for
+from ._resolvers import memory_for as _memory_for, resolve_default as _resolve_default
 from ._tracing import trace, trace_from_environment as _trace_env
 
 __version__ = "0.1.0"

@@ -15,7 +15,8 @@ from typing import Any, List, Optional
 import numpy as np
 
 import pynq_alloc
-from pynq_alloc._open import ENV_VAR, choose_default, probe
+from pynq_alloc._probe import choose_default, probe
+from pynq_alloc._spec import ENV_VAR
 from pynq_alloc._zocl_banks import read_banks
 
 

@@ -1,4 +1,4 @@
-"""The memory banks zocl lists in sysfs, for ``python -m pynq_alloc``.
+"""The memory banks zocl lists in sysfs, and XRT's mem_topology format.
 
 zocl puts these files in its device's directory,
 /sys/class/drm/renderDNNN/device/ (zocl_sysfs.c):

@@ -8,8 +8,9 @@ import os
 
 import pytest
 
-from pynq_alloc import _open
-from pynq_alloc._open import ENV_VAR, choose_default, probe
+from pynq_alloc import _probe
+from pynq_alloc._probe import choose_default, probe
+from pynq_alloc._spec import ENV_VAR
 
 
 def touch(root, path):
@@ -120,11 +121,11 @@ def test_a_render_node_that_sysfs_does_not_name_is_asked(tmp_path, monkeypatch):
     root = str(tmp_path)
     node = touch(root, "/dev/dri/renderD128")          # no sysfs entry
     asked = []
-    monkeypatch.setattr(_open, "drm_version_name",
+    monkeypatch.setattr(_probe, "drm_driver_name",
                         lambda n: asked.append(n) or "zocl")
     assert choose_default(root)[:2] == ("zocl", {"device": node})
     assert asked == [node]
-    monkeypatch.setattr(_open, "drm_version_name", lambda n: "i915")
+    monkeypatch.setattr(_probe, "drm_driver_name", lambda n: "i915")
     assert choose_default(root)[0] == "sim"
 
 
@@ -135,7 +136,7 @@ def test_a_render_node_that_cannot_be_asked_is_an_error(tmp_path, monkeypatch):
 
     def refuse(n):
         raise PermissionError(errno.EACCES, "Permission denied", n)
-    monkeypatch.setattr(_open, "drm_version_name", refuse)
+    monkeypatch.setattr(_probe, "drm_driver_name", refuse)
     e = no_default(root)
     assert (e.errno, e.filename) == (errno.EACCES, node)
     assert "may be zocl's" in str(e) and "Permission denied" in str(e)

@@ -9,12 +9,41 @@ from fake_devices import make_udmabuf, make_xrt, xrt_bank_base
 from pynq_lookalikes import (EmbeddedDevice, FrameCache, XrtDevice, XrtMemory,
                              bank, rfsoc_board)
 import pynq_alloc
-from pynq_alloc import _targets, allocate, default_memory, open_memory
+from pynq_alloc import (_core, _open, _probe, _resolvers, allocate,
+                        default_memory, open_memory)
 
 
 @pytest.fixture(autouse=True)
 def fresh_bank_memories(monkeypatch):
-    monkeypatch.setattr(_targets, "_bank_memories", {})
+    monkeypatch.setattr(_resolvers, "_bank_memories", {})
+
+
+@pytest.fixture
+def install_default():
+    """install(memory) makes memory the default one, as the pytest plugin
+    does; the previous default comes back after the test."""
+    previous = []
+
+    def install(memory):
+        previous.append(_core._set_default_memory(memory))
+        return memory
+    yield install
+    if previous:
+        _core._set_default_memory(previous[0])
+
+
+@pytest.fixture
+def zocl_board(monkeypatch, install_default):
+    """A board whose default memory was opened as zocl, here by a stand-in
+    opener that gives a small sim memory per call.  Returns install(spec)
+    -> the default, and the log of the openers' options."""
+    opened = []
+
+    def fake_zocl(**options):
+        opened.append(options)
+        return open_memory("sim", size=1 << 20, base_address=0x4_0000_0000)
+    monkeypatch.setitem(_open.BACKENDS, "zocl", fake_zocl)
+    return (lambda spec="zocl": install_default(open_memory(spec))), opened
 
 
 def test_off_the_board_the_sim_serves_every_bank():
@@ -26,16 +55,13 @@ def test_off_the_board_the_sim_serves_every_bank():
     assert pynq_alloc.default_memory().allocate(4).memory is default_memory()
 
 
-def test_a_device_means_its_default_memory(monkeypatch):
+def test_a_device_means_its_default_memory(zocl_board):
     device, psddr, _ = rfsoc_board()
-    seen = []
-    monkeypatch.setattr(_targets, "_bank_memory",
-                        lambda kind, options, target: seen.append(target.idx)
-                        or default_memory())
-    monkeypatch.setattr(_targets, "choose_default",
-                        lambda: ("zocl", {}, "test"))
-    allocate(4, target=device)
-    assert seen == [psddr.idx]
+    install, opened = zocl_board
+    default = install()
+    assert device.default_memory.idx == psddr.idx
+    assert allocate(4, target=device).memory is default
+    assert opened == [{}]                   # the default's, and no other
 
 
 def test_pynq_errors_about_the_device_reach_the_user():
@@ -43,41 +69,52 @@ def test_pynq_errors_about_the_device_reach_the_user():
         allocate(4, target=EmbeddedDevice("embedded_xrt0"))
 
 
-def test_on_zocl_each_bank_is_its_own_zocl_memory(monkeypatch):
-    device, psddr, plddr = rfsoc_board()
-    opened = []
-
-    def fake_open(kind, **options):
-        opened.append((kind, options))
-        return open_memory("sim", size=1 << 20, base_address=0x4_0000_0000)
-
-    monkeypatch.setattr(_targets, "choose_default",
-                        lambda: ("zocl", {"device": "/dev/dri/renderD128"}, "test"))
-    monkeypatch.setattr(_targets, "open_memory", fake_open)
-    assert allocate(4, target=psddr).memory is default_memory()    # bank 0
+def test_on_zocl_each_bank_is_its_own_zocl_memory(zocl_board):
+    _, psddr, plddr = rfsoc_board()
+    install, opened = zocl_board
+    default = install("zocl:device=/dev/dri/renderD128")
+    assert allocate(4, target=psddr).memory is default           # bank 0
     a = allocate(4, target=plddr)
     b = allocate(4, target=plddr)
-    assert opened == [("zocl", {"device": "/dev/dri/renderD128", "bank": 1})]
-    assert a.memory is b.memory and a.memory.base_address == 0x4_0000_0000
+    assert opened[1:] == [{"device": "/dev/dri/renderD128", "bank": 1}]
+    assert a.memory is b.memory is not default
 
 
-def test_on_zocl_the_default_bank_may_be_another(monkeypatch):
+def test_on_zocl_the_default_bank_may_be_another(zocl_board):
     _, psddr, plddr = rfsoc_board()
-    opened = []
-    monkeypatch.setattr(_targets, "choose_default",
-                        lambda: ("zocl", {"bank": "0x1"}, "PYNQ_ALLOC_MEMORY"))
-    monkeypatch.setattr(_targets, "open_memory",
-                        lambda kind, **o: opened.append(o) or open_memory("sim"))
-    assert allocate(4, target=plddr).memory is default_memory()
+    install, opened = zocl_board
+    default = install("zocl:bank=0x1")
+    assert allocate(4, target=plddr).memory is default
     allocate(4, target=psddr)
-    assert opened == [{"bank": 0}]
+    assert opened == [{"bank": "0x1"}, {"bank": 0}]
 
 
-def test_udmabuf_serves_the_bank_that_holds_it_and_refuses_others(tmp_path, monkeypatch):
+def test_the_plugins_sim_serves_every_bank_on_a_zocl_board(pynq_memory, monkeypatch):
+    """Under the pytest plugin, the sim it installs is the default memory,
+    whatever PYNQ_ALLOC_MEMORY or the board says: bank 1 too, not zocl."""
+    monkeypatch.setenv("PYNQ_ALLOC_MEMORY", "zocl:device=/nonexistent/renderD128")
+    _, psddr, plddr = rfsoc_board()
+    for target in (psddr, plddr):
+        assert allocate(4, target=target).memory is pynq_memory
+
+
+def test_targets_ask_the_installed_default_not_the_machine(install_default,
+                                                           monkeypatch):
+    default = install_default(open_memory("sim", size=1 << 20))
+
+    def probing(*args, **kwargs):
+        raise AssertionError("looked at the machine again")
+    monkeypatch.setattr(_probe, "probe", probing)
+    monkeypatch.setattr(_probe, "choose_default", probing)
+    device, psddr, plddr = rfsoc_board()
+    for target in (psddr, plddr, device, psddr):
+        assert allocate(4, target=target).memory is default
+
+
+def test_udmabuf_serves_the_bank_that_holds_it_and_refuses_others(tmp_path,
+                                                                  install_default):
     device, sysfs = make_udmabuf(str(tmp_path), phys=0x3000_0000)
-    udmabuf = open_memory("udmabuf", device=device, sysfs=sysfs)
-    monkeypatch.setattr(_targets, "choose_default", lambda: ("udmabuf", {}, "test"))
-    monkeypatch.setattr(_targets, "default_memory", lambda: udmabuf)
+    udmabuf = install_default(open_memory("udmabuf", device=device, sysfs=sysfs))
     _, psddr, plddr = rfsoc_board()
     assert allocate(4, target=psddr).memory is udmabuf
     with pytest.raises(ValueError, match=r"'PLDDR' \(bank 1\) at 0x400000000"
@@ -102,13 +139,11 @@ def test_off_the_board_the_sim_serves_pcie_banks_too():
 
 
 @pytest.fixture
-def xrt_default(tmp_path, libxrt, monkeypatch):
+def xrt_default(tmp_path, libxrt, monkeypatch, install_default):
     """A machine with two stand-in cards, where xrt is the default."""
     fake = make_xrt(str(tmp_path), libxrt[0], monkeypatch, devices=2)
-    options = {"library": fake.library, "userptr": "1"}
-    default = open_memory("xrt", **options)
-    monkeypatch.setattr(_targets, "choose_default", lambda: ("xrt", options, "test"))
-    monkeypatch.setattr(_targets, "default_memory", lambda: default)
+    default = install_default(open_memory("xrt", library=fake.library,
+                                          userptr="1"))
     return fake, default
 
 
@@ -137,13 +172,12 @@ def test_the_cards_index_picks_the_device(xrt_default):
     assert fake.read(xrt_bank_base(0), 2, device=0) != b"\2\2"
 
 
-def test_pcie_banks_beside_another_default(tmp_path, libxrt, monkeypatch):
+def test_pcie_banks_beside_another_default(tmp_path, libxrt, monkeypatch,
+                                          install_default):
     """With u-dma-buf the default, a card's bank still goes to XRT,
     whose library is found under XILINX_XRT."""
     device, sysfs = make_udmabuf(str(tmp_path))
-    udmabuf = open_memory("udmabuf", device=device, sysfs=sysfs)
-    monkeypatch.setattr(_targets, "choose_default", lambda: ("udmabuf", {}, "test"))
-    monkeypatch.setattr(_targets, "default_memory", lambda: udmabuf)
+    udmabuf = install_default(open_memory("udmabuf", device=device, sysfs=sysfs))
     fake = make_xrt(str(tmp_path), libxrt[0], monkeypatch)
     (tmp_path / "lib").mkdir()
     os.rename(fake.library, tmp_path / "lib" / "libxrt_coreutil.so.2")

@@ -3,7 +3,8 @@ import threading
 
 import numpy as np
 
-from helpers import MiB
+from fake_devices import make_udmabuf
+from helpers import MiB, run_python
 from pynq_alloc import allocate, open_memory
 
 
@@ -109,3 +110,79 @@ def test_mixed_stress_for_a_bounded_time_leaves_exact_stats():
     _run([worker(s) for s in range(1, 5)])
     s = mem.stats()
     assert s["used"] == 0 and s["buffers"] == 0 and s["free"] == 64 * MiB
+
+
+def test_threads_opening_one_udmabuf_at_once_get_one_memory(tmp_path):
+    """u-dma-buf's single-process guard never mistakes this process for
+    another: threads opening the device together share one Memory."""
+    device, sysfs = make_udmabuf(str(tmp_path))
+    for _ in range(100):            # each round opens the device afresh
+        barrier = threading.Barrier(4)
+        opened = []
+
+        def open_it():
+            barrier.wait()
+            opened.append(open_memory("udmabuf", device=device, sysfs=sysfs))
+        _run([open_it] * 4)
+        assert len(opened) == 4 and all(m is opened[0] for m in opened)
+        del opened              # closes the device for the next round
+
+
+FIRST_ALLOCATE_RACE = """
+import os, threading
+from pynq_alloc import _probe, allocate
+
+choose_default = _probe.choose_default
+choices = []
+_probe.choose_default = lambda: choices.append(1) or choose_default()
+
+
+def child():
+    barrier = threading.Barrier(8)
+    memories, errors = [], []
+
+    def first_allocate():
+        barrier.wait()
+        try:
+            memories.append(allocate(16).memory)
+        except OSError as e:
+            errors.append(e)
+    threads = [threading.Thread(target=first_allocate) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors or len(choices) != 1 or len(set(map(id, memories))) != 1:
+        os.write(2, f"{errors[:1]}, chose {len(choices)} times\\n".encode())
+        os._exit(1)
+    os._exit(0)
+
+
+failed = 0
+for _ in range(30):
+    pid = os.fork()
+    if pid == 0:
+        child()
+    failed += os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0
+print(failed)
+"""
+
+
+def test_threads_allocating_first_together_get_one_default(tmp_path):
+    """The default memory is chosen once, however many threads ask first:
+    on u-dma-buf, which admits one process, a second open by a thread
+    would be EBUSY.  Each of 30 processes, forked before anything chose a
+    default, releases 8 threads into their first allocate() at once."""
+    device, sysfs = make_udmabuf(str(tmp_path))
+    result = run_python(FIRST_ALLOCATE_RACE, env={
+        "PYNQ_ALLOC_MEMORY": f"udmabuf:device={device},sysfs={sysfs}"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0", result.stderr
+
+
+def test_threads_allocating_first_together_choose_once():
+    """The same for the simulated memory, which any number may open: one
+    choice, one Memory for every thread."""
+    result = run_python(FIRST_ALLOCATE_RACE, env={"PYNQ_ALLOC_MEMORY": "sim:size=1M"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0", result.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from fake_devices import MiB, make_xrt, xrt_bank_base
 from helpers import longest_stall
-from pynq_alloc import _open, allocate, open_memory
+from pynq_alloc import _probe, allocate, open_memory
 
 BANK0 = xrt_bank_base(0)
 
@@ -147,10 +147,10 @@ def test_staged_mode_copies_through_xrts_host_buffer(card):
 
 
 def test_the_default_host_buffer_mode(card, monkeypatch):
-    edge = [_open.Finding("zocl", True, "/dev/dri/renderD128", {})]
-    monkeypatch.setattr(_open, "probe", lambda root="/": edge)
+    edge = [_probe.Finding("zocl", True, "/dev/dri/renderD128", {})]
+    monkeypatch.setattr(_probe, "probe", lambda root="/": edge)
     assert "userptr=0" in repr(open_memory("xrt", library=card.library))
-    monkeypatch.setattr(_open, "probe", lambda root="/": [])
+    monkeypatch.setattr(_probe, "probe", lambda root="/": [])
     assert "userptr" not in repr(open_memory("xrt", library=card.library))
 
 
@@ -214,11 +214,11 @@ def test_missing_symbol_is_an_oserror_naming_it(libxrt):
 def test_the_library_is_searched_under_xilinx_xrt(tmp_path, monkeypatch):
     lib = tmp_path / "lib" / "libxrt_coreutil.so.2"
     monkeypatch.setenv("XILINX_XRT", str(tmp_path))
-    assert _open.xrt_library() in (_open.XRT_LIBRARY,
-                                   os.path.join(_open.XRT_DIR, "lib", _open.XRT_LIBRARY))
+    assert _probe.xrt_library() in (_probe.XRT_LIBRARY,
+                                    os.path.join(_probe.XRT_DIR, "lib", _probe.XRT_LIBRARY))
     lib.parent.mkdir()
     lib.touch()
-    assert _open.xrt_library() == str(lib)
+    assert _probe.xrt_library() == str(lib)
 
 
 @pytest.mark.parametrize("options", [{"bank": 1 << 16}, {"bank": -1},
@@ -244,11 +244,11 @@ def test_a_cards_banks_from_sysfs(tmp_path):
         (3, 1, 0, 0, b"stream0"),
         (1, 1, 16 << 30, 0x50_0000_0000, b"bank2")]))
     (tmp_path / "sys/bus/pci/drivers/xocl/0000:17:00.1").mkdir()
-    cards = _open.xrt_cards(str(tmp_path))
+    cards = _probe.xrt_cards(str(tmp_path))
     assert [os.path.basename(c) for c in cards] == ["0000:17:00.1", "0000:65:00.1"]
-    assert _open.xrt_bank_range(cards[1], 2) == (0x50_0000_0000, 16 << 30)
-    assert _open.xrt_bank_range(cards[1], 1) == (0, 0)        # streaming
-    assert _open.xrt_bank_range(cards[0], 0) == (0, 0)        # no xclbin
+    assert _probe.xrt_bank_range(cards[1], 2) == (0x50_0000_0000, 16 << 30)
+    assert _probe.xrt_bank_range(cards[1], 1) == (0, 0)        # streaming
+    assert _probe.xrt_bank_range(cards[0], 0) == (0, 0)        # no xclbin
 
 
 def test_syncs_run_without_the_gil(mem, monkeypatch):
