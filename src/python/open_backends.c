@@ -1,6 +1,6 @@
 /*
  * _open_<kind>(**options): the C side of open_memory(), one function per
- * backend.  Option parsing and defaults live in pynq_alloc/_open.py; these
+ * backend.  Defaults and text live in pynq_alloc/_open.py and _spec.py; these
  * take exact values and turn the backend's errors into exceptions.
  */
 #include "open_backends.h"

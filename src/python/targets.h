@@ -2,7 +2,7 @@
  * targets.c: which Memory an allocate() goes to.  The one place where
  * the default memory is kept and where other targets (PYNQ's memories and
  * devices) are mapped to a Memory; the Python package installs the
- * resolvers that choose (pynq_alloc._targets).
+ * resolvers that choose (pynq_alloc._resolvers).
  */
 #ifndef PA_TARGETS_H
 #define PA_TARGETS_H
