@@ -1,7 +1,8 @@
 /*
  * _open_<kind>(**options): the C side of open_memory(), one function per
- * backend.  Defaults and text live in pynq_alloc/_open.py and _spec.py; these
- * take exact values and turn the backend's errors into exceptions.
+ * backend.  Defaults and text live in pynq_alloc/_open.py and _spec.py;
+ * these check every value against the core's rules, with the core's
+ * constants, and turn the backend's errors into exceptions.
  */
 #include "open_backends.h"
 
