@@ -85,55 +85,12 @@ any_bit(const uint64_t *bits, uint64_t first, uint64_t count)
     return 0;
 }
 
-/* ---- hazards, kept per thread for the caller to take ----------------- */
-
-static _Thread_local struct {
-    pa_hazard kept[PA_HAZARDS_KEPT];
-    size_t count;
-    uint64_t lost;
-} hazards;
-
+/* Records a hazard at pool offsets [lo, hi) of blk. */
 static void
 note(int kind, const sim_state *s, const pa_block *blk, uint64_t lo,
      uint64_t hi)
 {
-    uint64_t start = s->base + lo, end = s->base + hi;
-    if (hazards.count > 0) {
-        pa_hazard *last = &hazards.kept[hazards.count - 1];
-        if (last->kind == kind && last->block == blk->device_address
-                && last->end == start) {
-            last->end = end;
-            return;
-        }
-    }
-    if (hazards.count == PA_HAZARDS_KEPT) {
-        hazards.lost++;
-        return;
-    }
-    hazards.kept[hazards.count++] = (pa_hazard){
-        .kind = kind, .block = blk->device_address, .start = start,
-        .end = end};
-}
-
-int
-pa_sim_hazards_pending(void)
-{
-    return hazards.count > 0 || hazards.lost > 0;
-}
-
-size_t
-pa_sim_take_hazards(pa_hazard *out, size_t cap, uint64_t *lost)
-{
-    size_t n = hazards.count < cap ? hazards.count : cap;
-    if (n > 0) {
-        memcpy(out, hazards.kept, n * sizeof(*out));
-    }
-    if (lost != NULL) {
-        *lost = hazards.lost + (hazards.count - n);
-    }
-    hazards.count = 0;
-    hazards.lost = 0;
-    return n;
+    pa_hazard_note(kind, blk->device_address, s->base + lo, s->base + hi);
 }
 
 /* ---- the line model (all with s->lock held) ---------------------------
@@ -457,12 +414,7 @@ sim_device_write(pa_memory *m, uint64_t addr, const void *src, uint64_t n)
 static int
 note_fits(int kind, const sim_state *s, const pa_block *blk, uint64_t lo)
 {
-    if (hazards.count < PA_HAZARDS_KEPT) {
-        return 1;
-    }
-    const pa_hazard *last = &hazards.kept[hazards.count - 1];
-    return last->kind == kind && last->block == blk->device_address
-           && last->end == s->base + lo;
+    return pa_hazard_fits(kind, blk->device_address, s->base + lo);
 }
 
 int

@@ -170,7 +170,7 @@ sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
                         "the allocation", what, (unsigned long long)len,
                         (unsigned long long)offset);
     }
-    if (pa_sim_hazards_pending() && pa_coherence_report(a->memory) != 0) {
+    if (pa_hazards_pending() && pa_coherence_report(a->memory) != 0) {
         return NULL;
     }
     Py_RETURN_NONE;

@@ -4,7 +4,7 @@
  * find one, this file takes them and hands them, with what the inventory
  * knows of each buffer, to pynq_alloc._coherence, which words them and
  * warns or raises.  Nothing here costs anything on other memories: they
- * record no hazards, and pa_sim_hazards_pending() is one thread-local test.
+ * record no hazards, and pa_hazards_pending() is one thread-local test.
  */
 #include "glue.h"
 
@@ -45,7 +45,7 @@ static PyObject *
 take_hazards(MemoryObject *m, AllocationObject *a, uint64_t *lost)
 {
     pa_hazard h[PA_HAZARDS_KEPT];
-    size_t n = pa_sim_take_hazards(h, PA_HAZARDS_KEPT, lost);
+    size_t n = pa_hazards_take(h, PA_HAZARDS_KEPT, lost);
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list != NULL && i < n; i++) {
         PyObject *t = hazard_tuple(&h[i], a != NULL
@@ -85,7 +85,7 @@ report_list(MemoryObject *m, PyObject *list, uint64_t lost)
 int
 pa_coherence_report(MemoryObject *m)
 {
-    if (!pa_sim_hazards_pending()) {
+    if (!pa_hazards_pending()) {
         return 0;
     }
     uint64_t lost = 0;
@@ -127,7 +127,7 @@ pa_coherence_uninvalidated(AllocationObject *a)
     /* Most buffers have none: find that out before making objects. */
     uint64_t from = pa_sim_check(a->memory->mem, &a->blk,
                                  PA_HAZARD_UNINVALIDATED, 0);
-    if (from == a->blk.size && !pa_sim_hazards_pending()) {
+    if (from == a->blk.size && !pa_hazards_pending()) {
         return list;
     }
     int collecting = PyGC_Disable();

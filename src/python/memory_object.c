@@ -181,7 +181,7 @@ memory_device_read(MemoryObject *self, PyObject *const *args,
         Py_DECREF(out);
         return bus_error(rc, address, n);
     }
-    if (pa_sim_hazards_pending() && pa_coherence_report(self) != 0) {
+    if (pa_hazards_pending() && pa_coherence_report(self) != 0) {
         Py_DECREF(out);
         return NULL;
     }
@@ -232,7 +232,7 @@ memory_device_write(MemoryObject *self, PyObject *const *args,
     if (rc != 0) {
         return bus_error(rc, address, n);
     }
-    if (pa_sim_hazards_pending() && pa_coherence_report(self) != 0) {
+    if (pa_hazards_pending() && pa_coherence_report(self) != 0) {
         return NULL;
     }
     Py_RETURN_NONE;

@@ -36,7 +36,7 @@ static size_t ngot;
 static void
 take(void)
 {
-    ngot = pa_sim_take_hazards(got, PA_HAZARDS_KEPT, NULL);
+    ngot = pa_hazards_take(got, PA_HAZARDS_KEPT, NULL);
 }
 
 /* Whether hazard i is `kind` over bytes [lo, hi) of b. */
@@ -395,10 +395,10 @@ test_hazards_merge_and_overflow(void)
     uint8_t dev[PAGE];
     CHECK_EQ(pa_memory_device_read(m, b.device_address, dev, PAGE), 0);
     uint64_t lost = 0;
-    ngot = pa_sim_take_hazards(got, PA_HAZARDS_KEPT, &lost);
+    ngot = pa_hazards_take(got, PA_HAZARDS_KEPT, &lost);
     CHECK_EQ(ngot, PA_HAZARDS_KEPT);
     CHECK_EQ(lost, PAGE / 128 - PA_HAZARDS_KEPT);
-    CHECK(!pa_sim_hazards_pending());
+    CHECK(!pa_hazards_pending());
     memset(cpu, 1, PAGE);       /* one run of dirty lines: one record */
     CHECK_EQ(pa_sim_check(m, &b, PA_HAZARD_UNFLUSHED, 0), PAGE);
     take();
