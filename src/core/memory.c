@@ -9,6 +9,8 @@
  */
 #include "memory.h"
 #include "cache.h"
+#include "hazard.h"
+#include "pa_assert.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -507,6 +509,42 @@ pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
              ? -EFAULT : m->ops->device_write(m, addr, src, n);
     pthread_mutex_unlock(&m->lock);
     return rc;
+}
+
+int
+pa_memory_coherence(const pa_memory *m)
+{
+    return m->ops->coherence != NULL ? m->ops->coherence->mode(m) : -1;
+}
+
+uint64_t
+pa_memory_line_size(const pa_memory *m)
+{
+    return m->ops->coherence != NULL ? m->ops->coherence->line_size(m) : 0;
+}
+
+/* Whether blk's lines are tracked: a non-coherent block, tracking on. */
+static int
+tracked(const pa_memory *m, const pa_block *blk)
+{
+    return !blk->coherent && pa_memory_coherence(m) > PA_COHERENCE_OFF;
+}
+
+int
+pa_memory_has_device_writes(pa_memory *m, const pa_block *blk)
+{
+    return tracked(m, blk) ? m->ops->coherence->has_device_writes(m, blk)
+                           : 0;
+}
+
+uint64_t
+pa_memory_check(pa_memory *m, const pa_block *blk, int kind, uint64_t from)
+{
+    PA_ASSERT(kind == PA_HAZARD_UNFLUSHED || kind == PA_HAZARD_UNINVALIDATED);
+    if (!tracked(m, blk) || from >= blk->size) {
+        return blk->size;
+    }
+    return m->ops->coherence->check(m, blk, kind, from);
 }
 
 void

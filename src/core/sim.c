@@ -417,12 +417,9 @@ note_fits(int kind, const sim_state *s, const pa_block *blk, uint64_t lo)
     return pa_hazard_fits(kind, blk->device_address, s->base + lo);
 }
 
-int
-pa_sim_has_device_writes(pa_memory *m, const pa_block *blk)
+static int
+sim_has_device_writes(pa_memory *m, const pa_block *blk)
 {
-    if (blk->coherent || pa_sim_coherence(m) <= PA_COHERENCE_OFF) {
-        return 0;
-    }
     sim_state *s = state_of(m);
     pthread_mutex_lock(&s->lock);
     int any = any_bit(s->written, (blk->device_address - s->base) / s->line,
@@ -431,13 +428,9 @@ pa_sim_has_device_writes(pa_memory *m, const pa_block *blk)
     return any;
 }
 
-uint64_t
-pa_sim_check(pa_memory *m, const pa_block *blk, int kind, uint64_t from)
+static uint64_t
+sim_check(pa_memory *m, const pa_block *blk, int kind, uint64_t from)
 {
-    if (pa_sim_coherence(m) <= PA_COHERENCE_OFF || blk->coherent
-            || from >= blk->size) {
-        return blk->size;
-    }
     sim_state *s = state_of(m);
     uint64_t lo = blk->device_address - s->base, hi = lo + blk->size;
     uint64_t stop = hi;
@@ -528,6 +521,25 @@ sim_fork_lock(pa_memory *m)
     return &state_of(m)->lock;
 }
 
+static int
+sim_coherence_mode(const pa_memory *m)
+{
+    return ((const sim_state *)pa_memory_state(m))->coherence;
+}
+
+static uint64_t
+sim_line_size(const pa_memory *m)
+{
+    return ((const sim_state *)pa_memory_state(m))->line;
+}
+
+static const pa_coherence_ops sim_coherence = {
+    .mode = sim_coherence_mode,
+    .line_size = sim_line_size,
+    .has_device_writes = sim_has_device_writes,
+    .check = sim_check,
+};
+
 /* With tracking on, zeroing is also how a cacheable block starts clean in
  * the model, so every cacheable block is zeroed. */
 #define SIM_OPS(tracked) { \
@@ -546,25 +558,10 @@ sim_fork_lock(pa_memory *m)
     .stats = sim_stats, \
     .close = sim_close, \
     .fork_lock = (tracked) ? sim_fork_lock : NULL, \
+    .coherence = &sim_coherence, \
 }
 static const pa_backend_ops sim_ops = SIM_OPS(0);
 static const pa_backend_ops sim_tracked_ops = SIM_OPS(1);
-
-int
-pa_sim_coherence(const pa_memory *m)
-{
-    if (strcmp(pa_memory_kind(m), sim_ops.kind) != 0) {
-        return -1;
-    }
-    return ((const sim_state *)pa_memory_state(m))->coherence;
-}
-
-uint64_t
-pa_sim_line_size(const pa_memory *m)
-{
-    return pa_sim_coherence(m) < 0
-           ? 0 : ((const sim_state *)pa_memory_state(m))->line;
-}
 
 /* A sparse pool file of `size` bytes mapped shared, or -errno. */
 static int

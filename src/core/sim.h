@@ -40,22 +40,4 @@ typedef struct pa_sim_options {
 int pa_sim_open(const pa_sys *sys, uint64_t base_address, uint64_t size,
                 const pa_sim_options *options, pa_memory **out);
 
-/* The memory's PA_COHERENCE_* mode, or -1 if m is not a simulated memory. */
-int pa_sim_coherence(const pa_memory *m);
-uint64_t pa_sim_line_size(const pa_memory *m);
-
-/* Whether the device has written lines of blk that the CPU has not
- * invalidated since (0 for coherent blocks or with tracking off): cheap,
- * a look at a bitmap. */
-int pa_sim_has_device_writes(pa_memory *m, const pa_block *blk);
-
-/* Records blk's standing hazards of one kind for the calling thread, from
- * byte offset `from` of the block on: PA_HAZARD_UNFLUSHED (lines with CPU
- * writes never flushed) or PA_HAZARD_UNINVALIDATED (lines with device
- * writes never invalidated).  Stops where the thread's record is full and
- * returns the offset to go on from once it has been taken; blk->size when
- * done.  Records nothing for coherent blocks or with tracking off. */
-uint64_t pa_sim_check(pa_memory *m, const pa_block *blk, int kind,
-                      uint64_t from);
-
 #endif

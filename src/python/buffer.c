@@ -288,7 +288,7 @@ buffer_freebuffer(PyArrayObject *self, PyObject *unused)
         AllocationObject *a = (AllocationObject *)base;
         /* Checked first, reported after: the memory goes back anyway. */
         int check = !a->freed && !a->blk.coherent
-                    && pa_sim_coherence(a->memory->mem) > 0;
+                    && pa_memory_coherence(a->memory->mem) > 0;
         PyObject *hazards = check ? pa_coherence_uninvalidated(a) : NULL;
         if ((check && hazards == NULL) || pa_allocation_free(a) != 0) {
             Py_XDECREF(hazards);

@@ -69,7 +69,7 @@ call_coherence(const char *function, PyObject *args)
 static int
 report_list(MemoryObject *m, PyObject *list, uint64_t lost)
 {
-    int mode = pa_sim_coherence(m->mem);
+    int mode = pa_memory_coherence(m->mem);
     if (list == NULL || mode <= PA_COHERENCE_OFF
             || (PyList_GET_SIZE(list) == 0 && lost == 0)) {
         Py_XDECREF(list);
@@ -100,7 +100,7 @@ pa_coherence_report(MemoryObject *m)
 /* Appends a's standing hazards of `kind` to list, all of them: those the
  * core holds for this thread now, which it found checking up to byte
  * `from`, then the rest, a record at a time.  0, or -1 with an error.
- * The caller keeps the collector off: see pa_memory_check. */
+ * The caller keeps the collector off: see pa_coherence_check. */
 static int
 standing(AllocationObject *a, int kind, PyObject *list, uint64_t from)
 {
@@ -112,7 +112,7 @@ standing(AllocationObject *a, int kind, PyObject *list, uint64_t from)
         if (rc < 0 || from >= a->blk.size) {
             return rc;
         }
-        from = pa_sim_check(a->memory->mem, &a->blk, kind, from);
+        from = pa_memory_check(a->memory->mem, &a->blk, kind, from);
     }
 }
 
@@ -121,11 +121,11 @@ pa_coherence_uninvalidated(AllocationObject *a)
 {
     PyObject *list = PyList_New(0);
     if (list == NULL || a->blk.coherent || a->retired
-            || pa_sim_coherence(a->memory->mem) <= 0) {
+            || pa_memory_coherence(a->memory->mem) <= 0) {
         return list;
     }
     /* Most buffers have none: find that out before making objects. */
-    uint64_t from = pa_sim_check(a->memory->mem, &a->blk,
+    uint64_t from = pa_memory_check(a->memory->mem, &a->blk,
                                  PA_HAZARD_UNINVALIDATED, 0);
     if (from == a->blk.size && !pa_hazards_pending()) {
         return list;
@@ -151,7 +151,7 @@ void
 pa_coherence_at_release(AllocationObject *a)
 {
     MemoryObject *m = a->memory;
-    if (a->retired || !pa_sim_has_device_writes(m->mem, &a->blk)) {
+    if (a->retired || !pa_memory_has_device_writes(m->mem, &a->blk)) {
         return;
     }
     /* Called from a dealloc: whatever is raised in here is dropped. */
@@ -192,13 +192,13 @@ const char pa_memory_check_doc[] =
 "    [('unflushed', 0, 64)]";
 
 PyObject *
-pa_memory_check(MemoryObject *m, PyObject *unused)
+pa_coherence_check(MemoryObject *m, PyObject *unused)
 {
     (void)unused;
     PyObject *all = m->released_hazards != NULL
                     ? m->released_hazards : PyList_New(0);
     m->released_hazards = NULL;
-    if (all == NULL || pa_sim_coherence(m->mem) <= 0) {
+    if (all == NULL || pa_memory_coherence(m->mem) <= 0) {
         return all == NULL ? NULL
                            : call_coherence("hazards", Py_BuildValue("(N)", all));
     }
@@ -231,7 +231,7 @@ pa_memory_get_coherence(MemoryObject *m, void *closure)
 {
     static const char *names[] = {"off", "warn", "raise"};
     (void)closure;
-    int mode = pa_sim_coherence(m->mem);
+    int mode = pa_memory_coherence(m->mem);
     if (mode < 0) {
         Py_RETURN_NONE;
     }

@@ -19,7 +19,7 @@
 #include <numpy/arrayobject.h>
 
 #include "memory.h"
-#include "sim.h"
+#include "hazard.h"
 
 typedef struct {
     PyObject_HEAD
@@ -133,7 +133,7 @@ int pa_coherence_report_list(AllocationObject *a, PyObject *list);
 /* Release by the last reference: keeps them for Memory.check() instead
  * (nothing may be raised there).  Never fails. */
 void pa_coherence_at_release(AllocationObject *a);
-PyObject *pa_memory_check(MemoryObject *m, PyObject *unused);
+PyObject *pa_coherence_check(MemoryObject *m, PyObject *unused);
 PyObject *pa_memory_get_coherence(MemoryObject *m, void *closure);
 extern const char pa_memory_check_doc[];
 

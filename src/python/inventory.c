@@ -161,7 +161,7 @@ pa_inventory_root_gone(PyObject *buffer)
     e->root = NULL;
     AllocationObject *a = (AllocationObject *)base;
     if (Py_REFCNT(base) > 1
-            || pa_sim_has_device_writes(a->memory->mem, &a->blk)) {
+            || pa_memory_has_device_writes(a->memory->mem, &a->blk)) {
         /* Something else keeps the Allocation (a frame cache's `pointer`),
          * or its release has coherence hazards to describe: keep what the
          * listing reports.  PyMem_Malloc sets no exception, which

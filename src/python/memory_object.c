@@ -246,7 +246,7 @@ static PyMethodDef memory_methods[] = {
      METH_FASTCALL, device_read_doc},
     {"device_write", (PyCFunction)(void (*)(void))memory_device_write,
      METH_FASTCALL, device_write_doc},
-    {"check", (PyCFunction)pa_memory_check, METH_NOARGS,
+    {"check", (PyCFunction)pa_coherence_check, METH_NOARGS,
      pa_memory_check_doc},
     PA_INVENTORY_MEMORY_METHODS
     {NULL, NULL, 0, NULL},

@@ -67,12 +67,12 @@ check(pa_memory *m, const pa_block *b, int unflushed)
 {
     uint64_t from = 0;
     if (unflushed) {
-        from = pa_sim_check(m, b, PA_HAZARD_UNFLUSHED, 0);
+        from = pa_memory_check(m, b, PA_HAZARD_UNFLUSHED, 0);
         if (from < b->size) {
             return;             /* the record is full */
         }
     }
-    pa_sim_check(m, b, PA_HAZARD_UNINVALIDATED, 0);
+    pa_memory_check(m, b, PA_HAZARD_UNINVALIDATED, 0);
 }
 
 static uint8_t
@@ -277,8 +277,8 @@ static void
 test_line_size_option(void)
 {
     pa_memory *m = open_model(256, PA_COHERENCE_WARN);
-    CHECK_EQ(pa_sim_line_size(m), 256);
-    CHECK_EQ(pa_sim_coherence(m), PA_COHERENCE_WARN);
+    CHECK_EQ(pa_memory_line_size(m), 256);
+    CHECK_EQ(pa_memory_coherence(m), PA_COHERENCE_WARN);
     pa_block b = cached_block(m, PAGE);
     ((uint8_t *)b.cpu)[300] = 1;
     check(m, &b, 1);
@@ -303,7 +303,7 @@ static void
 test_tracking_off(void)
 {
     pa_memory *m = open_model(64, PA_COHERENCE_OFF);
-    CHECK_EQ(pa_sim_coherence(m), PA_COHERENCE_OFF);
+    CHECK_EQ(pa_memory_coherence(m), PA_COHERENCE_OFF);
     pa_block b = cached_block(m, PAGE);
     uint8_t *cpu = b.cpu;
     memset(cpu, 0xAB, 64);
@@ -381,13 +381,13 @@ test_hazards_merge_and_overflow(void)
         cpu[at] = 1;            /* every other line dirty: 32 ranges */
     }
     /* A check stops where the record is full, and goes on from there. */
-    uint64_t from = pa_sim_check(m, &b, PA_HAZARD_UNFLUSHED, 0);
+    uint64_t from = pa_memory_check(m, &b, PA_HAZARD_UNFLUSHED, 0);
     CHECK_EQ(from, PA_HAZARDS_KEPT * 128);
     take();
     CHECK_EQ(ngot, PA_HAZARDS_KEPT);
     CHECK(is(PA_HAZARDS_KEPT - 1, PA_HAZARD_UNFLUSHED, &b, from - 128,
              from - 64));
-    CHECK_EQ(pa_sim_check(m, &b, PA_HAZARD_UNFLUSHED, from), PAGE);
+    CHECK_EQ(pa_memory_check(m, &b, PA_HAZARD_UNFLUSHED, from), PAGE);
     take();
     CHECK_EQ(ngot, PAGE / 128 - PA_HAZARDS_KEPT);
     CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, from, from + 64));
@@ -400,11 +400,66 @@ test_hazards_merge_and_overflow(void)
     CHECK_EQ(lost, PAGE / 128 - PA_HAZARDS_KEPT);
     CHECK(!pa_hazards_pending());
     memset(cpu, 1, PAGE);       /* one run of dirty lines: one record */
-    CHECK_EQ(pa_sim_check(m, &b, PA_HAZARD_UNFLUSHED, 0), PAGE);
+    CHECK_EQ(pa_memory_check(m, &b, PA_HAZARD_UNFLUSHED, 0), PAGE);
     take();
     CHECK_EQ(ngot, 1);
     CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, 0, PAGE));
     pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+/* What the device wrote and the CPU has not invalidated is one bitmap
+ * look away; uncached blocks and an untracked sim have none. */
+static void
+test_device_writes_are_seen(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_WARN);
+    pa_block b = cached_block(m, 2 * PAGE), u;
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &u), 0);
+    CHECK_EQ(pa_memory_has_device_writes(m, &b), 0);
+    device_fill(m, &b, PAGE + 64, 8, 7);
+    device_fill(m, &u, 0, 8, 7);
+    CHECK_EQ(pa_memory_has_device_writes(m, &b), 1);
+    CHECK_EQ(pa_memory_has_device_writes(m, &u), 0);
+    CHECK_EQ(pa_memory_invalidate(m, &b, PAGE, 128), 0);
+    CHECK_EQ(pa_memory_has_device_writes(m, &b), 0);
+    pa_memory_release(m, &u);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+
+    m = open_model(128, PA_COHERENCE_OFF);
+    CHECK_EQ(pa_memory_line_size(m), 128);
+    b = cached_block(m, PAGE);
+    device_fill(m, &b, 0, 8, 7);
+    CHECK_EQ(pa_memory_has_device_writes(m, &b), 0);
+    CHECK_EQ(pa_memory_check(m, &b, PA_HAZARD_UNINVALIDATED, 0), PAGE);
+    CHECK(!pa_hazards_pending());
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+static void
+plain_close(pa_memory *m)
+{
+    (void)m;
+}
+
+/* A backend without a coherence slot: nothing tracked, and the generic
+ * calls say so. */
+static void
+test_other_memories_track_nothing(void)
+{
+    static const pa_backend_ops plain = {.kind = "plain",
+                                         .close = plain_close};
+    pa_memory *m = NULL;
+    CHECK_EQ(pa_memory_create(&plain, NULL, BASE, MiB, &m), 0);
+    pa_block b = {.device_address = BASE, .size = PAGE, .cacheable = 1};
+    CHECK_EQ(pa_memory_coherence(m), -1);
+    CHECK_EQ(pa_memory_line_size(m), 0);
+    CHECK_EQ(pa_memory_has_device_writes(m, &b), 0);
+    CHECK_EQ(pa_memory_check(m, &b, PA_HAZARD_UNFLUSHED, 0), PAGE);
+    CHECK_EQ(pa_memory_check(m, &b, PA_HAZARD_UNINVALIDATED, 8), PAGE);
+    CHECK(!pa_hazards_pending());
     pa_memory_close(m);
 }
 
@@ -423,5 +478,7 @@ main(void)
     RUN(test_uncached_blocks_have_no_hazards);
     RUN(test_unzeroed_blocks_start_clean);
     RUN(test_hazards_merge_and_overflow);
+    RUN(test_device_writes_are_seen);
+    RUN(test_other_memories_track_nothing);
     return check_report("test_sim_coherence");
 }
