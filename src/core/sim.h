@@ -14,8 +14,9 @@
  * the lines its span covers only in part, then discards the rest and
  * reloads them, as Linux's arm64 __dma_inv_area does.  What a program does
  * wrong against that model is recorded as a hazard for the calling thread
- * to take (pa_hazards_take, hazard.h).  Off, flush and invalidate copy the whole
- * span, and nothing is recorded.
+ * to take (pa_hazards_take, hazard.h); pa_memory_coherence and the calls
+ * after it (memory.h) reach the model.  Off, flush and invalidate copy the
+ * whole span, and nothing is recorded.  The model is sim_lines.c.
  */
 #ifndef PA_SIM_H
 #define PA_SIM_H
@@ -27,16 +28,21 @@
 
 #include <stddef.h>
 
+/* Bytes per line of the model: a power of two from PA_SIM_LINE_MIN to
+ * the page size. */
+#define PA_SIM_LINE_MIN 16
+#define PA_SIM_LINE_DEFAULT 64
+
 typedef struct pa_sim_options {
-    uint64_t line_size;     /* a power of two from 16 to the page size;
-                               0: 64 */
+    uint64_t line_size;     /* from PA_SIM_LINE_MIN to the page size;
+                               0: PA_SIM_LINE_DEFAULT */
     int coherence;          /* PA_COHERENCE_* */
 } pa_sim_options;
 
 /* -EINVAL unless base_address and size are non-zero page multiples (base
  * may be 0) that do not wrap, and the options are valid; otherwise errors
  * from memfd/mmap.  sys NULL means the real system calls; options NULL
- * means a 64-byte line and PA_COHERENCE_WARN. */
+ * means PA_SIM_LINE_DEFAULT and PA_COHERENCE_WARN. */
 int pa_sim_open(const pa_sys *sys, uint64_t base_address, uint64_t size,
                 const pa_sim_options *options, pa_memory **out);
 

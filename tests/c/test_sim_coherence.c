@@ -287,7 +287,7 @@ test_line_size_option(void)
     CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, 256, 512));
     pa_memory_release(m, &b);
     pa_memory_close(m);
-    static const uint64_t bad[] = {8, 48, 2 * PAGE};
+    static const uint64_t bad[] = {PA_SIM_LINE_MIN / 2, 48, 2 * PAGE};
     for (size_t i = 0; i < 3; i++) {
         pa_sim_options o = {bad[i], PA_COHERENCE_WARN};
         pa_memory *x = NULL;
@@ -296,6 +296,18 @@ test_line_size_option(void)
     pa_sim_options o = {64, 3};
     pa_memory *x = NULL;
     CHECK_EQ(pa_sim_open(NULL, BASE, MiB, &o, &x), -EINVAL);
+    /* The limits themselves are lines; no options is the default line. */
+    static const uint64_t good[] = {PA_SIM_LINE_MIN, PAGE};
+    for (size_t i = 0; i < 2; i++) {
+        o = (pa_sim_options){good[i], PA_COHERENCE_WARN};
+        CHECK_EQ(pa_sim_open(NULL, BASE, MiB, &o, &x), 0);
+        CHECK_EQ(pa_memory_line_size(x), good[i]);
+        pa_memory_close(x);
+    }
+    CHECK_EQ(pa_sim_open(NULL, BASE, MiB, NULL, &x), 0);
+    CHECK_EQ(pa_memory_line_size(x), PA_SIM_LINE_DEFAULT);
+    CHECK_EQ(pa_memory_coherence(x), PA_COHERENCE_WARN);
+    pa_memory_close(x);
 }
 
 /* Off: the plain two-copy model, whole spans copied, nothing recorded. */
