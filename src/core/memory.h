@@ -116,6 +116,11 @@ typedef struct pa_backend_ops {
     const pa_coherence_ops *coherence;
 } pa_backend_ops;
 
+/* Memory banks, for the backends that take one (zocl, xrt): an index
+ * into the loaded xclbin's mem_topology, carried in bits 0-15 of the BO
+ * flags, so from 0 to PA_BANK_COUNT - 1. */
+#define PA_BANK_COUNT (1u << 16)
+
 /* For backends: wraps ops and state (owned from then on) into a memory. */
 int pa_memory_create(const pa_backend_ops *ops, void *state,
                      uint64_t base_address, uint64_t size, pa_memory **out);

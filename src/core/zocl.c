@@ -60,7 +60,6 @@ struct drm_version {
 #define ZOCL_SYNC_BO 0xC0186444u
 #define ZOCL_INFO_BO 0xC0186445u
 #define DRM_GEM_CLOSE 0x40086409u
-#define ZOCL_BANK_MASK 0xFFFFu
 #define ZOCL_CACHEABLE (1u << 24)
 #define ZOCL_FROM_CMA (1u << 29)    /* written back: ZOCL_BO_FLAGS_CMA */
 #define ZOCL_TO_DEVICE 0u
@@ -372,7 +371,7 @@ pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank, int cma,
              const char *meminfo, pa_memory **out, char *err_path,
              size_t err_cap)
 {
-    if (bank < 0 || bank > (int64_t)ZOCL_BANK_MASK) {
+    if (bank < 0 || bank >= PA_BANK_COUNT) {
         return -EINVAL;
     }
     if (sys == NULL) {

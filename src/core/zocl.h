@@ -24,8 +24,8 @@
  * BOs is -ENOMEM without a CREATE_BO, since a CREATE_BO that cannot be
  * satisfied corrupts kernel memory in zocl.  Each CREATE_BO's answer
  * updates what is known.
- * -EINVAL for a bank outside 0-65535; -ENODEV if the node is not zocl's
- * (a GPU's render node, say).  On other failures returns -errno and
+ * -EINVAL for a bank outside 0 to PA_BANK_COUNT - 1; -ENODEV if the node
+ * is not zocl's (a GPU's render node, say).  On other failures returns -errno and
  * copies the path that failed into err_path.
  */
 int pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,

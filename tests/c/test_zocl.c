@@ -473,7 +473,7 @@ test_banks(void)
         {1, 0, 1, 0, 0},
         {2, 1, 0, 1, 1},    /* listed but unused */
         {9, 0, 0, 1, 0},    /* not listed */
-        {65535, 1, 0, 1, 1},
+        {PA_BANK_COUNT - 1, 1, 0, 1, 1},
     };
     xclbin_loaded = 1;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -525,7 +525,7 @@ test_banks(void)
 static void
 test_a_bank_outside_16_bits_is_refused_unopened(void)
 {
-    static const int64_t bad[] = {-1, 65536, 1ll << 32, INT64_MIN};
+    static const int64_t bad[] = {-1, PA_BANK_COUNT, 1ll << 32, INT64_MIN};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         pa_memory *none = NULL;
         char err[256] = "";
