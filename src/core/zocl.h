@@ -32,4 +32,15 @@ int pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,
                  int cma, const char *meminfo, pa_memory **out,
                  char *err_path, size_t err_cap);
 
+/*
+ * The name of the DRM driver behind the device node `node` ("zocl",
+ * "lima", ...), as DRM_IOCTL_VERSION tells it, into name: NUL-terminated,
+ * truncated to cap - 1 bytes.  Opens the node read-write, asks, closes it.
+ * 0, or -errno: -ENOTTY or -EINVAL (as the ioctl says) if the node is no
+ * DRM device, the open's error if it cannot be opened, -ERANGE if cap is
+ * 0.  name is "" on failure.  sys NULL means the real system calls.
+ */
+int pa_drm_driver_name(const pa_sys *sys, const char *node, char *name,
+                       size_t cap);
+
 #endif
