@@ -9,7 +9,8 @@
  *
  * Functions return 0 or a negative errno value.  Thread-safe: any function
  * may be called from several threads at once on one memory, except that a
- * block must not be flushed while it is being released or retired.
+ * block must not be flushed while it is being released or retired (debug
+ * builds, PA_DEBUG, catch a sync still running when that starts).
  *
  * Fork-safe: no lock is held in a child, whatever other threads were doing
  * (pthread_atfork).  A child may use the blocks it inherited but never
