@@ -25,8 +25,8 @@
  * satisfied corrupts kernel memory in zocl.  Each CREATE_BO's answer
  * updates what is known.
  * -EINVAL for a bank outside 0 to PA_BANK_COUNT - 1; -ENODEV if the node
- * is not zocl's (a GPU's render node, say).  On other failures returns -errno and
- * copies the path that failed into err_path.
+ * is not zocl's (a GPU's render node, say).  On other failures returns
+ * -errno and copies the path that failed into err_path.
  */
 int pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,
                  int cma, const char *meminfo, pa_memory **out,
