@@ -15,10 +15,12 @@ from setuptools import Extension, setup
 # holds this list and src/ to each other).
 core = [
     "src/core/cache.c",
+    "src/core/hazard.c",
     "src/core/heap.c",
     "src/core/hugepage.c",
     "src/core/memory.c",
     "src/core/sim.c",
+    "src/core/sim_lines.c",
     "src/core/sys.c",
     "src/core/udmabuf.c",
     "src/core/window.c",

@@ -20,6 +20,7 @@
  * serve.  That scan is the only cost that grows with the number of blocks.
  */
 #include "heap.h"
+#include "pa_assert.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -120,7 +121,9 @@ static void
 list_insert(pa_heap *h, uint32_t i)
 {
     unsigned fl, sl;
+    PA_ASSERT(h->recs[i].size != 0 && h->recs[i].size % h->granule == 0);
     mapping(h->recs[i].size >> h->granule_shift, &fl, &sl);
+    PA_ASSERT(fl < FL_COUNT);
     rec *r = &h->recs[i];
     r->free_prev = NIL;
     r->free_next = h->heads[fl][sl];
@@ -137,6 +140,7 @@ list_remove(pa_heap *h, uint32_t i)
 {
     unsigned fl, sl;
     rec *r = &h->recs[i];
+    PA_ASSERT(r->free_prev != ALLOCATED && r->free_prev != SPARE);
     mapping(r->size >> h->granule_shift, &fl, &sl);
     if (r->free_prev != NIL) {
         h->recs[r->free_prev].free_next = r->free_next;
@@ -238,6 +242,7 @@ static uint32_t
 rec_new(pa_heap *h, uint64_t addr, uint64_t size)
 {
     uint32_t i = h->spare;
+    PA_ASSERT(i != NIL);            /* reserve() made room */
     rec *r = &h->recs[i];
     h->spare = r->free_next;
     h->in_use++;
@@ -261,6 +266,7 @@ rec_release(pa_heap *h, uint32_t i)
 static void
 note_neighbour(pa_heap *h, uint32_t b, int side, uint8_t free)
 {
+    PA_ASSERT(b == NIL || !is_free(&h->recs[b]));
     if (b != NIL) {
         h->recs[b].neighbour_free[side] = free;
     }
@@ -400,10 +406,13 @@ pa_heap_alloc_block(pa_heap *h, uint64_t size, uint64_t align,
 
     rec *r = &h->recs[i];
     uint64_t start = place(r, size, align, limit, &ok);
+    PA_ASSERT(ok && is_free(r) && start % align == 0);
     uint64_t front = start - r->addr;
     uint64_t tail = r->size - front - size;
     /* Free blocks never touch, so these two are allocated (or none). */
     uint32_t before = r->phys_prev, after = r->phys_next;
+    PA_ASSERT(before == NIL || !is_free(&h->recs[before]));
+    PA_ASSERT(after == NIL || !is_free(&h->recs[after]));
     list_remove(h, i);
     uint32_t used = i;
     if (front != 0) {
@@ -457,12 +466,27 @@ pa_heap_free_block(pa_heap *h, uint32_t i, uint64_t addr)
         return -EINVAL;
     }
     rec *r = &h->recs[i];
+    uint32_t prev = r->phys_prev, next = r->phys_next;
+    int prev_free = r->neighbour_free[0], next_free = r->neighbour_free[1];
+    /* The block lies in the range, its neighbours touch it and know it,
+     * and its record of which of them are free is right. */
+    PA_ASSERT(r->size != 0 && r->size % h->granule == 0
+              && r->addr - h->base <= h->size - r->size
+              && h->used >= r->size && h->blocks > 0);
+    PA_ASSERT(prev == NIL
+              ? i == h->first
+              : h->recs[prev].phys_next == i
+                && h->recs[prev].addr + h->recs[prev].size == r->addr);
+    PA_ASSERT(next == NIL
+              ? r->addr + r->size == h->base + h->size
+              : h->recs[next].phys_prev == i
+                && h->recs[next].addr == r->addr + r->size);
+    PA_ASSERT(prev_free == (prev != NIL && is_free(&h->recs[prev])));
+    PA_ASSERT(next_free == (next != NIL && is_free(&h->recs[next])));
     h->index_stale = 1;
     h->used -= r->size;
     h->blocks--;
     h->free_blocks++;
-    uint32_t prev = r->phys_prev, next = r->phys_next;
-    int prev_free = r->neighbour_free[0], next_free = r->neighbour_free[1];
     if (next_free) {
         list_remove(h, next);
         r->size += h->recs[next].size;

@@ -16,7 +16,8 @@
  *
  * Functions return 0 or a negative errno value and fill their out-parameters
  * only on success.  Nothing here prints, aborts or is thread-safe: callers
- * serialise access to one heap.
+ * serialise access to one heap.  (Debug builds, PA_DEBUG, check the
+ * invariants an operation touches with PA_ASSERT, which aborts.)
  */
 #ifndef PA_HEAP_H
 #define PA_HEAP_H

@@ -9,6 +9,8 @@
  */
 #include "memory.h"
 #include "cache.h"
+#include "hazard.h"
+#include "pa_assert.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #define CACHE_ENTRIES 64
+#define SYNC_SLOTS 64       /* PA_DEBUG: syncs in flight that are checked */
 #define CACHE_MAX_BLOCK (16ull << 20)
 #define CACHE_MAX_BYTES (64ull << 20)
 
@@ -33,6 +36,12 @@ struct pa_memory {
     int cached;
     uint64_t cached_bytes;
     pa_memory *prev, *next;         /* in `open_memories` */
+#ifdef PA_DEBUG
+    /* Flushes and invalidations in progress, by block (see sync_begin);
+     * under `lock`. */
+    uint64_t syncing_addr[SYNC_SLOTS];
+    uint32_t syncing_count[SYNC_SLOTS];
+#endif
 };
 
 /*
@@ -128,6 +137,15 @@ int
 pa_memory_create(const pa_backend_ops *ops, void *state,
                  uint64_t base_address, uint64_t size, pa_memory **out)
 {
+    PA_ASSERT(ops->kind != NULL && ops->alloc != NULL && ops->free != NULL
+              && ops->flush != NULL && ops->invalidate != NULL
+              && ops->stats != NULL && ops->close != NULL);
+    PA_ASSERT((ops->device_read == NULL) == (ops->device_write == NULL));
+    PA_ASSERT(ops->coherence == NULL
+              || (ops->coherence->mode != NULL
+                  && ops->coherence->line_size != NULL
+                  && ops->coherence->has_device_writes != NULL
+                  && ops->coherence->check != NULL));
     pa_memory *m = calloc(1, sizeof(*m));
     if (m == NULL) {
         return -ENOMEM;
@@ -165,6 +183,78 @@ pa_map_anonymous_over(void *addr, uint64_t len)
     void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
                    MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? -errno : 0;
+}
+
+/*
+ * Debug builds check memory.h's rule that a block is not flushed or
+ * invalidated while it is being released or retired: a sync in progress
+ * is listed under the lock by the block's device address, and releasing
+ * or retiring a listed block fails an assertion.  (A sync that starts
+ * after the release has taken the lock is not seen.)  User builds list
+ * nothing.  The slot, or -1 if none was taken.
+ */
+static int
+sync_begin(pa_memory *m, const pa_block *blk)
+{
+#ifdef PA_DEBUG
+    int slot = -1;
+    pthread_mutex_lock(&m->lock);
+    for (int i = 0; i < SYNC_SLOTS && slot < 0; i++) {
+        if (m->syncing_count[i] != 0
+                && m->syncing_addr[i] == blk->device_address) {
+            slot = i;
+        }
+    }
+    for (int i = 0; i < SYNC_SLOTS && slot < 0; i++) {
+        if (m->syncing_count[i] == 0) {
+            slot = i;
+            m->syncing_addr[i] = blk->device_address;
+        }
+    }
+    if (slot >= 0) {
+        m->syncing_count[slot]++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return slot;
+#else
+    (void)m;
+    (void)blk;
+    return -1;
+#endif
+}
+
+static void
+sync_end(pa_memory *m, int slot)
+{
+#ifdef PA_DEBUG
+    if (slot >= 0) {
+        pthread_mutex_lock(&m->lock);
+        m->syncing_count[slot]--;
+        pthread_mutex_unlock(&m->lock);
+    }
+#else
+    (void)m;
+    (void)slot;
+#endif
+}
+
+/* Whether blk is being flushed or invalidated; the lock is held.  Always
+ * 0 in user builds. */
+static int
+syncing(const pa_memory *m, const pa_block *blk)
+{
+#ifdef PA_DEBUG
+    for (int i = 0; i < SYNC_SLOTS; i++) {
+        if (m->syncing_count[i] != 0
+                && m->syncing_addr[i] == blk->device_address) {
+            return 1;
+        }
+    }
+#else
+    (void)m;
+    (void)blk;
+#endif
+    return 0;
 }
 
 /* Releases cached blocks for real; the lock is held. */
@@ -288,6 +378,10 @@ pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
         }
     }
     if (rc == 0) {
+        /* What pa_backend_ops.alloc promises. */
+        PA_ASSERT(out->size >= size && out->size % pa_page_size() == 0
+                  && out->device_address % align == 0
+                  && out->device_address + size <= limit);
         m->live++;
         out->owner = pa_process_id();
     }
@@ -352,6 +446,7 @@ pa_memory_try_keep(pa_memory *m, pa_block *blk)
         return 0;
     }
     pthread_mutex_lock(&m->lock);
+    PA_ASSERT(m->live > 0 && !syncing(m, blk));
     int kept = cache_has_room(m, blk);
     if (kept) {
         m->live--;
@@ -369,6 +464,7 @@ void
 pa_memory_release(pa_memory *m, pa_block *blk)
 {
     pthread_mutex_lock(&m->lock);
+    PA_ASSERT(m->live > 0 && blk->size != 0 && !syncing(m, blk));
     m->live--;
     if (!owned(blk)) {
         munmap(blk->map_base, blk->map_length);
@@ -408,6 +504,7 @@ pa_memory_retire(pa_memory *m, pa_block *blk)
         return rc;
     }
     pthread_mutex_lock(&m->lock);
+    PA_ASSERT(m->live > 0 && !syncing(m, blk));
     m->live--;
     if (owned(blk)) {
         m->ops->free(m, blk, 1);
@@ -440,7 +537,10 @@ pa_memory_flush(pa_memory *m, const pa_block *blk, uint64_t offset,
         pa_cpu_store_barrier();
         return 0;
     }
-    return m->ops->flush(m, blk, offset, len);
+    int slot = sync_begin(m, blk);
+    int rc = m->ops->flush(m, blk, offset, len);
+    sync_end(m, slot);
+    return rc;
 }
 
 int
@@ -453,7 +553,10 @@ pa_memory_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,
     if (blk->coherent || len == 0) {
         return 0;
     }
-    return m->ops->invalidate(m, blk, offset, len);
+    int slot = sync_begin(m, blk);
+    int rc = m->ops->invalidate(m, blk, offset, len);
+    sync_end(m, slot);
+    return rc;
 }
 
 /* Is any byte of [addr, addr + n) in a cached (released) block? */
@@ -507,6 +610,42 @@ pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
              ? -EFAULT : m->ops->device_write(m, addr, src, n);
     pthread_mutex_unlock(&m->lock);
     return rc;
+}
+
+int
+pa_memory_coherence(const pa_memory *m)
+{
+    return m->ops->coherence != NULL ? m->ops->coherence->mode(m) : -1;
+}
+
+uint64_t
+pa_memory_line_size(const pa_memory *m)
+{
+    return m->ops->coherence != NULL ? m->ops->coherence->line_size(m) : 0;
+}
+
+/* Whether blk's lines are tracked: a non-coherent block, tracking on. */
+static int
+tracked(const pa_memory *m, const pa_block *blk)
+{
+    return !blk->coherent && pa_memory_coherence(m) > PA_COHERENCE_OFF;
+}
+
+int
+pa_memory_has_device_writes(pa_memory *m, const pa_block *blk)
+{
+    return tracked(m, blk) ? m->ops->coherence->has_device_writes(m, blk)
+                           : 0;
+}
+
+uint64_t
+pa_memory_check(pa_memory *m, const pa_block *blk, int kind, uint64_t from)
+{
+    PA_ASSERT(kind == PA_HAZARD_UNFLUSHED || kind == PA_HAZARD_UNINVALIDATED);
+    if (!tracked(m, blk) || from >= blk->size) {
+        return blk->size;
+    }
+    return m->ops->coherence->check(m, blk, kind, from);
 }
 
 void

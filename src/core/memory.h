@@ -9,7 +9,8 @@
  *
  * Functions return 0 or a negative errno value.  Thread-safe: any function
  * may be called from several threads at once on one memory, except that a
- * block must not be flushed while it is being released or retired.
+ * block must not be flushed while it is being released or retired (debug
+ * builds, PA_DEBUG, catch a sync still running when that starts).
  *
  * Fork-safe: no lock is held in a child, whatever other threads were doing
  * (pthread_atfork).  A child may use the blocks it inherited but never
@@ -50,6 +51,19 @@ typedef struct pa_stats {
 } pa_stats;
 
 typedef struct pa_memory pa_memory;
+
+/* What a backend that models the CPU's cache offers its callers (the
+ * sim's line model); they reach it through pa_memory_coherence and the
+ * functions after it. */
+typedef struct pa_coherence_ops {
+    int (*mode)(const pa_memory *m);            /* PA_COHERENCE_* */
+    uint64_t (*line_size)(const pa_memory *m);
+    /* These two only for a non-coherent block while the mode is not
+     * PA_COHERENCE_OFF, check only with from < blk->size. */
+    int (*has_device_writes)(pa_memory *m, const pa_block *blk);
+    uint64_t (*check)(pa_memory *m, const pa_block *blk, int kind,
+                      uint64_t from);
+} pa_coherence_ops;
 
 typedef struct pa_backend_ops {
     const char *kind;
@@ -99,7 +113,14 @@ typedef struct pa_backend_ops {
     /* What sets this memory apart from others of its kind, e.g. "bank=1";
      * NULL where nothing does. */
     void (*describe)(const pa_memory *m, char *buf, size_t cap);
+    /* Coherence tracking; NULL where the backend tracks none. */
+    const pa_coherence_ops *coherence;
 } pa_backend_ops;
+
+/* Memory banks, for the backends that take one (zocl, xrt): an index
+ * into the loaded xclbin's mem_topology, carried in bits 0-15 of the BO
+ * flags, so from 0 to PA_BANK_COUNT - 1. */
+#define PA_BANK_COUNT (1u << 16)
 
 /* For backends: wraps ops and state (owned from then on) into a memory. */
 int pa_memory_create(const pa_backend_ops *ops, void *state,
@@ -114,9 +135,6 @@ int pa_map_anonymous_over(void *addr, uint64_t len);
 
 uint64_t pa_page_size(void);
 
-/* Memory banks (zocl, XRT) are numbered 0 to PA_BANK_COUNT - 1: the bank
- * rides in bits 0-15 of the drivers' BO flags. */
-#define PA_BANK_COUNT (1u << 16)
 
 /* A buffer could not be mapped (mmap's ENOMEM): the process has run out of
  * address space or of mappings (vm.max_map_count), not of device memory. */
@@ -195,6 +213,31 @@ int pa_memory_has_device_access(const pa_memory *m);
 int pa_memory_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n);
 int pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
                            uint64_t n);
+
+/*
+ * Coherence tracking, where the backend models the CPU's cache line by
+ * line (the sim, sim.h): the modes, the kinds of hazard and their records
+ * are in hazard.h.  Elsewhere nothing is tracked and these say so.
+ */
+/* The memory's PA_COHERENCE_* mode, or -1 if its backend tracks none. */
+int pa_memory_coherence(const pa_memory *m);
+/* Bytes per line of the model; 0 if there is none. */
+uint64_t pa_memory_line_size(const pa_memory *m);
+
+/* Whether the device has written lines of blk that the CPU has not
+ * invalidated since: cheap, a look at a bitmap.  0 for coherent blocks,
+ * with tracking off, and where nothing is tracked. */
+int pa_memory_has_device_writes(pa_memory *m, const pa_block *blk);
+
+/* Records blk's standing hazards of one kind for the calling thread, from
+ * byte offset `from` of the block on: PA_HAZARD_UNFLUSHED (lines with CPU
+ * writes never flushed) or PA_HAZARD_UNINVALIDATED (lines with device
+ * writes never invalidated).  Stops where the thread's record is full and
+ * returns the offset to go on from once it has been taken; blk->size when
+ * done, and at once for coherent blocks, with tracking off and where
+ * nothing is tracked. */
+uint64_t pa_memory_check(pa_memory *m, const pa_block *blk, int kind,
+                         uint64_t from);
 
 /* Exact figures: cached blocks are released first, so they count as free. */
 void pa_memory_stats(pa_memory *m, pa_stats *out);

@@ -1,14 +1,15 @@
-/* The simulated memory (see sim.h). */
+/* The simulated memory (see sim.h): its pool, heap and backend operations;
+ * the line model that flush, invalidate and device access go through is
+ * sim_lines.c. */
 #include "sim.h"
+#include "sim_lines.h"
 #include "window.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 typedef struct sim_state {
     const pa_sys *sys;
@@ -19,22 +20,8 @@ typedef struct sim_state {
     int cache_fd;           /* the CPU's cached copy of it */
     uint8_t *device;        /* all of device_fd, for the device side */
     uint8_t *cache;         /* all of cache_fd, for cache maintenance */
-    /* The coherence model (see sim.h), NULL/-1 with tracking off. */
-    int coherence;
-    uint64_t line;          /* bytes per cache line */
-    int shadow_fd;
-    uint8_t *shadow;        /* what the CPU last synced of lines that the
-                               device has written since (sparse) */
-    uint64_t *written;      /* a bit per line: the device wrote it since
-                               the CPU last synced it */
-    uint64_t *cached_pages; /* a bit per page: in a cacheable block */
-    pthread_mutex_t lock;   /* the model's bits and copies */
-    int has_lock;
+    sim_lines lines;        /* the line model over the two */
 } sim_state;
-
-/* Sync work is done a page at a time, so that clean pages cost one
- * comparison. */
-#define CHUNK 4096u
 
 static sim_state *
 state_of(pa_memory *m)
@@ -42,246 +29,17 @@ state_of(pa_memory *m)
     return pa_memory_state(m);
 }
 
-static int
-tracking(const sim_state *s)
+static sim_lines *
+lines_of(const pa_memory *m)
 {
-    return s->coherence != PA_COHERENCE_OFF;
+    return &((sim_state *)pa_memory_state(m))->lines;
 }
 
-/* ---- bits ---------------------------------------------------------- */
-
-static int
-bit(const uint64_t *bits, uint64_t i)
-{
-    return (int)((bits[i / 64] >> (i % 64)) & 1u);
-}
-
-static void
-set_bits(uint64_t *bits, uint64_t first, uint64_t count, int on)
-{
-    for (uint64_t i = first, end = first + count, n; i < end; i += n) {
-        /* The bits of [i, end) that lie in word i / 64. */
-        n = 64 - i % 64 < end - i ? 64 - i % 64 : end - i;
-        uint64_t mask = (n == 64 ? ~(uint64_t)0
-                                 : (((uint64_t)1 << n) - 1)) << (i % 64);
-        bits[i / 64] = on ? bits[i / 64] | mask : bits[i / 64] & ~mask;
-    }
-}
-
-static int
-any_bit(const uint64_t *bits, uint64_t first, uint64_t count)
-{
-    for (uint64_t i = first; i < first + count; i++) {
-        if (i % 64 == 0 && first + count - i >= 64) {
-            if (bits[i / 64] != 0) {
-                return 1;
-            }
-            i += 63;
-        }
-        else if (bit(bits, i)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* ---- hazards, kept per thread for the caller to take ----------------- */
-
-static _Thread_local struct {
-    pa_hazard kept[PA_HAZARDS_KEPT];
-    size_t count;
-    uint64_t lost;
-} hazards;
-
-static void
-note(int kind, const sim_state *s, const pa_block *blk, uint64_t lo,
-     uint64_t hi)
-{
-    uint64_t start = s->base + lo, end = s->base + hi;
-    if (hazards.count > 0) {
-        pa_hazard *last = &hazards.kept[hazards.count - 1];
-        if (last->kind == kind && last->block == blk->device_address
-                && last->end == start) {
-            last->end = end;
-            return;
-        }
-    }
-    if (hazards.count == PA_HAZARDS_KEPT) {
-        hazards.lost++;
-        return;
-    }
-    hazards.kept[hazards.count++] = (pa_hazard){
-        .kind = kind, .block = blk->device_address, .start = start,
-        .end = end};
-}
-
-int
-pa_sim_hazards_pending(void)
-{
-    return hazards.count > 0 || hazards.lost > 0;
-}
-
-size_t
-pa_sim_take_hazards(pa_hazard *out, size_t cap, uint64_t *lost)
-{
-    size_t n = hazards.count < cap ? hazards.count : cap;
-    if (n > 0) {
-        memcpy(out, hazards.kept, n * sizeof(*out));
-    }
-    if (lost != NULL) {
-        *lost = hazards.lost + (hazards.count - n);
-    }
-    hazards.count = 0;
-    hazards.lost = 0;
-    return n;
-}
-
-/* ---- the line model (all with s->lock held) ---------------------------
- * Offsets are into the pool.  A line is dirty when the CPU's copy differs
- * from what the CPU last synced: the device's copy, unless the device has
- * written the line since, when the shadow keeps it. */
-
-static const uint8_t *
-synced(const sim_state *s, uint64_t at)
-{
-    return bit(s->written, at / s->line) ? s->shadow + at : s->device + at;
-}
-
-static int
-line_dirty(const sim_state *s, uint64_t at)
-{
-    return memcmp(s->cache + at, synced(s, at), s->line) != 0;
-}
-
-/* Whether [lo, hi) may hold a dirty line or a device-written one; no
- * means the two copies agree and nothing is pending. */
-static int
-chunk_busy(const sim_state *s, uint64_t lo, uint64_t hi)
-{
-    return any_bit(s->written, lo / s->line, (hi - lo) / s->line)
-           || memcmp(s->cache + lo, s->device + lo, hi - lo) != 0;
-}
-
+/* The pool offset of [offset, ...) of blk. */
 static uint64_t
-line_down(const sim_state *s, uint64_t at)
+pool_offset(const sim_state *s, const pa_block *blk, uint64_t offset)
 {
-    return at & ~(s->line - 1);
-}
-
-static uint64_t
-line_up(const sim_state *s, uint64_t at)
-{
-    return (at + s->line - 1) & ~(s->line - 1);
-}
-
-/* The end of the chunk that holds `at`, or hi if sooner. */
-static uint64_t
-chunk_end(uint64_t at, uint64_t hi)
-{
-    uint64_t end = (at & ~(uint64_t)(CHUNK - 1)) + CHUNK;
-    return end < hi ? end : hi;
-}
-
-/* The plain model's copy of a span: only the chunks that differ are
- * written, which changes nothing in the result and spares a warm flush
- * its writes. */
-static void
-copy_changed(uint8_t *dst, const uint8_t *src, uint64_t at, uint64_t len)
-{
-    for (uint64_t end, hi = at + len; at < hi; at = end) {
-        end = chunk_end(at, hi);
-        if (memcmp(dst + at, src + at, end - at) != 0) {
-            memcpy(dst + at, src + at, end - at);
-        }
-    }
-}
-
-/* Writes one dirty line back to the device (dc cvac). */
-static void
-write_back_line(sim_state *s, const pa_block *blk, uint64_t at)
-{
-    if (!line_dirty(s, at)) {
-        return;
-    }
-    uint64_t i = at / s->line;
-    if (bit(s->written, i)) {
-        note(PA_HAZARD_WRITEBACK_CLOBBERED, s, blk, at, at + s->line);
-        set_bits(s->written, i, 1, 0);
-    }
-    memcpy(s->device + at, s->cache + at, s->line);
-}
-
-/* flush: the dirty lines of [lo, hi), whole lines. */
-static void
-write_back(sim_state *s, const pa_block *blk, uint64_t lo, uint64_t hi)
-{
-    for (uint64_t end; lo < hi; lo = end) {
-        end = chunk_end(lo, hi);
-        if (!any_bit(s->written, lo / s->line, (end - lo) / s->line)) {
-            /* Here the device's copy is the synced one: copying clean
-             * lines too changes nothing. */
-            if (memcmp(s->cache + lo, s->device + lo, end - lo) != 0) {
-                memcpy(s->device + lo, s->cache + lo, end - lo);
-            }
-            continue;
-        }
-        for (uint64_t at = lo; at < end; at += s->line) {
-            write_back_line(s, blk, at);
-        }
-    }
-}
-
-/* invalidate: discards and reloads the lines of [lo, hi), whole lines,
- * each of them one the span covers entirely. */
-static void
-discard(sim_state *s, const pa_block *blk, uint64_t lo, uint64_t hi)
-{
-    for (uint64_t end; lo < hi; lo = end) {
-        end = chunk_end(lo, hi);
-        if (!chunk_busy(s, lo, end)) {
-            continue;
-        }
-        for (uint64_t at = lo; at < end; at += s->line) {
-            if (line_dirty(s, at)) {
-                note(PA_HAZARD_DISCARDED, s, blk, at, at + s->line);
-            }
-            memcpy(s->cache + at, s->device + at, s->line);
-        }
-        set_bits(s->written, lo / s->line, (end - lo) / s->line, 0);
-    }
-}
-
-/* The device touches [lo, hi): reports dirty lines as `kind`, clipped to
- * the bytes touched; for a write, keeps what the CPU last synced of each
- * line the device writes first. */
-static void
-device_access(sim_state *s, const pa_block *blk, uint64_t lo, uint64_t hi,
-              int kind, int writes)
-{
-    for (uint64_t at = line_down(s, lo), end; at < hi; at = end) {
-        end = chunk_end(at, line_up(s, hi));
-        if (!chunk_busy(s, at, end) && !writes) {
-            continue;
-        }
-        for (uint64_t line = at; line < end; line += s->line) {
-            uint64_t i = line / s->line;
-            if (line_dirty(s, line)) {
-                uint64_t a = line > lo ? line : lo;
-                uint64_t b = line + s->line < hi ? line + s->line : hi;
-                note(kind, s, blk, a, b);
-            }
-            if (writes && !bit(s->written, i)) {
-                memcpy(s->shadow + line, s->device + line, s->line);
-                set_bits(s->written, i, 1, 1);
-            }
-        }
-    }
-}
-
-static int
-in_cacheable_block(const sim_state *s, uint64_t at)
-{
-    return bit(s->cached_pages, at / pa_page_size());
+    return blk->device_address - s->base + offset;
 }
 
 /* ---- backend operations -------------------------------------------- */
@@ -297,13 +55,8 @@ sim_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     if (rc == 0) {
         blk->cacheable = (uint8_t)cacheable;
         blk->coherent = (uint8_t)!cacheable;
-        if (tracking(s)) {
-            uint64_t page = pa_page_size();
-            pthread_mutex_lock(&s->lock);
-            set_bits(s->cached_pages, (blk->device_address - s->base) / page,
-                     size / page, cacheable);
-            pthread_mutex_unlock(&s->lock);
-        }
+        sim_lines_allocated(&s->lines, pool_offset(s, blk, 0), size,
+                            cacheable);
     }
     return rc;
 }
@@ -344,15 +97,13 @@ static int
 sim_zero(pa_memory *m, const pa_block *blk)
 {
     sim_state *s = state_of(m);
-    uint64_t at = blk->device_address - s->base;
+    uint64_t at = pool_offset(s, blk, 0);
     int rc = zero_range(s->sys, s->device_fd, s->device, at, blk->size);
     if (rc == 0 && blk->cacheable) {
         rc = zero_range(s->sys, s->cache_fd, s->cache, at, blk->size);
     }
-    if (rc == 0 && blk->cacheable && tracking(s)) {
-        pthread_mutex_lock(&s->lock);
-        set_bits(s->written, at / s->line, blk->size / s->line, 0);
-        pthread_mutex_unlock(&s->lock);
+    if (rc == 0 && blk->cacheable) {
+        sim_lines_zeroed(&s->lines, at, blk->size);
     }
     return rc;
 }
@@ -361,14 +112,7 @@ static int
 sim_flush(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len)
 {
     sim_state *s = state_of(m);
-    uint64_t at = blk->device_address - s->base + offset;
-    if (!tracking(s)) {
-        copy_changed(s->device, s->cache, at, len);
-        return 0;
-    }
-    pthread_mutex_lock(&s->lock);
-    write_back(s, blk, line_down(s, at), line_up(s, at + len));
-    pthread_mutex_unlock(&s->lock);
+    sim_lines_flush(&s->lines, blk, pool_offset(s, blk, offset), len);
     return 0;
 }
 
@@ -377,24 +121,7 @@ sim_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,
                uint64_t len)
 {
     sim_state *s = state_of(m);
-    uint64_t at = blk->device_address - s->base + offset;
-    if (!tracking(s)) {
-        copy_changed(s->cache, s->device, at, len);
-        return 0;
-    }
-    uint64_t lo = line_down(s, at), hi = line_up(s, at + len);
-    pthread_mutex_lock(&s->lock);
-    /* Lines the span covers only in part are cleaned first (dc civac):
-     * the CPU's bytes outside the span must survive. */
-    uint64_t last = hi - s->line;
-    if (lo != at) {
-        write_back_line(s, blk, lo);
-    }
-    if (hi != at + len && !(last == lo && lo != at)) {
-        write_back_line(s, blk, last);
-    }
-    discard(s, blk, lo, hi);
-    pthread_mutex_unlock(&s->lock);
+    sim_lines_invalidate(&s->lines, blk, pool_offset(s, blk, offset), len);
     return 0;
 }
 
@@ -413,32 +140,17 @@ find_block(sim_state *s, uint64_t addr, uint64_t n, pa_block *blk)
 }
 
 /* The device reads [addr, addr + n) into out, or writes it from in: a
- * bus error unless the range lies in one block; hazards of a cacheable
- * block's lines are recorded first. */
+ * bus error unless the range lies in one block. */
 static int
 device_io(pa_memory *m, uint64_t addr, uint64_t n, void *out, const void *in)
 {
     sim_state *s = state_of(m);
     pa_block blk;
     int rc = find_block(s, addr, n, &blk);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        sim_lines_device_io(&s->lines, &blk, addr - s->base, n, out, in);
     }
-    uint64_t at = addr - s->base;
-    pthread_mutex_lock(&s->lock);
-    if (n > 0 && tracking(s) && in_cacheable_block(s, at)) {
-        device_access(s, &blk, at, at + n,
-                      in != NULL ? PA_HAZARD_WRITE_UNDER_DIRTY
-                                 : PA_HAZARD_UNFLUSHED_READ, in != NULL);
-    }
-    if (in != NULL) {
-        memcpy(s->device + at, in, n);
-    }
-    else {
-        memcpy(out, s->device + at, n);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return 0;
+    return rc;
 }
 
 static int
@@ -453,112 +165,25 @@ sim_device_write(pa_memory *m, uint64_t addr, const void *src, uint64_t n)
     return device_io(m, addr, n, NULL, src);
 }
 
-/* Whether a hazard of `kind` at pool offset lo would be kept, not lost. */
-static int
-note_fits(int kind, const sim_state *s, const pa_block *blk, uint64_t lo)
-{
-    if (hazards.count < PA_HAZARDS_KEPT) {
-        return 1;
-    }
-    const pa_hazard *last = &hazards.kept[hazards.count - 1];
-    return last->kind == kind && last->block == blk->device_address
-           && last->end == s->base + lo;
-}
-
-int
-pa_sim_has_device_writes(pa_memory *m, const pa_block *blk)
-{
-    if (blk->coherent || pa_sim_coherence(m) <= PA_COHERENCE_OFF) {
-        return 0;
-    }
-    sim_state *s = state_of(m);
-    pthread_mutex_lock(&s->lock);
-    int any = any_bit(s->written, (blk->device_address - s->base) / s->line,
-                      blk->size / s->line);
-    pthread_mutex_unlock(&s->lock);
-    return any;
-}
-
-uint64_t
-pa_sim_check(pa_memory *m, const pa_block *blk, int kind, uint64_t from)
-{
-    if (pa_sim_coherence(m) <= PA_COHERENCE_OFF || blk->coherent
-            || from >= blk->size) {
-        return blk->size;
-    }
-    sim_state *s = state_of(m);
-    uint64_t lo = blk->device_address - s->base, hi = lo + blk->size;
-    uint64_t stop = hi;
-    pthread_mutex_lock(&s->lock);
-    for (uint64_t at = line_down(s, lo + from), end; at < stop; at = end) {
-        end = chunk_end(at, hi);
-        int busy = kind == PA_HAZARD_UNFLUSHED
-                   ? chunk_busy(s, at, end)
-                   : any_bit(s->written, at / s->line, (end - at) / s->line);
-        if (!busy) {
-            continue;
-        }
-        for (uint64_t line = at; line < end; line += s->line) {
-            int found = kind == PA_HAZARD_UNFLUSHED
-                        ? line_dirty(s, line)
-                        : bit(s->written, line / s->line);
-            if (found && !note_fits(kind, s, blk, line)) {
-                stop = line;
-                break;
-            }
-            if (found) {
-                note(kind, s, blk, line, line + s->line);
-            }
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    return stop - lo;
-}
-
 static void
 sim_stats(pa_memory *m, pa_stats *out)
 {
     pa_window_stats(state_of(m)->heap, out);
 }
 
-/* Bytes of a bitmap of n bits, whole words. */
-static size_t
-bitmap_bytes(uint64_t n)
-{
-    return (size_t)((n + 63) / 64 * sizeof(uint64_t));
-}
-
-/* A bitmap of n bits, all clear, whose pages exist only once touched (a
- * terabyte pool has gigabytes of them). */
-static uint64_t *
-new_bitmap(const pa_sys *sys, uint64_t n)
-{
-    void *p = sys->mmap(NULL, bitmap_bytes(n), PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
 static void
 sim_destroy(sim_state *s)
 {
-    uint8_t *maps[] = {s->device, s->cache, s->shadow};
-    int fds[] = {s->device_fd, s->cache_fd, s->shadow_fd};
-    for (size_t i = 0; i < 3; i++) {
+    sim_lines_destroy(&s->lines);
+    uint8_t *maps[] = {s->device, s->cache};
+    int fds[] = {s->device_fd, s->cache_fd};
+    for (size_t i = 0; i < 2; i++) {
         if (maps[i] != NULL) {
             s->sys->munmap(maps[i], s->size);
         }
         if (fds[i] >= 0) {
             s->sys->close(fds[i]);
         }
-    }
-    if (s->has_lock) {
-        pthread_mutex_destroy(&s->lock);
-    }
-    if (s->written != NULL) {
-        s->sys->munmap(s->written, bitmap_bytes(s->size / s->line));
-    }
-    if (s->cached_pages != NULL) {
-        s->sys->munmap(s->cached_pages, bitmap_bytes(s->size / pa_page_size()));
     }
     pa_heap_destroy(s->heap);
     free(s);
@@ -573,8 +198,41 @@ sim_close(pa_memory *m)
 static pthread_mutex_t *
 sim_fork_lock(pa_memory *m)
 {
-    return &state_of(m)->lock;
+    return &lines_of(m)->lock;
 }
+
+/* ---- coherence tracking (pa_coherence_ops) ------------------------- */
+
+static int
+sim_coherence_mode(const pa_memory *m)
+{
+    return lines_of(m)->mode;
+}
+
+static uint64_t
+sim_line_size(const pa_memory *m)
+{
+    return lines_of(m)->line;
+}
+
+static int
+sim_has_device_writes(pa_memory *m, const pa_block *blk)
+{
+    return sim_lines_has_device_writes(lines_of(m), blk);
+}
+
+static uint64_t
+sim_check(pa_memory *m, const pa_block *blk, int kind, uint64_t from)
+{
+    return sim_lines_check(lines_of(m), blk, kind, from);
+}
+
+static const pa_coherence_ops sim_coherence = {
+    .mode = sim_coherence_mode,
+    .line_size = sim_line_size,
+    .has_device_writes = sim_has_device_writes,
+    .check = sim_check,
+};
 
 /* With tracking on, zeroing is also how a cacheable block starts clean in
  * the model, so every cacheable block is zeroed. */
@@ -594,46 +252,10 @@ sim_fork_lock(pa_memory *m)
     .stats = sim_stats, \
     .close = sim_close, \
     .fork_lock = (tracked) ? sim_fork_lock : NULL, \
+    .coherence = &sim_coherence, \
 }
 static const pa_backend_ops sim_ops = SIM_OPS(0);
 static const pa_backend_ops sim_tracked_ops = SIM_OPS(1);
-
-int
-pa_sim_coherence(const pa_memory *m)
-{
-    if (strcmp(pa_memory_kind(m), sim_ops.kind) != 0) {
-        return -1;
-    }
-    return ((const sim_state *)pa_memory_state(m))->coherence;
-}
-
-uint64_t
-pa_sim_line_size(const pa_memory *m)
-{
-    return pa_sim_coherence(m) < 0
-           ? 0 : ((const sim_state *)pa_memory_state(m))->line;
-}
-
-/* A sparse pool file of `size` bytes mapped shared, or -errno. */
-static int
-make_pool(const pa_sys *sys, const char *name, uint64_t size, int *fd,
-          uint8_t **map)
-{
-    *fd = sys->memfd_create(name, MFD_CLOEXEC);
-    if (*fd < 0) {
-        return -errno;
-    }
-    if (sys->ftruncate(*fd, (off_t)size) != 0) {
-        return -errno;
-    }
-    void *p = sys->mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd,
-                        0);
-    if (p == MAP_FAILED) {
-        return pa_mmap_error(errno);
-    }
-    *map = p;
-    return 0;
-}
 
 const char *
 pa_sim_invalid_option(uint64_t base_address, uint64_t size,
@@ -657,52 +279,11 @@ pa_sim_invalid_option(uint64_t base_address, uint64_t size,
 }
 
 int
-pa_coherence_mode_parse(const char *name)
-{
-    for (int mode = PA_COHERENCE_OFF; mode <= PA_COHERENCE_RAISE; mode++) {
-        if (strcmp(name, pa_coherence_mode_name(mode)) == 0) {
-            return mode;
-        }
-    }
-    return -EINVAL;
-}
-
-const char *
-pa_coherence_mode_name(int mode)
-{
-    static const char *const names[] = {"off", "warn", "raise"};
-    return mode >= PA_COHERENCE_OFF && mode <= PA_COHERENCE_RAISE
-           ? names[mode] : NULL;
-}
-
-/* The model's bitmaps, shadow pool and lock. */
-static int
-start_model(sim_state *s, uint64_t page)
-{
-    uint64_t lines = s->size / s->line, pages = s->size / page;
-    s->written = new_bitmap(s->sys, lines);
-    if (s->written == NULL) {
-        return pa_mmap_error(errno);
-    }
-    s->cached_pages = new_bitmap(s->sys, pages);
-    if (s->cached_pages == NULL) {
-        return pa_mmap_error(errno);
-    }
-    int rc = pthread_mutex_init(&s->lock, NULL);
-    if (rc != 0) {
-        return -rc;
-    }
-    s->has_lock = 1;
-    return make_pool(s->sys, "pynq_alloc-sim-shadow", s->size, &s->shadow_fd,
-                     &s->shadow);
-}
-
-int
 pa_sim_open(const pa_sys *sys, uint64_t base_address, uint64_t size,
             const pa_sim_options *options, pa_memory **out)
 {
     static const pa_sim_options defaults = {
-        .line_size = 64, .coherence = PA_COHERENCE_WARN};
+        .line_size = PA_SIM_LINE_DEFAULT, .coherence = PA_COHERENCE_WARN};
     pa_sim_options opt = options != NULL ? *options : defaults;
     if (opt.line_size == 0) {
         opt.line_size = defaults.line_size;
@@ -721,23 +302,23 @@ pa_sim_open(const pa_sys *sys, uint64_t base_address, uint64_t size,
     s->sys = sys;
     s->base = base_address;
     s->size = size;
-    s->device_fd = s->cache_fd = s->shadow_fd = -1;
-    s->coherence = opt.coherence;
-    s->line = opt.line_size;
+    s->device_fd = s->cache_fd = -1;
     int rc = pa_heap_create(base_address, size, page, &s->heap);
     if (rc == 0) {
-        rc = make_pool(sys, "pynq_alloc-sim-device", size, &s->device_fd,
-                       &s->device);
+        rc = sim_pool_map(sys, "pynq_alloc-sim-device", size, &s->device_fd,
+                          &s->device);
     }
     if (rc == 0) {
-        rc = make_pool(sys, "pynq_alloc-sim-cache", size, &s->cache_fd,
-                       &s->cache);
-    }
-    if (rc == 0 && tracking(s)) {
-        rc = start_model(s, page);
+        rc = sim_pool_map(sys, "pynq_alloc-sim-cache", size, &s->cache_fd,
+                          &s->cache);
     }
     if (rc == 0) {
-        rc = pa_memory_create(tracking(s) ? &sim_tracked_ops : &sim_ops, s,
+        rc = sim_lines_init(&s->lines, sys, base_address, size, s->device,
+                            s->cache, opt.line_size, opt.coherence);
+    }
+    if (rc == 0) {
+        rc = pa_memory_create(sim_lines_tracking(&s->lines)
+                              ? &sim_tracked_ops : &sim_ops, s,
                               base_address, size, out);
     }
     if (rc != 0) {

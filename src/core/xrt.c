@@ -30,7 +30,6 @@ enum xrt_sync_direction {
 
 #define XRT_BO_FLAGS_NONE UINT64_C(0)
 #define XRT_BO_FLAGS_CACHEABLE (UINT64_C(1) << 24)
-#define XRT_BANK_MAX 0xFFFF     /* struct xcl_bo_flags: bank, bits 0-15 */
 
 typedef struct xrt_api {
     xrt_device (*device_open)(unsigned int index);
@@ -299,7 +298,8 @@ pa_xrt_open(const pa_sys *sys, const pa_xrt_options *options,
 {
     err_symbol[0] = '\0';
     *step = 0;
-    if (options->bank < 0 || options->bank > XRT_BANK_MAX) {
+    /* struct xcl_bo_flags: the bank is bits 0-15. */
+    if (options->bank < 0 || options->bank >= PA_BANK_COUNT) {
         return -EINVAL;
     }
     xrt_state *s = calloc(1, sizeof(*s));

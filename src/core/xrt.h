@@ -49,9 +49,9 @@ enum pa_xrt_step {
 
 /*
  * Loads the library and opens the device.  sys NULL means the real system
- * calls.  -EINVAL for a bank outside 0-65535 (the bank field of XRT's BO
- * flags); -ENOENT if the library or a symbol is missing; otherwise XRT's
- * errno from xrtDeviceOpen.  On failure *step says which step failed and
+ * calls.  -EINVAL for a bank outside 0 to PA_BANK_COUNT - 1 (the bank
+ * field of XRT's BO flags); -ENOENT if the library or a symbol is missing;
+ * otherwise XRT's errno from xrtDeviceOpen.  On failure *step says which step failed and
  * err_symbol (err_cap bytes) the missing symbol.
  */
 int pa_xrt_open(const pa_sys *sys, const pa_xrt_options *options,

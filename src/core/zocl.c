@@ -60,7 +60,6 @@ struct drm_version {
 #define ZOCL_SYNC_BO 0xC0186444u
 #define ZOCL_INFO_BO 0xC0186445u
 #define DRM_GEM_CLOSE 0x40086409u
-#define ZOCL_BANK_MASK 0xFFFFu
 #define ZOCL_CACHEABLE (1u << 24)
 #define ZOCL_FROM_CMA (1u << 29)    /* written back: ZOCL_BO_FLAGS_CMA */
 #define ZOCL_TO_DEVICE 0u
@@ -325,6 +324,48 @@ static const pa_backend_ops zocl_ops = {
     .describe = zocl_describe,
 };
 
+/* DRM_IOCTL_VERSION on fd: the driver's name into name, NUL-terminated
+ * and truncated to cap - 1 bytes (cap > 0).  0 or -errno. */
+static int
+drm_version_name(const pa_sys *sys, int fd, char *name, size_t cap)
+{
+    struct drm_version v;
+    memset(&v, 0, sizeof(v));
+    memset(name, 0, cap);
+    v.name = name;
+    v.name_len = cap - 1;
+    if (pa_sys_ioctl(sys, fd, DRM_VERSION, &v) != 0) {
+        return -errno;
+    }
+    /* name_len comes back as the whole name's length; the driver copied
+     * no more than there was room for (drm_copy_field). */
+    name[v.name_len < cap - 1 ? v.name_len : cap - 1] = '\0';
+    return 0;
+}
+
+int
+pa_drm_driver_name(const pa_sys *sys, const char *node, char *name,
+                   size_t cap)
+{
+    if (cap == 0) {
+        return -ERANGE;
+    }
+    name[0] = '\0';
+    if (sys == NULL) {
+        sys = &pa_sys_real;
+    }
+    int fd = sys->open(node, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rc = drm_version_name(sys, fd, name, cap);
+    sys->close(fd);
+    if (rc != 0) {
+        name[0] = '\0';
+    }
+    return rc;
+}
+
 /*
  * 0 if fd is driven by zocl; -ENODEV if by another driver (or is no DRM
  * node at all), since driver-specific DRM ioctl numbers overlap and
@@ -334,15 +375,16 @@ static const pa_backend_ops zocl_ops = {
 static int
 check_zocl(const pa_sys *sys, int fd)
 {
-    char name[16] = "";
-    struct drm_version v;
-    memset(&v, 0, sizeof(v));
-    v.name = name;
-    v.name_len = sizeof(name) - 1;
-    if (pa_sys_ioctl(sys, fd, DRM_VERSION, &v) != 0) {
-        return errno == ENOTTY || errno == EINVAL ? -ENODEV : -errno;
+    char name[16];
+    int rc = drm_version_name(sys, fd, name, sizeof(name));
+    if (rc == -ENOTTY || rc == -EINVAL) {
+        return -ENODEV;
     }
-    return v.name_len == 4 && memcmp(name, "zocl", 4) == 0 ? 0 : -ENODEV;
+    if (rc != 0) {
+        return rc;
+    }
+    /* A longer name would have been cut to 15 bytes, never to "zocl". */
+    return strcmp(name, "zocl") == 0 ? 0 : -ENODEV;
 }
 
 /* How many block orders the page allocator has: /proc/buddyinfo's lines
@@ -372,7 +414,7 @@ pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank, int cma,
              const char *meminfo, pa_memory **out, char *err_path,
              size_t err_cap)
 {
-    if (bank < 0 || bank > (int64_t)ZOCL_BANK_MASK) {
+    if (bank < 0 || bank >= PA_BANK_COUNT) {
         return -EINVAL;
     }
     if (sys == NULL) {

@@ -24,12 +24,23 @@
  * BOs is -ENOMEM without a CREATE_BO, since a CREATE_BO that cannot be
  * satisfied corrupts kernel memory in zocl.  Each CREATE_BO's answer
  * updates what is known.
- * -EINVAL for a bank outside 0-65535; -ENODEV if the node is not zocl's
- * (a GPU's render node, say).  On other failures returns -errno and
- * copies the path that failed into err_path.
+ * -EINVAL for a bank outside 0 to PA_BANK_COUNT - 1; -ENODEV if the node
+ * is not zocl's (a GPU's render node, say).  On other failures returns
+ * -errno and copies the path that failed into err_path.
  */
 int pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank,
                  int cma, const char *meminfo, pa_memory **out,
                  char *err_path, size_t err_cap);
+
+/*
+ * The name of the DRM driver behind the device node `node` ("zocl",
+ * "lima", ...), as DRM_IOCTL_VERSION tells it, into name: NUL-terminated,
+ * truncated to cap - 1 bytes.  Opens the node read-write, asks, closes it.
+ * 0, or -errno: -ENOTTY or -EINVAL (as the ioctl says) if the node is no
+ * DRM device, the open's error if it cannot be opened, -ERANGE if cap is
+ * 0.  name is "" on failure.  sys NULL means the real system calls.
+ */
+int pa_drm_driver_name(const pa_sys *sys, const char *node, char *name,
+                       size_t cap);
 
 #endif

@@ -354,7 +354,33 @@ done:
     return result;
 }
 
+/* _drm_driver_name(node) -> the name the DRM driver of a device node
+ * gives itself (DRM_IOCTL_VERSION); OSError if the node cannot be opened
+ * or is no DRM device (ENOTTY). */
+static PyObject *
+drm_driver_name(PyObject *module, PyObject *arg)
+{
+    PyObject *node = NULL;
+    char name[64];
+    int rc;
+    (void)module;
+    if (!PyUnicode_FSConverter(arg, &node)) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_drm_driver_name(NULL, PyBytes_AS_STRING(node), name,
+                            sizeof(name));
+    Py_END_ALLOW_THREADS
+    PyObject *r = rc == 0
+        ? PyUnicode_DecodeASCII(name, (Py_ssize_t)strlen(name), "replace")
+        : pa_raise_os(rc, PyBytes_AS_STRING(node), "cannot ask %s for its "
+                      "DRM driver's name", PyBytes_AS_STRING(node));
+    Py_DECREF(node);
+    return r;
+}
+
 PyMethodDef pa_open_methods[] = {
+    {"_drm_driver_name", drm_driver_name, METH_O, NULL},
     {"_open_xlnk", (PyCFunction)(void (*)(void))open_xlnk,
      METH_VARARGS | METH_KEYWORDS, NULL},
     {"_open_hugepage", (PyCFunction)(void (*)(void))open_hugepage,

@@ -36,7 +36,7 @@ static size_t ngot;
 static void
 take(void)
 {
-    ngot = pa_sim_take_hazards(got, PA_HAZARDS_KEPT, NULL);
+    ngot = pa_hazards_take(got, PA_HAZARDS_KEPT, NULL);
 }
 
 /* Whether hazard i is `kind` over bytes [lo, hi) of b. */
@@ -67,12 +67,12 @@ check(pa_memory *m, const pa_block *b, int unflushed)
 {
     uint64_t from = 0;
     if (unflushed) {
-        from = pa_sim_check(m, b, PA_HAZARD_UNFLUSHED, 0);
+        from = pa_memory_check(m, b, PA_HAZARD_UNFLUSHED, 0);
         if (from < b->size) {
             return;             /* the record is full */
         }
     }
-    pa_sim_check(m, b, PA_HAZARD_UNINVALIDATED, 0);
+    pa_memory_check(m, b, PA_HAZARD_UNINVALIDATED, 0);
 }
 
 static uint8_t
@@ -277,8 +277,8 @@ static void
 test_line_size_option(void)
 {
     pa_memory *m = open_model(256, PA_COHERENCE_WARN);
-    CHECK_EQ(pa_sim_line_size(m), 256);
-    CHECK_EQ(pa_sim_coherence(m), PA_COHERENCE_WARN);
+    CHECK_EQ(pa_memory_line_size(m), 256);
+    CHECK_EQ(pa_memory_coherence(m), PA_COHERENCE_WARN);
     pa_block b = cached_block(m, PAGE);
     ((uint8_t *)b.cpu)[300] = 1;
     check(m, &b, 1);
@@ -287,7 +287,7 @@ test_line_size_option(void)
     CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, 256, 512));
     pa_memory_release(m, &b);
     pa_memory_close(m);
-    static const uint64_t bad[] = {8, 48, 2 * PAGE};
+    static const uint64_t bad[] = {PA_SIM_LINE_MIN / 2, 48, 2 * PAGE};
     for (size_t i = 0; i < 3; i++) {
         pa_sim_options o = {bad[i], PA_COHERENCE_WARN};
         pa_memory *x = NULL;
@@ -296,6 +296,18 @@ test_line_size_option(void)
     pa_sim_options o = {64, 3};
     pa_memory *x = NULL;
     CHECK_EQ(pa_sim_open(NULL, BASE, MiB, &o, &x), -EINVAL);
+    /* The limits themselves are lines; no options is the default line. */
+    static const uint64_t good[] = {PA_SIM_LINE_MIN, PAGE};
+    for (size_t i = 0; i < 2; i++) {
+        o = (pa_sim_options){good[i], PA_COHERENCE_WARN};
+        CHECK_EQ(pa_sim_open(NULL, BASE, MiB, &o, &x), 0);
+        CHECK_EQ(pa_memory_line_size(x), good[i]);
+        pa_memory_close(x);
+    }
+    CHECK_EQ(pa_sim_open(NULL, BASE, MiB, NULL, &x), 0);
+    CHECK_EQ(pa_memory_line_size(x), PA_SIM_LINE_DEFAULT);
+    CHECK_EQ(pa_memory_coherence(x), PA_COHERENCE_WARN);
+    pa_memory_close(x);
 }
 
 /* Off: the plain two-copy model, whole spans copied, nothing recorded. */
@@ -303,7 +315,7 @@ static void
 test_tracking_off(void)
 {
     pa_memory *m = open_model(64, PA_COHERENCE_OFF);
-    CHECK_EQ(pa_sim_coherence(m), PA_COHERENCE_OFF);
+    CHECK_EQ(pa_memory_coherence(m), PA_COHERENCE_OFF);
     pa_block b = cached_block(m, PAGE);
     uint8_t *cpu = b.cpu;
     memset(cpu, 0xAB, 64);
@@ -381,13 +393,13 @@ test_hazards_merge_and_overflow(void)
         cpu[at] = 1;            /* every other line dirty: 32 ranges */
     }
     /* A check stops where the record is full, and goes on from there. */
-    uint64_t from = pa_sim_check(m, &b, PA_HAZARD_UNFLUSHED, 0);
+    uint64_t from = pa_memory_check(m, &b, PA_HAZARD_UNFLUSHED, 0);
     CHECK_EQ(from, PA_HAZARDS_KEPT * 128);
     take();
     CHECK_EQ(ngot, PA_HAZARDS_KEPT);
     CHECK(is(PA_HAZARDS_KEPT - 1, PA_HAZARD_UNFLUSHED, &b, from - 128,
              from - 64));
-    CHECK_EQ(pa_sim_check(m, &b, PA_HAZARD_UNFLUSHED, from), PAGE);
+    CHECK_EQ(pa_memory_check(m, &b, PA_HAZARD_UNFLUSHED, from), PAGE);
     take();
     CHECK_EQ(ngot, PAGE / 128 - PA_HAZARDS_KEPT);
     CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, from, from + 64));
@@ -395,16 +407,102 @@ test_hazards_merge_and_overflow(void)
     uint8_t dev[PAGE];
     CHECK_EQ(pa_memory_device_read(m, b.device_address, dev, PAGE), 0);
     uint64_t lost = 0;
-    ngot = pa_sim_take_hazards(got, PA_HAZARDS_KEPT, &lost);
+    ngot = pa_hazards_take(got, PA_HAZARDS_KEPT, &lost);
     CHECK_EQ(ngot, PA_HAZARDS_KEPT);
     CHECK_EQ(lost, PAGE / 128 - PA_HAZARDS_KEPT);
-    CHECK(!pa_sim_hazards_pending());
+    CHECK(!pa_hazards_pending());
     memset(cpu, 1, PAGE);       /* one run of dirty lines: one record */
-    CHECK_EQ(pa_sim_check(m, &b, PA_HAZARD_UNFLUSHED, 0), PAGE);
+    CHECK_EQ(pa_memory_check(m, &b, PA_HAZARD_UNFLUSHED, 0), PAGE);
     take();
     CHECK_EQ(ngot, 1);
     CHECK(is(0, PA_HAZARD_UNFLUSHED, &b, 0, PAGE));
     pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+/* What the device wrote and the CPU has not invalidated is one bitmap
+ * look away; uncached blocks and an untracked sim have none. */
+static void
+test_device_writes_are_seen(void)
+{
+    pa_memory *m = open_model(64, PA_COHERENCE_WARN);
+    pa_block b = cached_block(m, 2 * PAGE), u;
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &u), 0);
+    CHECK_EQ(pa_memory_has_device_writes(m, &b), 0);
+    device_fill(m, &b, PAGE + 64, 8, 7);
+    device_fill(m, &u, 0, 8, 7);
+    CHECK_EQ(pa_memory_has_device_writes(m, &b), 1);
+    CHECK_EQ(pa_memory_has_device_writes(m, &u), 0);
+    CHECK_EQ(pa_memory_invalidate(m, &b, PAGE, 128), 0);
+    CHECK_EQ(pa_memory_has_device_writes(m, &b), 0);
+    pa_memory_release(m, &u);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+
+    m = open_model(128, PA_COHERENCE_OFF);
+    CHECK_EQ(pa_memory_line_size(m), 128);
+    b = cached_block(m, PAGE);
+    device_fill(m, &b, 0, 8, 7);
+    CHECK_EQ(pa_memory_has_device_writes(m, &b), 0);
+    CHECK_EQ(pa_memory_check(m, &b, PA_HAZARD_UNINVALIDATED, 0), PAGE);
+    CHECK(!pa_hazards_pending());
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
+/* A backend that has nothing to give and no coherence slot. */
+static int
+plain_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
+            int cacheable, pa_block *blk)
+{
+    (void)m, (void)size, (void)align, (void)limit, (void)cacheable;
+    (void)blk;
+    return -ENOMEM;
+}
+
+static void
+plain_free(pa_memory *m, pa_block *blk, int keep_va)
+{
+    (void)m, (void)blk, (void)keep_va;
+}
+
+static int
+plain_sync(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len)
+{
+    (void)m, (void)blk, (void)offset, (void)len;
+    return 0;
+}
+
+static void
+plain_stats(pa_memory *m, pa_stats *out)
+{
+    (void)m;
+    memset(out, 0, sizeof(*out));
+}
+
+static void
+plain_close(pa_memory *m)
+{
+    (void)m;
+}
+
+/* Nothing tracked, and the generic calls say so. */
+static void
+test_other_memories_track_nothing(void)
+{
+    static const pa_backend_ops plain = {
+        .kind = "plain", .alloc = plain_alloc, .free = plain_free,
+        .flush = plain_sync, .invalidate = plain_sync,
+        .stats = plain_stats, .close = plain_close};
+    pa_memory *m = NULL;
+    CHECK_EQ(pa_memory_create(&plain, NULL, BASE, MiB, &m), 0);
+    pa_block b = {.device_address = BASE, .size = PAGE, .cacheable = 1};
+    CHECK_EQ(pa_memory_coherence(m), -1);
+    CHECK_EQ(pa_memory_line_size(m), 0);
+    CHECK_EQ(pa_memory_has_device_writes(m, &b), 0);
+    CHECK_EQ(pa_memory_check(m, &b, PA_HAZARD_UNFLUSHED, 0), PAGE);
+    CHECK_EQ(pa_memory_check(m, &b, PA_HAZARD_UNINVALIDATED, 8), PAGE);
+    CHECK(!pa_hazards_pending());
     pa_memory_close(m);
 }
 
@@ -423,5 +521,7 @@ main(void)
     RUN(test_uncached_blocks_have_no_hazards);
     RUN(test_unzeroed_blocks_start_clean);
     RUN(test_hazards_merge_and_overflow);
+    RUN(test_device_writes_are_seen);
+    RUN(test_other_memories_track_nothing);
     return check_report("test_sim_coherence");
 }

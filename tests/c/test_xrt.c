@@ -213,9 +213,12 @@ test_errors(void)
     CHECK_EQ(pa_xrt_open(NULL, &o, &m, &step, sym, sizeof(sym)), -ENODEV);
     CHECK(step == PA_XRT_DEVICE);
     o.device = 0;
-    o.bank = 1 << 16;
-    CHECK_EQ(pa_xrt_open(NULL, &o, &m, &step, sym, sizeof(sym)), -EINVAL);
-    CHECK(m == NULL);
+    static const int64_t bad[] = {-1, PA_BANK_COUNT, INT64_MAX};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        o.bank = bad[i];
+        CHECK_EQ(pa_xrt_open(NULL, &o, &m, &step, sym, sizeof(sym)), -EINVAL);
+        CHECK(m == NULL);
+    }
     /* A bank the card does not have: XRT's error, nothing kept. */
     o.bank = 9;
     CHECK_EQ(pa_xrt_open(NULL, &o, &m, &step, sym, sizeof(sym)), 0);

@@ -30,6 +30,8 @@ struct drm_version {
 #define PAGE 4096ull
 #define DEVICE "/dev/dri/renderD128"
 #define FAKE_FD 777
+#define NOT_DRM "/dev/not-drm"      /* a device that is no DRM node */
+#define NOT_DRM_FD 778
 #define CACHEABLE (1u << 24)
 /* The driver's own flags, which it writes back (zocl_bo.h). */
 #define DRV_COHERENT (1u << 26)
@@ -66,6 +68,7 @@ static uint64_t next_plddr = 0x400000000;
 static uint64_t next_buddy = 0x20000000;
 static uint64_t pool_left = 64 * MiB;
 static int open_bos, bad_requests, syncs, cma_fallbacks, device_opens;
+static int device_closes, last_open_flags;
 /* CREATE_BOs that CMA could not satisfy: where zocl corrupts kernel
  * memory (zocl_create_cma_mem's failure path). */
 static int cma_failures;
@@ -77,9 +80,10 @@ static char meminfo[64];
 static int
 fake_open(const char *path, int flags)
 {
-    if (strcmp(path, DEVICE) == 0) {
+    if (strcmp(path, DEVICE) == 0 || strcmp(path, NOT_DRM) == 0) {
         device_opens++;
-        return FAKE_FD;
+        last_open_flags = flags;
+        return strcmp(path, DEVICE) == 0 ? FAKE_FD : NOT_DRM_FD;
     }
     return pa_sys_real.open(path, flags);
 }
@@ -87,7 +91,11 @@ fake_open(const char *path, int flags)
 static int
 fake_close(int fd)
 {
-    return fd == FAKE_FD ? 0 : close(fd);
+    if (fd == FAKE_FD || fd == NOT_DRM_FD) {
+        device_closes++;
+        return 0;
+    }
+    return close(fd);
 }
 
 static fake_bo *
@@ -191,14 +199,19 @@ create_bo(void *arg)
 static int
 fake_ioctl(int fd, unsigned long request, void *arg)
 {
+    if (fd == NOT_DRM_FD) {
+        return fail(ENOTTY);
+    }
     if (fd != FAKE_FD) {
         return fail(EBADF);
     }
+    /* As the kernel's drm_copy_field: as much of the name as fits, no
+     * NUL, and the whole name's length. */
     if (request == (unsigned long)_IOWR('d', 0x00, struct drm_version)) {
         struct drm_version *v = arg;
         size_t n = strlen(driver_name);
-        if (v->name != NULL && v->name_len >= n) {
-            memcpy(v->name, driver_name, n);
+        if (v->name != NULL) {
+            memcpy(v->name, driver_name, n < v->name_len ? n : v->name_len);
         }
         v->name_len = n;
         return 0;
@@ -473,7 +486,7 @@ test_banks(void)
         {1, 0, 1, 0, 0},
         {2, 1, 0, 1, 1},    /* listed but unused */
         {9, 0, 0, 1, 0},    /* not listed */
-        {65535, 1, 0, 1, 1},
+        {PA_BANK_COUNT - 1, 1, 0, 1, 1},
     };
     xclbin_loaded = 1;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -525,7 +538,7 @@ test_banks(void)
 static void
 test_a_bank_outside_16_bits_is_refused_unopened(void)
 {
-    static const int64_t bad[] = {-1, 65536, 1ll << 32, INT64_MIN};
+    static const int64_t bad[] = {-1, PA_BANK_COUNT, 1ll << 32, INT64_MIN};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         pa_memory *none = NULL;
         char err[256] = "";
@@ -605,6 +618,50 @@ test_faults_leak_no_bo(void)
     CHECK_EQ(open_bos, 0);
 }
 
+/* The driver's name of any DRM node, for the Python probe. */
+static void
+test_drm_driver_name(void)
+{
+    char name[16] = "junk";
+    int opens = device_opens, closes = device_closes;
+    CHECK_EQ(pa_drm_driver_name(&stand_in, DEVICE, name, sizeof(name)), 0);
+    CHECK(strcmp(name, "zocl") == 0);
+    CHECK_EQ(last_open_flags, O_RDWR | O_CLOEXEC);
+    driver_name = "lima";
+    CHECK_EQ(pa_drm_driver_name(&stand_in, DEVICE, name, sizeof(name)), 0);
+    CHECK(strcmp(name, "lima") == 0);
+    /* Truncated to cap - 1 bytes, and terminated. */
+    driver_name = "a-rather-long-driver";
+    CHECK_EQ(pa_drm_driver_name(&stand_in, DEVICE, name, 8), 0);
+    CHECK(strcmp(name, "a-rathe") == 0);
+    CHECK_EQ(pa_drm_driver_name(&stand_in, DEVICE, name, 1), 0);
+    CHECK_EQ(name[0], '\0');
+    driver_name = "zocl";
+    CHECK_EQ(device_opens - opens, 4);
+    CHECK_EQ(device_closes - closes, 4);
+    /* Not a DRM node: the ioctl's error; no node: the open's. */
+    strcpy(name, "junk");
+    CHECK_EQ(pa_drm_driver_name(&stand_in, NOT_DRM, name, sizeof(name)),
+             -ENOTTY);
+    CHECK_EQ(name[0], '\0');
+    CHECK_EQ(device_closes - closes, 5);
+    CHECK_EQ(pa_drm_driver_name(&stand_in, "/dev/dri/renderD999", name,
+                                sizeof(name)), -ENOENT);
+    CHECK_EQ(pa_drm_driver_name(&stand_in, DEVICE, name, 0), -ERANGE);
+    /* An open or an ioctl that fails gives its error; nothing stays open. */
+    pa_sys sys = faulty_sys(&stand_in, 1, EACCES);
+    CHECK_EQ(pa_drm_driver_name(&sys, DEVICE, name, sizeof(name)), -EACCES);
+    sys = faulty_sys(&stand_in, 2, EIO);
+    CHECK_EQ(pa_drm_driver_name(&sys, DEVICE, name, sizeof(name)), -EIO);
+    CHECK_EQ(device_opens - device_closes, opens - closes);
+    /* zocl_open asks the same way: only zocl's node is opened. */
+    pa_memory *none = NULL;
+    char err[256];
+    CHECK_EQ(pa_zocl_open(&stand_in, NOT_DRM, 0, 1, meminfo, &none, err,
+                          sizeof(err)), -ENODEV);
+    CHECK(none == NULL);
+}
+
 static void
 test_every_request_was_well_formed_and_nothing_leaked(void)
 {
@@ -635,6 +692,7 @@ main(void)
     RUN(test_stats_come_from_meminfo);
     RUN(test_interrupted_ioctls_are_retried);
     RUN(test_faults_leak_no_bo);
+    RUN(test_drm_driver_name);
     RUN(test_every_request_was_well_formed_and_nothing_leaked);
     unlink(meminfo);
     return check_report("test_zocl");

@@ -1,0 +1,458 @@
+/*
+ * The sim's line model (see sim_lines.h and sim.h).
+ *
+ * A line is dirty when the CPU's copy differs from what the CPU last
+ * synced: the device's copy, unless the device has written the line since,
+ * when the shadow keeps it.  Sync work is done a chunk (a page) at a time,
+ * so that a chunk where the copies agree and no line is device-written
+ * costs one comparison: that is what keeps flush and invalidate of clean
+ * buffers as cheap as a memcmp.
+ */
+#include "sim_lines.h"
+#include "pa_assert.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define CHUNK 4096u
+
+/* ---- bits ---------------------------------------------------------- */
+
+static int
+bit(const uint64_t *bits, uint64_t i)
+{
+    return (int)((bits[i / 64] >> (i % 64)) & 1u);
+}
+
+static void
+set_bits(uint64_t *bits, uint64_t first, uint64_t count, int on)
+{
+    for (uint64_t i = first, end = first + count, n; i < end; i += n) {
+        /* The bits of [i, end) that lie in word i / 64. */
+        n = 64 - i % 64 < end - i ? 64 - i % 64 : end - i;
+        uint64_t mask = (n == 64 ? ~(uint64_t)0
+                                 : (((uint64_t)1 << n) - 1)) << (i % 64);
+        bits[i / 64] = on ? bits[i / 64] | mask : bits[i / 64] & ~mask;
+    }
+}
+
+static int
+any_bit(const uint64_t *bits, uint64_t first, uint64_t count)
+{
+    for (uint64_t i = first; i < first + count; i++) {
+        if (i % 64 == 0 && first + count - i >= 64) {
+            if (bits[i / 64] != 0) {
+                return 1;
+            }
+            i += 63;
+        }
+        else if (bit(bits, i)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Bytes of a bitmap of n bits, whole words. */
+static size_t
+bitmap_bytes(uint64_t n)
+{
+    return (size_t)((n + 63) / 64 * sizeof(uint64_t));
+}
+
+/* A bitmap of n bits, all clear, whose pages exist only once touched (a
+ * terabyte pool has gigabytes of them). */
+static uint64_t *
+new_bitmap(const pa_sys *sys, uint64_t n)
+{
+    void *p = sys->mmap(NULL, bitmap_bytes(n), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* ---- hazards ------------------------------------------------------- */
+
+/* Records a hazard over pool offsets [lo, hi) of blk. */
+static void
+note(int kind, const sim_lines *l, const pa_block *blk, uint64_t lo,
+     uint64_t hi)
+{
+    pa_hazard_note(kind, blk->device_address, l->base + lo, l->base + hi);
+}
+
+/* Whether a hazard of `kind` at pool offset lo would be kept, not lost. */
+static int
+note_fits(int kind, const sim_lines *l, const pa_block *blk, uint64_t lo)
+{
+    return pa_hazard_fits(kind, blk->device_address, l->base + lo);
+}
+
+/* ---- the line model (all with l->lock held) ------------------------ */
+
+/* Whether [lo, hi) is whole lines of the pool. */
+static int
+whole_lines(const sim_lines *l, uint64_t lo, uint64_t hi)
+{
+    return lo <= hi && hi <= l->size && lo % l->line == 0
+           && hi % l->line == 0;
+}
+
+static const uint8_t *
+synced(const sim_lines *l, uint64_t at)
+{
+    return bit(l->written, at / l->line) ? l->shadow + at : l->device + at;
+}
+
+static int
+line_dirty(const sim_lines *l, uint64_t at)
+{
+    return memcmp(l->cache + at, synced(l, at), l->line) != 0;
+}
+
+/* Whether [lo, hi) may hold a dirty line or a device-written one; no
+ * means the two copies agree and nothing is pending. */
+static int
+chunk_busy(const sim_lines *l, uint64_t lo, uint64_t hi)
+{
+    return any_bit(l->written, lo / l->line, (hi - lo) / l->line)
+           || memcmp(l->cache + lo, l->device + lo, hi - lo) != 0;
+}
+
+static uint64_t
+line_down(const sim_lines *l, uint64_t at)
+{
+    return at & ~(l->line - 1);
+}
+
+static uint64_t
+line_up(const sim_lines *l, uint64_t at)
+{
+    return (at + l->line - 1) & ~(l->line - 1);
+}
+
+/* The end of the chunk that holds `at`, or hi if sooner. */
+static uint64_t
+chunk_end(uint64_t at, uint64_t hi)
+{
+    uint64_t end = (at & ~(uint64_t)(CHUNK - 1)) + CHUNK;
+    return end < hi ? end : hi;
+}
+
+/* The plain model's copy of a span: only the chunks that differ are
+ * written, which changes nothing in the result and spares a warm flush
+ * its writes. */
+static void
+copy_changed(uint8_t *dst, const uint8_t *src, uint64_t at, uint64_t len)
+{
+    for (uint64_t end, hi = at + len; at < hi; at = end) {
+        end = chunk_end(at, hi);
+        if (memcmp(dst + at, src + at, end - at) != 0) {
+            memcpy(dst + at, src + at, end - at);
+        }
+    }
+}
+
+/* Writes one dirty line back to the device (dc cvac). */
+static void
+write_back_line(sim_lines *l, const pa_block *blk, uint64_t at)
+{
+    PA_ASSERT(whole_lines(l, at, at + l->line));
+    if (!line_dirty(l, at)) {
+        return;
+    }
+    uint64_t i = at / l->line;
+    if (bit(l->written, i)) {
+        note(PA_HAZARD_WRITEBACK_CLOBBERED, l, blk, at, at + l->line);
+        set_bits(l->written, i, 1, 0);
+    }
+    memcpy(l->device + at, l->cache + at, l->line);
+}
+
+/* flush: the dirty lines of [lo, hi), whole lines. */
+static void
+write_back(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi)
+{
+    PA_ASSERT(whole_lines(l, lo, hi));
+    for (uint64_t end; lo < hi; lo = end) {
+        end = chunk_end(lo, hi);
+        if (!any_bit(l->written, lo / l->line, (end - lo) / l->line)) {
+            /* Here the device's copy is the synced one: copying clean
+             * lines too changes nothing. */
+            if (memcmp(l->cache + lo, l->device + lo, end - lo) != 0) {
+                memcpy(l->device + lo, l->cache + lo, end - lo);
+            }
+            continue;
+        }
+        for (uint64_t at = lo; at < end; at += l->line) {
+            write_back_line(l, blk, at);
+        }
+    }
+}
+
+/* invalidate: discards and reloads the lines of [lo, hi), whole lines,
+ * each of them one the span covers entirely. */
+static void
+discard(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi)
+{
+    PA_ASSERT(whole_lines(l, lo, hi));
+    for (uint64_t end; lo < hi; lo = end) {
+        end = chunk_end(lo, hi);
+        if (!chunk_busy(l, lo, end)) {
+            continue;
+        }
+        for (uint64_t at = lo; at < end; at += l->line) {
+            if (line_dirty(l, at)) {
+                note(PA_HAZARD_DISCARDED, l, blk, at, at + l->line);
+            }
+            memcpy(l->cache + at, l->device + at, l->line);
+        }
+        set_bits(l->written, lo / l->line, (end - lo) / l->line, 0);
+    }
+}
+
+/* The device touches [lo, hi): reports dirty lines as `kind`, clipped to
+ * the bytes touched; for a write, keeps what the CPU last synced of each
+ * line the device writes first. */
+static void
+device_access(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi,
+              int kind, int writes)
+{
+    PA_ASSERT(lo < hi && whole_lines(l, line_down(l, lo), line_up(l, hi)));
+    for (uint64_t at = line_down(l, lo), end; at < hi; at = end) {
+        end = chunk_end(at, line_up(l, hi));
+        if (!chunk_busy(l, at, end) && !writes) {
+            continue;
+        }
+        for (uint64_t line = at; line < end; line += l->line) {
+            uint64_t i = line / l->line;
+            if (line_dirty(l, line)) {
+                uint64_t a = line > lo ? line : lo;
+                uint64_t b = line + l->line < hi ? line + l->line : hi;
+                note(kind, l, blk, a, b);
+            }
+            if (writes && !bit(l->written, i)) {
+                memcpy(l->shadow + line, l->device + line, l->line);
+                set_bits(l->written, i, 1, 1);
+            }
+        }
+    }
+}
+
+static int
+in_cacheable_block(const sim_lines *l, uint64_t at)
+{
+    return bit(l->cached_pages, at / pa_page_size());
+}
+
+/* The pool offset of blk, which lies in the pool. */
+static uint64_t
+offset_of(const sim_lines *l, const pa_block *blk)
+{
+    uint64_t at = blk->device_address - l->base;
+    PA_ASSERT(blk->device_address >= l->base && at <= l->size
+              && blk->size <= l->size - at);
+    return at;
+}
+
+/* ---- what sim.c asks ----------------------------------------------- */
+
+void
+sim_lines_allocated(sim_lines *l, uint64_t at, uint64_t size, int cacheable)
+{
+    if (!sim_lines_tracking(l)) {
+        return;
+    }
+    uint64_t page = pa_page_size();
+    PA_ASSERT(at % page == 0 && size % page == 0 && size <= l->size - at);
+    pthread_mutex_lock(&l->lock);
+    set_bits(l->cached_pages, at / page, size / page, cacheable);
+    pthread_mutex_unlock(&l->lock);
+}
+
+void
+sim_lines_zeroed(sim_lines *l, uint64_t at, uint64_t size)
+{
+    if (!sim_lines_tracking(l)) {
+        return;
+    }
+    PA_ASSERT(whole_lines(l, at, at + size));
+    pthread_mutex_lock(&l->lock);
+    set_bits(l->written, at / l->line, size / l->line, 0);
+    pthread_mutex_unlock(&l->lock);
+}
+
+void
+sim_lines_flush(sim_lines *l, const pa_block *blk, uint64_t at,
+                uint64_t len)
+{
+    PA_ASSERT(at <= l->size && len <= l->size - at);
+    if (!sim_lines_tracking(l)) {
+        copy_changed(l->device, l->cache, at, len);
+        return;
+    }
+    pthread_mutex_lock(&l->lock);
+    write_back(l, blk, line_down(l, at), line_up(l, at + len));
+    pthread_mutex_unlock(&l->lock);
+}
+
+void
+sim_lines_invalidate(sim_lines *l, const pa_block *blk, uint64_t at,
+                     uint64_t len)
+{
+    PA_ASSERT(at <= l->size && len <= l->size - at);
+    if (!sim_lines_tracking(l)) {
+        copy_changed(l->cache, l->device, at, len);
+        return;
+    }
+    uint64_t lo = line_down(l, at), hi = line_up(l, at + len);
+    pthread_mutex_lock(&l->lock);
+    /* Lines the span covers only in part are cleaned first (dc civac):
+     * the CPU's bytes outside the span must survive. */
+    uint64_t last = hi - l->line;
+    if (lo != at) {
+        write_back_line(l, blk, lo);
+    }
+    if (hi != at + len && !(last == lo && lo != at)) {
+        write_back_line(l, blk, last);
+    }
+    discard(l, blk, lo, hi);
+    pthread_mutex_unlock(&l->lock);
+}
+
+void
+sim_lines_device_io(sim_lines *l, const pa_block *blk, uint64_t at,
+                    uint64_t n, void *out, const void *in)
+{
+    PA_ASSERT(at <= l->size && n <= l->size - at);
+    pthread_mutex_lock(&l->lock);
+    if (n > 0 && sim_lines_tracking(l) && in_cacheable_block(l, at)) {
+        device_access(l, blk, at, at + n,
+                      in != NULL ? PA_HAZARD_WRITE_UNDER_DIRTY
+                                 : PA_HAZARD_UNFLUSHED_READ, in != NULL);
+    }
+    if (in != NULL) {
+        memcpy(l->device + at, in, n);
+    }
+    else {
+        memcpy(out, l->device + at, n);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+int
+sim_lines_has_device_writes(sim_lines *l, const pa_block *blk)
+{
+    PA_ASSERT(sim_lines_tracking(l) && blk->cacheable);
+    uint64_t at = offset_of(l, blk);
+    pthread_mutex_lock(&l->lock);
+    int any = any_bit(l->written, at / l->line, blk->size / l->line);
+    pthread_mutex_unlock(&l->lock);
+    return any;
+}
+
+uint64_t
+sim_lines_check(sim_lines *l, const pa_block *blk, int kind, uint64_t from)
+{
+    PA_ASSERT(sim_lines_tracking(l) && blk->cacheable && from < blk->size);
+    uint64_t lo = offset_of(l, blk), hi = lo + blk->size;
+    uint64_t stop = hi;
+    pthread_mutex_lock(&l->lock);
+    for (uint64_t at = line_down(l, lo + from), end; at < stop; at = end) {
+        end = chunk_end(at, hi);
+        int busy = kind == PA_HAZARD_UNFLUSHED
+                   ? chunk_busy(l, at, end)
+                   : any_bit(l->written, at / l->line, (end - at) / l->line);
+        if (!busy) {
+            continue;
+        }
+        for (uint64_t line = at; line < end; line += l->line) {
+            int found = kind == PA_HAZARD_UNFLUSHED
+                        ? line_dirty(l, line)
+                        : bit(l->written, line / l->line);
+            if (found && !note_fits(kind, l, blk, line)) {
+                stop = line;
+                break;
+            }
+            if (found) {
+                note(kind, l, blk, line, line + l->line);
+            }
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    return stop - lo;
+}
+
+/* ---- setting up ---------------------------------------------------- */
+
+int
+sim_pool_map(const pa_sys *sys, const char *name, uint64_t size, int *fd,
+             uint8_t **map)
+{
+    *fd = sys->memfd_create(name, MFD_CLOEXEC);
+    if (*fd < 0) {
+        return -errno;
+    }
+    if (sys->ftruncate(*fd, (off_t)size) != 0) {
+        return -errno;
+    }
+    void *p = sys->mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd,
+                        0);
+    if (p == MAP_FAILED) {
+        return pa_mmap_error(errno);
+    }
+    *map = p;
+    return 0;
+}
+
+int
+sim_lines_init(sim_lines *l, const pa_sys *sys, uint64_t base, uint64_t size,
+               uint8_t *device, uint8_t *cache, uint64_t line, int mode)
+{
+    *l = (sim_lines){.sys = sys, .base = base, .size = size,
+                     .device = device, .cache = cache, .mode = mode,
+                     .line = line, .shadow_fd = -1};
+    int rc = pthread_mutex_init(&l->lock, NULL);
+    if (rc != 0) {
+        return -rc;
+    }
+    l->has_lock = 1;
+    if (!sim_lines_tracking(l)) {
+        return 0;
+    }
+    l->written = new_bitmap(sys, size / line);
+    if (l->written == NULL) {
+        return pa_mmap_error(errno);
+    }
+    l->cached_pages = new_bitmap(sys, size / pa_page_size());
+    if (l->cached_pages == NULL) {
+        return pa_mmap_error(errno);
+    }
+    return sim_pool_map(sys, "pynq_alloc-sim-shadow", size, &l->shadow_fd,
+                        &l->shadow);
+}
+
+void
+sim_lines_destroy(sim_lines *l)
+{
+    if (l->sys == NULL) {
+        return;
+    }
+    if (l->shadow != NULL) {
+        l->sys->munmap(l->shadow, l->size);
+    }
+    if (l->shadow_fd >= 0) {
+        l->sys->close(l->shadow_fd);
+    }
+    if (l->written != NULL) {
+        l->sys->munmap(l->written, bitmap_bytes(l->size / l->line));
+    }
+    if (l->cached_pages != NULL) {
+        l->sys->munmap(l->cached_pages,
+                       bitmap_bytes(l->size / pa_page_size()));
+    }
+    if (l->has_lock) {
+        pthread_mutex_destroy(&l->lock);
+    }
+}
