@@ -310,6 +310,10 @@ def test_matches_the_reference_model(line, program):
     buf = allocate(NBYTES, "u1", target=mem, cacheable=True)
     model = LineModel(NBYTES, line)
     seen = set()
+    # One operation reports at most PA_HAZARDS_KEPT separate ranges and
+    # counts the rest ("... and N more ranges"): then what was seen is a
+    # part of what the model found.
+    some_lost = False
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CoherenceWarning)
         for kind, where, value in program:
@@ -335,9 +339,10 @@ def test_matches_the_reference_model(line, program):
                 model.device_write(lo, hi, value)
             for w in caught:
                 seen |= as_bytes(w.message.hazards)
+                some_lost |= "more range" in str(w.message)
             caught.clear()
             assert bytes(buf) == bytes(model.cpu)
-    assert seen == model.found
+    assert seen <= model.found if some_lost else seen == model.found
     assert as_bytes(mem.check()) == model.standing()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CoherenceWarning)

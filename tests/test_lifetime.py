@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import run_python
-from pynq_alloc import Allocation, allocate
+from pynq_alloc import Allocation, allocate, open_memory
 
 
 def test_last_reference_releases_with_gc_disabled(mem):
@@ -165,3 +165,26 @@ def test_memory_outlives_its_buffers():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
+
+
+def test_a_free_deferred_by_a_running_flush_completes_when_it_ends():
+    # freebuffer() while another thread flushes without the GIL: the
+    # memory goes back as soon as the flush ends, and stats(), buffers()
+    # and the next allocate agree.
+    import threading
+    mem = open_memory("sim", size=96 << 20)
+    buf = mem.allocate(64 << 20, "u1", cacheable=True)
+    buf[:] = 1
+    started = threading.Event()
+
+    def flush():
+        started.set()
+        buf.flush()
+    worker = threading.Thread(target=flush)
+    worker.start()
+    started.wait()
+    buf.freebuffer()
+    worker.join()
+    assert mem.stats()["used"] == 0 and mem.buffers() == []
+    again = mem.allocate(64 << 20, "u1")
+    assert again.device_address == mem.base_address

@@ -506,9 +506,49 @@ test_other_memories_track_nothing(void)
     pa_memory_close(m);
 }
 
+/* The one check of the sim's options names the first one that is wrong,
+ * and pa_sim_open refuses exactly what it names. */
+static void
+test_invalid_options_are_named(void)
+{
+    uint64_t page = pa_page_size();
+    struct {
+        uint64_t base, size, line;
+        int coherence;
+        const char *named;
+    } cases[] = {
+        {BASE, MiB, 64, PA_COHERENCE_WARN, NULL},
+        {BASE, MiB, PA_SIM_LINE_MIN, PA_COHERENCE_OFF, NULL},
+        {BASE, MiB, 8, PA_COHERENCE_WARN, "line_size"},
+        {BASE, MiB, 48, PA_COHERENCE_WARN, "line_size"},
+        {BASE, MiB, 2 * page, PA_COHERENCE_WARN, "line_size"},
+        {BASE, MiB, 64, 3, "coherence"},
+        {BASE, 0, 64, PA_COHERENCE_WARN, "size"},
+        {BASE, MiB + 1, 64, PA_COHERENCE_WARN, "size"},
+        {BASE + 1, MiB, 64, PA_COHERENCE_WARN, "base_address"},
+        {UINT64_MAX - page + 1, 2 * page, 64, PA_COHERENCE_WARN,
+         "base_address"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pa_sim_options o = {cases[i].line, cases[i].coherence};
+        const char *named = pa_sim_invalid_option(cases[i].base,
+                                                  cases[i].size, &o);
+        CHECK(named == cases[i].named
+              || (named != NULL && cases[i].named != NULL
+                  && strcmp(named, cases[i].named) == 0));
+        pa_memory *m = NULL;
+        int rc = pa_sim_open(NULL, cases[i].base, cases[i].size, &o, &m);
+        CHECK_EQ(rc, cases[i].named == NULL ? 0 : -EINVAL);
+        if (m != NULL) {
+            pa_memory_close(m);
+        }
+    }
+}
+
 int
 main(void)
 {
+    RUN(test_invalid_options_are_named);
     RUN(test_flush_leaves_clean_lines_alone);
     RUN(test_flush_writes_back_whole_dirty_lines_only);
     RUN(test_forgotten_flush_is_reported_over_the_bytes_read);
