@@ -1,6 +1,7 @@
+import sys
 from os import PathLike
-from typing import (Any, Callable, Dict, List, Literal, Optional, SupportsIndex,
-                    Sequence, Tuple, Union, final)
+from typing import (Any, Callable, Dict, Final, List, Literal, Optional,
+                    SupportsIndex, Sequence, Tuple, Union, final)
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -87,6 +88,54 @@ def _set_target_resolver(resolver: Callable[[Any], Memory]) -> None: ...
 def _set_default_memory(memory: Optional[Memory]) -> Optional[Memory]: ...
 def _peek_default_memory() -> Optional[Memory]: ...
 def _drm_driver_name(node: str) -> str: ...
+def _bank_index(value: object, kind: str, /) -> int: ...
+
+@final
+class AllocationRecord(Tuple[Any, ...]):
+    if sys.version_info >= (3, 10):
+        __match_args__: Final = ("device_address", "size", "shape", "dtype",
+                                 "cacheable", "coherent", "views",
+                                 "traceback")
+    n_fields: int
+    n_sequence_fields: int
+    n_unnamed_fields: int
+    @property
+    def device_address(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def shape(self) -> Optional[Tuple[int, ...]]: ...
+    @property
+    def dtype(self) -> Optional[np.dtype[Any]]: ...
+    @property
+    def cacheable(self) -> bool: ...
+    @property
+    def coherent(self) -> bool: ...
+    @property
+    def views(self) -> int: ...
+    @property
+    def traceback(self) -> Optional[Tuple[Tuple[str, int, str], ...]]: ...
+
+@final
+class HazardRecord(Tuple[Any, ...]):
+    if sys.version_info >= (3, 10):
+        __match_args__: Final = ("kind", "device_address", "start", "stop",
+                                 "buffer")
+    n_fields: int
+    n_sequence_fields: int
+    n_unnamed_fields: int
+    @property
+    def kind(self) -> str: ...
+    @property
+    def device_address(self) -> int: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def stop(self) -> int: ...
+    @property
+    def buffer(self) -> Optional[AllocationRecord]: ...
+
+HAZARD_KINDS: Tuple[str, ...]
 def _trace(frames: int) -> int: ...
 _Path = Union[str, bytes, PathLike[str], PathLike[bytes]]
 def _open_sim(base_address: int, size: int, line_size: int = ...,

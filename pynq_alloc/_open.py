@@ -15,7 +15,7 @@ import weakref
 from typing import Any, Callable, Dict, Tuple
 
 from . import _core, _probe
-from ._spec import flag, int_from_text, number, parse_spec
+from ._spec import flag, number, parse_spec
 
 
 def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000,
@@ -61,7 +61,7 @@ def _open_udmabuf(device: str = "/dev/udmabuf0", sysfs: str | None = None) -> _c
 
 def _open_zocl(device: str | None = None, meminfo: str = "/proc/meminfo",
                bank: Any = 0) -> _core.Memory:
-    bank = int_from_text(bank)
+    bank = _core._bank_index(bank, "zocl")
     device = _probe.zocl_device() if device is None else os.fspath(device)
     # CREATE_BOs that CMA cannot satisfy corrupt kernel memory in zocl: in a
     # bank known to be CMA, the core refuses requests that cannot fit.
@@ -95,7 +95,7 @@ def _open_xrt(device: Any = 0, bank: Any = 0, library: str | None = None,
     device = int(device, 0) if isinstance(device, str) else operator.index(device)
     if not 0 <= device < 1 << 32:
         raise ValueError(f"xrt device must be an index from 0; got {device}")
-    bank = int_from_text(bank)
+    bank = _core._bank_index(bank, "xrt")
     if userptr is None:
         # Edge boards' zocl takes only physically contiguous user memory.
         userptr = not any(f.found for f in _probe.probe() if f.kind == "zocl")

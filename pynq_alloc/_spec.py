@@ -69,30 +69,3 @@ def flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("0", "no", "false", "off")
     return bool(value)
-
-
-class IntText(int):
-    """An int read from text, whose repr is that text, so that an error
-    about the value (the core's, say) names what was written: '0x10000',
-    not 65536."""
-
-    text: str
-
-    def __new__(cls, text: str) -> IntText:
-        self = super().__new__(cls, int(text.strip(), 0))
-        self.text = text
-        return self
-
-    def __repr__(self) -> str:
-        return repr(self.text)
-
-
-def int_from_text(value: Any) -> Any:
-    """value as an IntText if it is the text of an int ('1', '0x1');
-    anything else as it is, for the core to accept or refuse by name."""
-    if isinstance(value, str):
-        try:
-            return IntText(value)
-        except ValueError:
-            pass
-    return value

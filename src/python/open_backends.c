@@ -37,12 +37,21 @@ to_u64(PyObject *obj, void *out)
     return 1;
 }
 
-/* A memory bank index (zocl, xrt): an int from 0 to PA_BANK_COUNT - 1,
- * not a bool.  0, or -1 with a ValueError that names the value. */
+/* A memory bank index (zocl, xrt): an int from 0 to PA_BANK_COUNT - 1, or
+ * its text ('1', '0x1'); not a bool.  0, or -1 with a ValueError that
+ * names the value as given. */
 static int
 parse_bank(PyObject *obj, const char *kind, long long *bank)
 {
-    PyObject *index = PyBool_Check(obj) ? NULL : PyNumber_Index(obj);
+    PyObject *index = NULL;
+    if (PyUnicode_Check(obj)) {
+        PyObject *text = PyObject_CallMethod(obj, "strip", NULL);
+        index = text == NULL ? NULL : PyLong_FromUnicodeObject(text, 0);
+        Py_XDECREF(text);
+    }
+    else if (!PyBool_Check(obj)) {
+        index = PyNumber_Index(obj);
+    }
     int overflow = 0;
     *bank = index == NULL ? -1 : PyLong_AsLongLongAndOverflow(index, &overflow);
     Py_XDECREF(index);
@@ -55,6 +64,23 @@ parse_bank(PyObject *obj, const char *kind, long long *bank)
         return -1;
     }
     return 0;
+}
+
+/* _bank_index(value, kind) -> the bank index value stands for, checked
+ * as the openers check it; for the package, which needs the number
+ * before it opens anything. */
+static PyObject *
+bank_index(PyObject *module, PyObject *args)
+{
+    PyObject *value;
+    const char *kind;
+    long long bank;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "Os:_bank_index", &value, &kind)
+            || parse_bank(value, kind, &bank) != 0) {
+        return NULL;
+    }
+    return PyLong_FromLongLong(bank);
 }
 
 /* The PA_COHERENCE_* mode that `name` spells, or -1 with a ValueError. */
@@ -381,6 +407,7 @@ drm_driver_name(PyObject *module, PyObject *arg)
 
 PyMethodDef pa_open_methods[] = {
     {"_drm_driver_name", drm_driver_name, METH_O, NULL},
+    {"_bank_index", bank_index, METH_VARARGS, NULL},
     {"_open_xlnk", (PyCFunction)(void (*)(void))open_xlnk,
      METH_VARARGS | METH_KEYWORDS, NULL},
     {"_open_hugepage", (PyCFunction)(void (*)(void))open_hugepage,
