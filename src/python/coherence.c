@@ -72,29 +72,14 @@ allocation_at(MemoryObject *m, uint64_t block)
 static PyObject *
 hazard_record(const pa_hazard *h, AllocationObject *a)
 {
-    PyObject *buffer = a != NULL ? pa_inventory_record(a) : Py_NewRef(Py_None);
-    PyObject *record = PyStructSequence_New(hazard_type);
-    if (buffer == NULL || record == NULL) {
-        Py_XDECREF(buffer);
-        Py_XDECREF(record);
-        return NULL;
-    }
     PyObject *values[5] = {
         PyUnicode_FromString(pa_hazard_kind_name(h->kind)),
         PyLong_FromUnsignedLongLong(h->block),
         PyLong_FromUnsignedLongLong(h->start - h->block),
-        PyLong_FromUnsignedLongLong(h->end - h->block), buffer,
+        PyLong_FromUnsignedLongLong(h->end - h->block),
+        a != NULL ? pa_inventory_record(a) : Py_NewRef(Py_None),
     };
-    int failed = 0;
-    for (int i = 0; i < 5; i++) {
-        failed |= values[i] == NULL;
-        PyStructSequence_SetItem(record, i, values[i]);   /* steals */
-    }
-    if (failed) {
-        Py_DECREF(record);
-        return NULL;
-    }
-    return record;
+    return pa_record_new(hazard_type, values, 5);
 }
 
 /*

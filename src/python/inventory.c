@@ -11,6 +11,8 @@
 #include "package.h"
 #include "tracing.h"
 
+#include <string.h>
+
 static PyTypeObject *record_type;
 
 static PyStructSequence_Field record_fields[] = {
@@ -44,50 +46,58 @@ pa_inventory_init(PyObject *module)
                                  (PyObject *)record_type);
 }
 
+PyObject *
+pa_record_new(PyTypeObject *type, PyObject **values, int n)
+{
+    PyObject *record = PyStructSequence_New(type);
+    int failed = record == NULL;
+    for (int i = 0; i < n; i++) {
+        failed |= values[i] == NULL;
+        if (record != NULL) {
+            PyStructSequence_SetItem(record, i, values[i]);   /* steals */
+        }
+        else {
+            Py_XDECREF(values[i]);
+        }
+    }
+    if (failed) {
+        Py_XDECREF(record);
+        return NULL;
+    }
+    return record;
+}
+
 /* The record of a, whose root (held by the caller) is root or NULL. */
 static PyObject *
 make_record(AllocationObject *a, PyObject *root, Py_ssize_t views)
 {
-    PyObject *shape, *dtype;
+    /* Shape and dtype read before any object is made: making one can run
+     * finalizers, which may reshape the root or forget what a kept. */
+    npy_intp dims[64];
+    int nd = -1;
+    PyObject *dtype = Py_None;
     if (root != NULL) {
-        PyArrayObject *arr = (PyArrayObject *)root;
-        shape = PyArray_IntTupleFromIntp(PyArray_NDIM(arr), PyArray_DIMS(arr));
-        dtype = Py_NewRef((PyObject *)PyArray_DESCR(arr));
+        nd = PyArray_NDIM((PyArrayObject *)root);
+        memcpy(dims, PyArray_DIMS((PyArrayObject *)root),
+               sizeof(npy_intp) * (size_t)nd);
+        dtype = (PyObject *)PyArray_DESCR((PyArrayObject *)root);
     }
     else if (a->root_dims != NULL) {
-        shape = PyArray_IntTupleFromIntp(a->root_nd, a->root_dims);
-        dtype = Py_NewRef((PyObject *)a->root_dtype);
+        nd = a->root_nd;
+        memcpy(dims, a->root_dims, sizeof(npy_intp) * (size_t)nd);
+        dtype = (PyObject *)a->root_dtype;
     }
-    else {
-        shape = Py_NewRef(Py_None);
-        dtype = Py_NewRef(Py_None);
-    }
-    PyObject *trace = a->trace != NULL ? pa_trace_decode(a->trace)
-                                       : Py_NewRef(Py_None);
-    PyObject *record = PyStructSequence_New(record_type);
-    if (shape == NULL || trace == NULL || record == NULL) {
-        Py_XDECREF(shape);
-        Py_XDECREF(dtype);
-        Py_XDECREF(trace);
-        Py_XDECREF(record);
-        return NULL;
-    }
+    Py_INCREF(dtype);
+    PyObject *shape = nd < 0 ? Py_NewRef(Py_None)
+                             : PyArray_IntTupleFromIntp(nd, dims);
     PyObject *values[8] = {
         PyLong_FromUnsignedLongLong(a->blk.device_address),
         PyLong_FromUnsignedLongLong(a->blk.size), shape, dtype,
         PyBool_FromLong(a->blk.cacheable), PyBool_FromLong(a->blk.coherent),
-        PyLong_FromSsize_t(views), trace,
+        PyLong_FromSsize_t(views),
+        a->trace != NULL ? pa_trace_decode(a->trace) : Py_NewRef(Py_None),
     };
-    int failed = 0;
-    for (int i = 0; i < 8; i++) {
-        failed |= values[i] == NULL;
-        PyStructSequence_SetItem(record, i, values[i]);   /* steals */
-    }
-    if (failed) {
-        Py_DECREF(record);
-        return NULL;
-    }
-    return record;
+    return pa_record_new(record_type, values, 8);
 }
 
 PyObject *

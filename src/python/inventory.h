@@ -8,6 +8,10 @@
 
 #include "allocation.h"
 
+/* A new record of a struct sequence type from its n values, stolen; any
+ * may be NULL (an error is set), and then so is the result. */
+PyObject *pa_record_new(PyTypeObject *type, PyObject **values, int n);
+
 /* Makes the record type and adds it to the module; 0 or -1. */
 int pa_inventory_init(PyObject *module);
 

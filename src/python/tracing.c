@@ -68,18 +68,35 @@ pa_trace_capture(void)
 PyObject *
 pa_trace_decode(const pa_trace *t)
 {
-    PyObject *out = PyTuple_New(t->n);
-    for (int i = 0; out != NULL && i < t->n; i++) {
-        PyCodeObject *code = t->frame[i].code;
-        PyObject *item = Py_BuildValue(
-            "(OiO)", code->co_filename,
-            PyCode_Addr2Line(code, t->frame[i].offset), code->co_name);
+    /* Read t whole before making any object: making one can run a
+     * finalizer, which could wrap the allocation again and free t. */
+    int n = t->n;
+    struct {
+        PyCodeObject *code;
+        int line;
+    } *frames = PyMem_Malloc(sizeof(*frames) * (size_t)(n > 0 ? n : 1));
+    if (frames == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (int i = 0; i < n; i++) {
+        frames[i].code = (PyCodeObject *)Py_NewRef(t->frame[i].code);
+        frames[i].line = PyCode_Addr2Line(t->frame[i].code,
+                                          t->frame[i].offset);
+    }
+    PyObject *out = PyTuple_New(n);
+    for (int i = 0; out != NULL && i < n; i++) {
+        PyObject *item = Py_BuildValue("(OiO)", frames[i].code->co_filename,
+                                       frames[i].line, frames[i].code->co_name);
         if (item == NULL) {
             Py_CLEAR(out);
             break;
         }
         PyTuple_SET_ITEM(out, i, item);
     }
+    for (int i = 0; i < n; i++) {
+        Py_DECREF(frames[i].code);
+    }
+    PyMem_Free(frames);
     return out;
 }
 
