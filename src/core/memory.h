@@ -135,7 +135,6 @@ int pa_map_anonymous_over(void *addr, uint64_t len);
 
 uint64_t pa_page_size(void);
 
-
 /* A buffer could not be mapped (mmap's ENOMEM): the process has run out of
  * address space or of mappings (vm.max_map_count), not of device memory. */
 #define PA_ENOMAP 4096
