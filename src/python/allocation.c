@@ -58,9 +58,11 @@ unlink_allocation(AllocationObject *a)
 static void
 forget_root_shape(AllocationObject *a)
 {
-    PyMem_Free(a->root_dims);
-    a->root_dims = NULL;
-    Py_CLEAR(a->root_dtype);
+    if (a->root_dims != NULL || a->root_dtype != NULL) {   /* rarely */
+        PyMem_Free(a->root_dims);
+        a->root_dims = NULL;
+        Py_CLEAR(a->root_dtype);
+    }
 }
 
 /*
@@ -172,7 +174,9 @@ allocation_dealloc(AllocationObject *a)
     unlink_allocation(a);
     pa_coherence_at_release(a);
     forget_root_shape(a);
-    pa_trace_free(a->trace);
+    if (a->trace != NULL) {
+        pa_trace_free(a->trace);
+    }
     /* Nothing can reach `a` any more, so the GIL may go around the system
      * and driver calls; keeping a block for reuse needs none. */
     if (a->retired) {

@@ -228,6 +228,12 @@ sync_allocation(PyArrayObject *arr, AllocationObject *a, sync_fn fn,
                      "or the end of its with-block)", what);
         return NULL;
     }
+    if (a->blk.coherent) {
+        /* No bytes to sync, so none can be outside the allocation; a
+         * flush still orders the CPU's stores. */
+        fn(a->memory->mem, &a->blk, 0, 0);
+        Py_RETURN_NONE;
+    }
     npy_intp lo = 0, hi = 0;
     int span = memory_span(arr, &lo, &hi);
     /* Offsets from the block's start, checked: the strides of an
@@ -241,7 +247,7 @@ sync_allocation(PyArrayObject *arr, AllocationObject *a, sync_fn fn,
                                     || (unsigned long long)end > a->blk.size))) {
         return outside_allocation(arr, a, what, overflowed, first, end);
     }
-    if (span == 0 || a->blk.coherent) {
+    if (span == 0) {
         /* No bytes to sync; a flush still orders the CPU's stores. */
         fn(a->memory->mem, &a->blk, 0, 0);
         Py_RETURN_NONE;

@@ -18,7 +18,7 @@ static PyObject *target_resolver;
 /* The installed default if this process may allocate from it, else NULL
  * (a forked child: the parent's memory is no longer its to allocate
  * from; it chooses, and opens, its own). */
-static PyObject *
+static inline PyObject *
 installed_default(void)
 {
     if (default_memory != NULL
@@ -29,7 +29,7 @@ installed_default(void)
 }
 
 /* A new reference to the default Memory, chosen now if need be. */
-static MemoryObject *
+static inline MemoryObject *
 default_memory_ref(void)
 {
     PyObject *m = installed_default();
@@ -59,7 +59,7 @@ MemoryObject *
 pa_target_memory(PyObject *target)
 {
     if (target == NULL || target == Py_None) {
-        return default_memory_ref();
+        return default_memory_ref();    /* the common case: installed */
     }
     if (PyObject_TypeCheck(target, &pa_MemoryType)) {
         return (MemoryObject *)Py_NewRef(target);

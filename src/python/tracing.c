@@ -10,8 +10,7 @@
 #include <frameobject.h>    /* f_lasti */
 #endif
 
-/* Frames recorded per allocation; 0: tracing is off. */
-static int trace_frames;
+int pa_trace_frames;
 
 struct pa_trace {
     int n;
@@ -20,12 +19,6 @@ struct pa_trace {
         int offset;
     } frame[];
 };
-
-int
-pa_tracing(void)
-{
-    return trace_frames > 0;
-}
 
 void
 pa_trace_free(pa_trace *t)
@@ -39,7 +32,7 @@ pa_trace_free(pa_trace *t)
 pa_trace *
 pa_trace_capture(void)
 {
-    int depth = trace_frames;
+    int depth = pa_trace_frames;
     pa_trace *t = PyMem_Malloc(sizeof(pa_trace)
                                + (size_t)depth * sizeof(t->frame[0]));
     if (t == NULL) {
@@ -114,8 +107,8 @@ module_trace(PyObject *module, PyObject *arg)
                      "%ld", frames);
         return NULL;
     }
-    int previous = trace_frames;
-    trace_frames = (int)frames;
+    int previous = pa_trace_frames;
+    pa_trace_frames = (int)frames;
     return PyLong_FromLong(previous);
 }
 

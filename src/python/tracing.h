@@ -9,8 +9,15 @@
 
 typedef struct pa_trace pa_trace;
 
-/* Whether tracing is on. */
-int pa_tracing(void);
+/* Frames recorded per allocation; 0: tracing is off.  Read on every
+ * allocate, so read in place. */
+extern int pa_trace_frames;
+
+static inline int
+pa_tracing(void)
+{
+    return pa_trace_frames > 0;
+}
 /* The calling Python frames, or NULL with MemoryError.  Only call while
  * pa_tracing(). */
 pa_trace *pa_trace_capture(void);
