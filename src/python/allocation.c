@@ -54,15 +54,14 @@ unlink_allocation(AllocationObject *a)
     a->prev = a->next = NULL;
 }
 
-/* Forgets the root's shape and dtype; may run the dtype's dealloc. */
+/* Forgets the root's shape and dtype, kept only after the root went
+ * while something else held its Allocation; may run the dtype's dealloc. */
 static void
 forget_root_shape(AllocationObject *a)
 {
-    if (a->root_dims != NULL || a->root_dtype != NULL) {   /* rarely */
-        PyMem_Free(a->root_dims);
-        a->root_dims = NULL;
-        Py_CLEAR(a->root_dtype);
-    }
+    PyMem_Free(a->root_dims);
+    a->root_dims = NULL;
+    Py_CLEAR(a->root_dtype);
 }
 
 /*
@@ -135,7 +134,9 @@ pa_allocation_adopt_root(AllocationObject *a, PyObject *root)
         a->trace = trace;
         pa_trace_free(old);
     }
-    forget_root_shape(a);   /* pointer= wraps the memory again */
+    if (a->root_dims != NULL) {
+        forget_root_shape(a);   /* pointer= wraps the memory again */
+    }
     return 0;
 }
 
@@ -173,8 +174,8 @@ allocation_dealloc(AllocationObject *a)
      * allocations, and must not find this one. */
     unlink_allocation(a);
     pa_coherence_at_release(a);
-    forget_root_shape(a);
-    if (a->trace != NULL) {
+    if (a->root_dims != NULL || a->trace != NULL) {     /* rarely */
+        forget_root_shape(a);
         pa_trace_free(a->trace);
     }
     /* Nothing can reach `a` any more, so the GIL may go around the system
