@@ -228,3 +228,12 @@ def test_dtype_objects_users_can_change_are_never_shared(mem):
     assert b.dtype.names == ("f0", "f1") and a.dtype is not b.dtype
     # Builtin dtypes are numpy's shared instances anyway, and stay so.
     assert mem.allocate(3, "u4").dtype is np.empty(3, "u4").dtype
+
+
+def test_an_alignment_beyond_the_pool_is_served_where_a_block_starts_aligned():
+    # 1 MiB at a 2 MiB boundary: empty, so its first byte is 2 MiB aligned.
+    small = open_memory("sim", size=MiB, base_address=0x1000_0000)
+    buf = small.allocate(16, align=2 * MiB)
+    assert buf.device_address == 0x1000_0000
+    with pytest.raises(MemoryError, match="aligned to 2097152"):
+        small.allocate(16, align=2 * MiB)

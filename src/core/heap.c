@@ -379,7 +379,7 @@ pa_heap_alloc_block(pa_heap *h, uint64_t size, uint64_t align,
     if (align < h->granule) {
         align = h->granule;
     }
-    if (size > h->size || align > h->size) {
+    if (size > h->size) {
         h->failed++;
         return -ENOMEM;
     }
@@ -388,8 +388,11 @@ pa_heap_alloc_block(pa_heap *h, uint64_t size, uint64_t align,
         limit = UINT64_MAX;
     }
 
+    /* An alignment beyond the pool's size fits only where a free block
+     * happens to start aligned: no size class promises that, so only the
+     * scan can find it. */
     int ok = 0;
-    uint32_t i = good_fit(h, size, align);
+    uint32_t i = align <= h->size ? good_fit(h, size, align) : NIL;
     if (i != NIL) {
         place(&h->recs[i], size, align, limit, &ok);
     }

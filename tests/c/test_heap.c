@@ -56,6 +56,30 @@ test_alloc_rounds_aligns_and_reports(void)
     pa_heap_destroy(h);
 }
 
+/* An alignment larger than the pool is served where a free block starts
+ * aligned, as any other alignment is. */
+static void
+test_alignment_beyond_the_pool(void)
+{
+    pa_heap *h;
+    uint64_t a, b;
+    CHECK_EQ(pa_heap_create(0x10000000, 1 * MiB, PAGE, &h), 0);
+    CHECK_EQ(pa_heap_alloc(h, PAGE, 2 * MiB, 0, &a), 0);
+    CHECK_EQ(a, 0x10000000);
+    CHECK_EQ(pa_heap_alloc(h, PAGE, 2 * MiB, 0, &b), -ENOMEM);
+    CHECK_EQ(pa_heap_alloc(h, PAGE, 1ull << 63, 0, &b), -ENOMEM);
+    CHECK_EQ(pa_heap_free(h, a), 0);
+    CHECK_EQ(pa_heap_alloc(h, PAGE, 1ull << 28, 0, &a), 0);
+    CHECK_EQ(a, 0x10000000);
+    CHECK_EQ(pa_heap_check(h), 0);
+    pa_heap_destroy(h);
+    /* A pool whose base is not so aligned has no such block. */
+    CHECK_EQ(pa_heap_create(0x10100000, 1 * MiB, PAGE, &h), 0);
+    CHECK_EQ(pa_heap_alloc(h, PAGE, 2 * MiB, 0, &a), -ENOMEM);
+    CHECK_EQ(pa_heap_check(h), 0);
+    pa_heap_destroy(h);
+}
+
 static void
 test_invalid_requests_change_nothing(void)
 {
@@ -426,6 +450,7 @@ main(void)
 {
     RUN(test_create_rejects_bad_ranges);
     RUN(test_alloc_rounds_aligns_and_reports);
+    RUN(test_alignment_beyond_the_pool);
     RUN(test_invalid_requests_change_nothing);
     RUN(test_double_free_is_rejected);
     RUN(test_free_by_handle_checks_the_handle);
