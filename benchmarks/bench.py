@@ -333,8 +333,53 @@ def ratio_rows(env):
     del env["big"], env["src"], env["dst"]
 
 
-# The sections in the order they run.
-SECTIONS = {"ratios": ratio_rows, "heap": heap_row, "hugepage": hugepage_rows}
+def hugepage_reuse_rows(env):
+    """The hugepage backend's reuse cache serves the default (uncached)
+    request as it serves cacheable=True: every block is mapped cached."""
+    name = "hugepage: allocate+drop 4 KiB, default"
+    if os.geteuid() != 0:
+        skipped(name, "needs root")
+        return
+    try:
+        saved = read_setting(2048, "nr_hugepages")
+    except OSError as e:
+        skipped(name, f"no 2 MiB huge pages ({e.strerror})")
+        return
+    try:
+        env["hp"] = open_memory("hugepage", size=4 << 20)
+    except OSError as e:
+        skipped(name, f"huge pages cannot be had: {e}")
+        return
+    try:
+        ours, theirs = pair_ns("allocate(4096, 'u1', hp)",
+                               "allocate(4096, 'u1', hp, cacheable=True)",
+                               env, 20_000)
+        report(name, ours, theirs, "the same, cacheable=True", 1.5)
+    finally:
+        del env["hp"]
+        write_setting(2048, "nr_hugepages", saved)
+
+
+def sim_cacheable_rows(env):
+    """A cacheable sim buffer against an uncached one of the same size and
+    zeroing: what the line model costs at allocation, untouched."""
+    env["sim256"] = open_memory("sim", size=512 << 20)
+    ours, theirs = pair_ns("allocate(256 << 20, 'u1', sim256, cacheable=True)",
+                           "allocate(256 << 20, 'u1', sim256)", env, 50,
+                           rounds=15)
+    report("sim: allocate+free 256 MiB, cacheable", ours, theirs,
+           "the same, uncached", 2.0)
+    ours, theirs = pair_ns("allocate(256 << 20, 'u1', sim256, cacheable=True,"
+                           " zero=False)",
+                           "allocate(256 << 20, 'u1', sim256, zero=False)",
+                           env, 50, rounds=15)
+    report("  the same, zero=False", ours, theirs, "uncached, zero=False")
+    del env["sim256"]
+
+
+# The sections in the order they run, each its rows in order.
+SECTIONS = {"ratios": (ratio_rows, sim_cacheable_rows), "heap": (heap_row,),
+            "hugepage": (hugepage_rows, hugepage_reuse_rows)}
 
 
 def main(argv=None):
@@ -348,9 +393,10 @@ def main(argv=None):
         if section not in SECTIONS:
             parser.error(f"no section {section!r}: {', '.join(SECTIONS)}")
     env = {"np": np, "allocate": allocate, "open_memory": open_memory}
-    for section, rows in SECTIONS.items():
+    for section, functions in SECTIONS.items():
         if not chosen or section in chosen:
-            rows(env)
+            for rows in functions:
+                rows(env)
 
     print(f"pynq_alloc {pynq_alloc.__version__}, numpy {np.__version__}, "
           f"Python {sys.version.split()[0]}")

@@ -195,13 +195,23 @@ take(hp_state *s, uint64_t size, uint64_t align, uint64_t limit,
     return -ENOMEM;
 }
 
+/* Every block is mapped cached, as user space cannot map huge pages
+ * uncached; that serves an uncached request only where DMA is coherent. */
+static int
+hp_cacheable_as(const pa_memory *m, int cacheable)
+{
+    const hp_state *s = pa_memory_state(m);
+    return cacheable || s->coherent ? 1 : -ENOTSUP;
+}
+
 static int
 hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
          int cacheable, pa_block *blk)
 {
     hp_state *s = state_of(m);
-    if (!cacheable && !s->coherent) {
-        return -ENOTSUP;    /* user space cannot map huge pages uncached */
+    int as = hp_cacheable_as(m, cacheable);
+    if (as < 0) {
+        return as;
     }
     uint64_t addr = 0, ps = s->page_size;
     uint32_t ri = 0, handle = 0;
@@ -229,7 +239,7 @@ hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     blk->map_base = base;
     blk->map_length = (last - first + 1) * ps;
     blk->handle = make_handle(ri, handle);
-    blk->cacheable = 1;             /* huge pages are always mapped cached */
+    blk->cacheable = (uint8_t)as;
     blk->coherent = (uint8_t)s->coherent;
     return 0;
 }
@@ -381,6 +391,7 @@ static const pa_backend_ops hugepage_ops = {
     .sync_calls_driver = 0,
     .private_heap = 1,
     .alloc = hp_alloc,
+    .cacheable_as = hp_cacheable_as,
     .zero = pa_memory_zero_by_cpu,
     .free = hp_free,
     .flush = hp_flush,

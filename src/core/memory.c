@@ -286,8 +286,20 @@ must_zero(const pa_memory *m, unsigned flags)
                    && (flags & PA_ALLOC_CACHEABLE)));
 }
 
+/* The blk->cacheable of the blocks that serve a request with these
+ * flags, or -ENOTSUP if none does: what alloc would record, so that a
+ * kept block serves a request only where alloc would hand out its like
+ * (huge pages map every block cached, for instance). */
+static int
+cacheable_as(const pa_memory *m, unsigned flags)
+{
+    int cacheable = (flags & PA_ALLOC_CACHEABLE) != 0;
+    return m->ops->cacheable_as != NULL ? m->ops->cacheable_as(m, cacheable)
+                                        : cacheable;
+}
+
 /* Takes a cached block that satisfies the request (and, if inline_only,
- * can be zeroed inline); the lock is held. */
+ * can be zeroed inline); the lock is held.  cacheable: cacheable_as's. */
 static int
 take_cached(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
             int cacheable, int inline_only, pa_block *out)
@@ -338,10 +350,12 @@ pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
             || normalize(&nbytes, &align, &limit) != 0) {
         return 0;
     }
-    int zero = must_zero(m, flags);
+    int as = cacheable_as(m, flags), zero = must_zero(m, flags);
+    if (as < 0) {
+        return 0;       /* refused: pa_memory_alloc says why */
+    }
     pthread_mutex_lock(&m->lock);
-    int hit = take_cached(m, nbytes, align, limit,
-                          (flags & PA_ALLOC_CACHEABLE) != 0, zero, out);
+    int hit = take_cached(m, nbytes, align, limit, as, zero, out);
     m->live += (uint64_t)hit;
     pthread_mutex_unlock(&m->lock);
     if (hit && zero && m->ops->zero(m, out) != 0) {
@@ -364,12 +378,16 @@ pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
         return rc;
     }
     int cacheable = (flags & PA_ALLOC_CACHEABLE) != 0;
+    int as = cacheable_as(m, flags);
     if (!pa_memory_may_allocate(m)) {
         return -EBUSY;
     }
+    if (as < 0) {
+        return as;
+    }
 
     pthread_mutex_lock(&m->lock);
-    if (!take_cached(m, size, align, limit, cacheable, 0, out)) {
+    if (!take_cached(m, size, align, limit, as, 0, out)) {
         rc = m->ops->alloc(m, size, align, limit, cacheable, out);
         /* Kept blocks hold memory and mappings: give them back, retry. */
         if ((rc == -ENOMEM || rc == -PA_ENOMAP) && m->cached > 0) {
@@ -381,7 +399,10 @@ pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
         /* What pa_backend_ops.alloc promises. */
         PA_ASSERT(out->size >= size && out->size % pa_page_size() == 0
                   && out->device_address % align == 0
-                  && out->device_address + size <= limit);
+                  && out->device_address + size <= limit
+                  && (out->cacheable == as
+                      || (m->ops->cacheable_as == NULL
+                          && !m->ops->reuse_blocks)));
         m->live++;
         out->owner = pa_process_id();
     }

@@ -84,6 +84,13 @@ typedef struct pa_backend_ops {
      * limit: the block must end at or below it (UINT64_MAX: none). */
     int (*alloc)(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
                  int cacheable, pa_block *blk);
+    /* The blk->cacheable that alloc records for a request of a cacheable
+     * (1) or an uncached (0) block, or -ENOTSUP if alloc refuses that
+     * request; NULL where it records what was asked.  A block kept for
+     * reuse serves exactly the requests whose answer is its own, so a
+     * backend that reuses blocks answers exactly (zocl, which reuses
+     * none, learns its answer from the driver, BO by BO). */
+    int (*cacheable_as)(const pa_memory *m, int cacheable);
     /* Makes a block read as zeros on the CPU side and the device side.
      * NULL where every block alloc returns reads as zeros (the kernel
      * zeroed it) and no block is ever reused.  It may make a system call only for blocks larger

@@ -7,6 +7,14 @@
  * so that a chunk where the copies agree and no line is device-written
  * costs one comparison: that is what keeps flush and invalidate of clean
  * buffers as cheap as a memcmp.
+ *
+ * The device-written lines are two bitmaps: a bit per page says whether
+ * the bits of its lines mean anything, and off says that none of them is
+ * device-written.  A new block clears its pages' bits and a release scans
+ * them, 64 pages a word, however many lines the block has; a page's line
+ * bits are cleared when the device first writes one of its lines.  So a
+ * cacheable block costs the model a bit per page until it is used, not a
+ * bit per line.
  */
 #include "sim_lines.h"
 #include "pa_assert.h"
@@ -30,8 +38,13 @@ static void
 set_bits(uint64_t *bits, uint64_t first, uint64_t count, int on)
 {
     for (uint64_t i = first, end = first + count, n; i < end; i += n) {
-        /* The bits of [i, end) that lie in word i / 64. */
+        /* The bits of [i, end) that lie in word i / 64, or whole words. */
         n = 64 - i % 64 < end - i ? 64 - i % 64 : end - i;
+        if (n == 64 && end - i >= 128) {
+            n = (end - i) / 64 * 64;
+            memset(&bits[i / 64], on ? 0xFF : 0, (size_t)(n / 64 * 8));
+            continue;
+        }
         uint64_t mask = (n == 64 ? ~(uint64_t)0
                                  : (((uint64_t)1 << n) - 1)) << (i % 64);
         bits[i / 64] = on ? bits[i / 64] | mask : bits[i / 64] & ~mask;
@@ -53,6 +66,27 @@ any_bit(const uint64_t *bits, uint64_t first, uint64_t count)
         }
     }
     return 0;
+}
+
+/* The first set bit of [from, to), or to if there is none. */
+static uint64_t
+next_bit(const uint64_t *bits, uint64_t from, uint64_t to)
+{
+    while (from < to) {
+        uint64_t word = bits[from / 64] >> (from % 64);
+        if (word != 0) {
+            uint64_t at = from + (uint64_t)__builtin_ctzll(word);
+            return at < to ? at : to;
+        }
+        from = (from / 64 + 1) * 64;
+        /* Clear words eight at a time: most of a large block's pages. */
+        for (const uint64_t *w = &bits[from / 64];
+             from + 512 <= to && (w[0] | w[1] | w[2] | w[3] | w[4] | w[5]
+                                  | w[6] | w[7]) == 0; w += 8) {
+            from += 512;
+        }
+    }
+    return to;
 }
 
 /* Bytes of a bitmap of n bits, whole words. */
@@ -89,6 +123,74 @@ note_fits(int kind, const sim_lines *l, const pa_block *blk, uint64_t lo)
     return pa_hazard_fits(kind, blk->device_address, l->base + lo);
 }
 
+/* ---- device-written lines (with l->lock held) ---------------------- */
+
+static int
+line_written(const sim_lines *l, uint64_t line)
+{
+    return bit(l->written_pages, line / l->lines_per_page)
+           && bit(l->written, line);
+}
+
+static void
+mark_written(sim_lines *l, uint64_t line)
+{
+    uint64_t page = line / l->lines_per_page, per = l->lines_per_page;
+    if (!bit(l->written_pages, page)) {
+        set_bits(l->written, page * per, per, 0);   /* stale till now */
+        set_bits(l->written_pages, page, 1, 1);
+    }
+    set_bits(l->written, line, 1, 1);
+}
+
+/* Clears lines [lo, hi) bit by bit, in pages whose bits mean anything. */
+static void
+clear_lines(sim_lines *l, uint64_t lo, uint64_t hi)
+{
+    for (uint64_t end; lo < hi; lo = end) {
+        uint64_t page = lo / l->lines_per_page;
+        end = (page + 1) * l->lines_per_page;
+        end = end < hi ? end : hi;
+        if (bit(l->written_pages, page)) {
+            set_bits(l->written, lo, end - lo, 0);
+        }
+    }
+}
+
+/* Lines [first, first + count) are not device-written: whole pages by
+ * their page bits alone. */
+static void
+clear_written(sim_lines *l, uint64_t first, uint64_t count)
+{
+    uint64_t per = l->lines_per_page, end = first + count;
+    uint64_t p0 = (first + per - 1) / per, p1 = end / per;
+    if (p0 >= p1) {
+        clear_lines(l, first, end);
+        return;
+    }
+    clear_lines(l, first, p0 * per);
+    set_bits(l->written_pages, p0, p1 - p0, 0);
+    clear_lines(l, p1 * per, end);
+}
+
+/* Whether any of lines [first, first + count) is device-written: only
+ * the pages whose bits mean anything are looked at. */
+static int
+any_written(const sim_lines *l, uint64_t first, uint64_t count)
+{
+    uint64_t per = l->lines_per_page, end = first + count;
+    uint64_t last = (end + per - 1) / per;
+    for (uint64_t page = next_bit(l->written_pages, first / per, last);
+         page < last; page = next_bit(l->written_pages, page + 1, last)) {
+        uint64_t lo = page * per > first ? page * per : first;
+        uint64_t hi = (page + 1) * per < end ? (page + 1) * per : end;
+        if (any_bit(l->written, lo, hi - lo)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---- the line model (all with l->lock held) ------------------------ */
 
 /* Whether [lo, hi) is whole lines of the pool. */
@@ -102,7 +204,7 @@ whole_lines(const sim_lines *l, uint64_t lo, uint64_t hi)
 static const uint8_t *
 synced(const sim_lines *l, uint64_t at)
 {
-    return bit(l->written, at / l->line) ? l->shadow + at : l->device + at;
+    return line_written(l, at / l->line) ? l->shadow + at : l->device + at;
 }
 
 static int
@@ -116,7 +218,7 @@ line_dirty(const sim_lines *l, uint64_t at)
 static int
 chunk_busy(const sim_lines *l, uint64_t lo, uint64_t hi)
 {
-    return any_bit(l->written, lo / l->line, (hi - lo) / l->line)
+    return any_written(l, lo / l->line, (hi - lo) / l->line)
            || memcmp(l->cache + lo, l->device + lo, hi - lo) != 0;
 }
 
@@ -163,9 +265,9 @@ write_back_line(sim_lines *l, const pa_block *blk, uint64_t at)
         return;
     }
     uint64_t i = at / l->line;
-    if (bit(l->written, i)) {
+    if (line_written(l, i)) {
         note(PA_HAZARD_WRITEBACK_CLOBBERED, l, blk, at, at + l->line);
-        set_bits(l->written, i, 1, 0);
+        clear_written(l, i, 1);
     }
     memcpy(l->device + at, l->cache + at, l->line);
 }
@@ -177,7 +279,7 @@ write_back(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi)
     PA_ASSERT(whole_lines(l, lo, hi));
     for (uint64_t end; lo < hi; lo = end) {
         end = chunk_end(lo, hi);
-        if (!any_bit(l->written, lo / l->line, (end - lo) / l->line)) {
+        if (!any_written(l, lo / l->line, (end - lo) / l->line)) {
             /* Here the device's copy is the synced one: copying clean
              * lines too changes nothing. */
             if (memcmp(l->cache + lo, l->device + lo, end - lo) != 0) {
@@ -208,7 +310,7 @@ discard(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi)
             }
             memcpy(l->cache + at, l->device + at, l->line);
         }
-        set_bits(l->written, lo / l->line, (end - lo) / l->line, 0);
+        clear_written(l, lo / l->line, (end - lo) / l->line);
     }
 }
 
@@ -232,9 +334,9 @@ device_access(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi,
                 uint64_t b = line + l->line < hi ? line + l->line : hi;
                 note(kind, l, blk, a, b);
             }
-            if (writes && !bit(l->written, i)) {
+            if (writes && !line_written(l, i)) {
                 memcpy(l->shadow + line, l->device + line, l->line);
-                set_bits(l->written, i, 1, 1);
+                mark_written(l, i);
             }
         }
     }
@@ -279,7 +381,7 @@ sim_lines_zeroed(sim_lines *l, uint64_t at, uint64_t size)
     }
     PA_ASSERT(whole_lines(l, at, at + size));
     pthread_mutex_lock(&l->lock);
-    set_bits(l->written, at / l->line, size / l->line, 0);
+    clear_written(l, at / l->line, size / l->line);
     pthread_mutex_unlock(&l->lock);
 }
 
@@ -347,7 +449,7 @@ sim_lines_has_device_writes(sim_lines *l, const pa_block *blk)
     PA_ASSERT(sim_lines_tracking(l) && blk->cacheable);
     uint64_t at = offset_of(l, blk);
     pthread_mutex_lock(&l->lock);
-    int any = any_bit(l->written, at / l->line, blk->size / l->line);
+    int any = any_written(l, at / l->line, blk->size / l->line);
     pthread_mutex_unlock(&l->lock);
     return any;
 }
@@ -363,14 +465,14 @@ sim_lines_check(sim_lines *l, const pa_block *blk, int kind, uint64_t from)
         end = chunk_end(at, hi);
         int busy = kind == PA_HAZARD_UNFLUSHED
                    ? chunk_busy(l, at, end)
-                   : any_bit(l->written, at / l->line, (end - at) / l->line);
+                   : any_written(l, at / l->line, (end - at) / l->line);
         if (!busy) {
             continue;
         }
         for (uint64_t line = at; line < end; line += l->line) {
             int found = kind == PA_HAZARD_UNFLUSHED
                         ? line_dirty(l, line)
-                        : bit(l->written, line / l->line);
+                        : line_written(l, line / l->line);
             if (found && !note_fits(kind, l, blk, line)) {
                 stop = line;
                 break;
@@ -421,8 +523,13 @@ sim_lines_init(sim_lines *l, const pa_sys *sys, uint64_t base, uint64_t size,
     if (!sim_lines_tracking(l)) {
         return 0;
     }
+    l->lines_per_page = pa_page_size() / line;
     l->written = new_bitmap(sys, size / line);
     if (l->written == NULL) {
+        return pa_mmap_error(errno);
+    }
+    l->written_pages = new_bitmap(sys, size / pa_page_size());
+    if (l->written_pages == NULL) {
         return pa_mmap_error(errno);
     }
     l->cached_pages = new_bitmap(sys, size / pa_page_size());
@@ -447,6 +554,10 @@ sim_lines_destroy(sim_lines *l)
     }
     if (l->written != NULL) {
         l->sys->munmap(l->written, bitmap_bytes(l->size / l->line));
+    }
+    if (l->written_pages != NULL) {
+        l->sys->munmap(l->written_pages,
+                       bitmap_bytes(l->size / pa_page_size()));
     }
     if (l->cached_pages != NULL) {
         l->sys->munmap(l->cached_pages,

@@ -31,8 +31,12 @@ typedef struct sim_lines {
     uint8_t *shadow;        /* what the CPU last synced of lines that the
                                device has written since (sparse) */
     uint64_t *written;      /* a bit per line: the device wrote it since
-                               the CPU last synced it */
+                               the CPU last synced it; read only where
+                               the line's page bit in written_pages is on */
+    uint64_t *written_pages;/* a bit per page: off, none of its lines is
+                               device-written, whatever `written` holds */
     uint64_t *cached_pages; /* a bit per page: in a cacheable block */
+    uint64_t lines_per_page;
     pthread_mutex_t lock;   /* the model's bits and copies, and the
                                device's accesses */
     int has_lock;

@@ -83,6 +83,16 @@ lead_of(const pa_block *blk)
     return (uint64_t)((char *)blk->cpu - (char *)blk->map_base);
 }
 
+/* Ours is ordinary host memory, and the card's is separate: flush and
+ * invalidate are what move data, whatever was asked. */
+static int
+xr_cacheable_as(const pa_memory *m, int cacheable)
+{
+    (void)m;
+    (void)cacheable;
+    return 1;
+}
+
 static int
 xr_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
          int cacheable, pa_block *blk)
@@ -139,9 +149,7 @@ xr_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     blk->map_base = mine;
     blk->map_length = length;
     blk->handle = (uintptr_t)bo;
-    /* Ours is ordinary host memory, and the card's is separate: flush and
-     * invalidate are what move data, whatever was asked. */
-    blk->cacheable = 1;
+    blk->cacheable = (uint8_t)xr_cacheable_as(m, cacheable);
     blk->coherent = 0;
     return 0;
 fail:
@@ -279,6 +287,7 @@ static const pa_backend_ops xrt_ops = {
     .reuse_blocks = 0,      /* a kept BO would hold card memory */
     .sync_calls_driver = 1,
     .alloc = xr_alloc,
+    .cacheable_as = xr_cacheable_as,
     .zero = xr_zero,
     .free = xr_free,
     .flush = xr_flush,

@@ -3,7 +3,8 @@
  * another table, except that call number `fault_at` (counting from 1, over
  * the calls that can fail) fails with `fault_errno`.  close, munmap and
  * the ioctl `fault_exempt` (a release, such as GEM_CLOSE) are passed on
- * always: a backend cannot do anything about them failing.
+ * always: a backend cannot do anything about them failing.  With
+ * `fault_at` 0 nothing fails, and the counts say what calls were made.
  *
  * inject_everywhere() runs a whole use of a memory (open, allocate cached
  * and uncached, sync, release, stats, close) with each of its calls
@@ -27,6 +28,7 @@
 
 static const pa_sys *fault_base;
 static long fault_calls, fault_at;
+static long fault_mmaps, fault_munmaps;    /* calls made, for tests of reuse */
 static int fault_errno;
 static unsigned long fault_exempt;
 
@@ -57,8 +59,16 @@ faulty_ioctl(int fd, unsigned long request, void *arg)
 static void *
 faulty_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
+    fault_mmaps++;
     return fault_now() ? MAP_FAILED
                        : fault_base->mmap(addr, len, prot, flags, fd, off);
+}
+
+static int
+counted_munmap(void *addr, size_t len)
+{
+    fault_munmaps++;
+    return fault_base->munmap(addr, len);
 }
 
 static ssize_t
@@ -102,13 +112,14 @@ static pa_sys
 faulty_sys(const pa_sys *base, long at, int err)
 {
     fault_base = base;
-    fault_calls = 0;
+    fault_calls = fault_mmaps = fault_munmaps = 0;
     fault_at = at;
     fault_errno = err;
     pa_sys sys = *base;
     sys.open = faulty_open;
     sys.ioctl = faulty_ioctl;
     sys.mmap = faulty_mmap;
+    sys.munmap = counted_munmap;
     sys.pread = faulty_pread;
     sys.pwrite = faulty_pwrite;
     sys.memfd_create = faulty_memfd_create;
@@ -120,7 +131,7 @@ faulty_sys(const pa_sys *base, long at, int err)
 
 /* Mappings and file descriptors of this process that name `what` (a
  * memfd's name, a device's path): what a failed call must not leak. */
-static long
+static inline long
 held(const char *what)
 {
     char line[4096], link[300], target[4096];
@@ -152,7 +163,7 @@ held(const char *what)
 typedef int (*opener)(const pa_sys *sys, pa_memory **out);
 
 /* 0 or the first error; cleans up after itself whatever fails. */
-static int
+static inline int
 use(opener open_it, const pa_sys *sys)
 {
     pa_memory *m = NULL;
@@ -184,7 +195,7 @@ use(opener open_it, const pa_sys *sys)
 }
 
 /* Fails each call of use() in turn, with each error. */
-static void
+static inline void
 inject_everywhere(opener open_it, const pa_sys *base, const char *resource)
 {
     static const int errs[] = {ENOMEM, EINTR, EIO};

@@ -5,6 +5,7 @@
  * of the backend. */
 #include "../../src/core/hugepage.h"
 #include "check.h"
+#include "faults.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -143,6 +144,55 @@ test_whole_pages_and_retired_ones(void)
     pa_memory_unmap_retired(&b[1]);
 }
 
+static int
+open_counted(const pa_sys *sys, pa_memory **m)
+{
+    char err[256];
+    return pa_hugepage_open(sys, 4 * MiB, 2 * MiB, "/sys/kernel/mm/hugepages",
+                            "/proc/self/pagemap", 1, m, err, sizeof(err));
+}
+
+/* Every block is mapped cached, and x86 DMA is coherent: a kept block
+ * serves the default (uncached) request as it serves a cacheable one,
+ * with no system call, either way round. */
+static void
+test_default_requests_reuse_blocks(void)
+{
+    static const unsigned kinds[][2] = {
+        {0, 0}, {PA_ALLOC_CACHEABLE, 0}, {0, PA_ALLOC_CACHEABLE}};
+    pa_sys sys = faulty_sys(&pa_sys_real, 0, 0);   /* counts, never fails */
+    pa_memory *m = NULL;
+    pa_block a, b;
+    CHECK_EQ(open_counted(&sys, &m), 0);
+    if (m == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        CHECK_EQ(pa_memory_alloc(m, 4096, 0, 0, kinds[i][0], &a), 0);
+        uint64_t at = a.device_address;
+        void *cpu = a.cpu;
+        memset(a.cpu, 0xAB, 4096);
+        pa_memory_release(m, &a);
+        long mmaps = fault_mmaps, munmaps = fault_munmaps;
+        CHECK_EQ(pa_memory_alloc(m, 4096, 0, 0, kinds[i][1], &b), 0);
+        CHECK_EQ(fault_mmaps, mmaps);
+        CHECK_EQ(fault_munmaps, munmaps);
+        CHECK_EQ(b.device_address, at);
+        CHECK(b.cpu == cpu && b.cacheable && b.coherent);
+        CHECK_EQ(((unsigned char *)b.cpu)[4095], 0);
+        /* The glue's fast path, without locks of its own released. */
+        pa_memory_release(m, &b);
+        int hit = pa_memory_try_reuse(m, 4096, 0, 0, kinds[i][1], &b);
+        CHECK_EQ(hit, 1);
+        if (hit) {
+            CHECK_EQ(b.device_address, at);
+            CHECK_EQ(fault_mmaps, mmaps);
+            release_now(m, &b);
+        }
+    }
+    pa_memory_close(m);
+}
+
 static void
 test_bad_page_size(void)
 {
@@ -169,6 +219,7 @@ main(void)
     }
     RUN(test_real_huge_pages);
     RUN(test_whole_pages_and_retired_ones);
+    RUN(test_default_requests_reuse_blocks);
     RUN(test_bad_page_size);
     if (n > 0 && (fd = open(NR, O_WRONLY)) >= 0) {   /* put it back */
         if (write(fd, saved, (size_t)n) != n) {

@@ -1,4 +1,5 @@
-/* Tests of pa_memory over the simulated backend. */
+/* Tests of pa_memory over the simulated backend, and over a backend of
+ * its own where the sim cannot show a rule. */
 #include "../../src/core/memory.h"
 #include "../../src/core/sim.h"
 #include "check.h"
@@ -298,6 +299,139 @@ test_unzeroed_blocks_keep_old_contents(void)
     pa_memory_close(m);
 }
 
+/*
+ * A backend like the hugepage one, for what only an arm64 board would show
+ * of it: every block mapped cached, coherent or not as the memory says, an
+ * uncached request refused where it is not.  Eight pages, handed out in
+ * turn; it counts the blocks it makes.
+ */
+typedef struct cached_only {
+    int coherent;
+    int allocs;
+    uint8_t used[8];
+    uint8_t pages[8][PAGE];
+} cached_only;
+
+static int
+co_cacheable_as(const pa_memory *m, int cacheable)
+{
+    const cached_only *s = pa_memory_state(m);
+    return cacheable || s->coherent ? 1 : -ENOTSUP;
+}
+
+static int
+co_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
+         int cacheable, pa_block *blk)
+{
+    cached_only *s = pa_memory_state(m);
+    int as = co_cacheable_as(m, cacheable);
+    (void)align;
+    (void)limit;
+    if (as < 0) {
+        return as;
+    }
+    for (int i = 0; i < 8 && size == PAGE; i++) {
+        if (!s->used[i]) {
+            s->used[i] = 1;
+            s->allocs++;
+            *blk = (pa_block){.device_address = BASE + (uint64_t)i * PAGE,
+                              .cpu = s->pages[i], .size = PAGE,
+                              .map_base = s->pages[i], .map_length = PAGE,
+                              .cacheable = (uint8_t)as,
+                              .coherent = (uint8_t)s->coherent};
+            return 0;
+        }
+    }
+    return -ENOMEM;
+}
+
+static void
+co_free(pa_memory *m, pa_block *blk, int keep_va)
+{
+    cached_only *s = pa_memory_state(m);
+    (void)keep_va;
+    s->used[(blk->device_address - BASE) / PAGE] = 0;
+}
+
+static int
+co_sync(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len)
+{
+    (void)m;
+    (void)blk;
+    (void)offset;
+    (void)len;
+    return 0;
+}
+
+static void
+co_stats(pa_memory *m, pa_stats *out)
+{
+    const cached_only *s = pa_memory_state(m);
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < 8; i++) {
+        out->used += s->used[i] * PAGE;
+    }
+}
+
+static void
+co_close(pa_memory *m)
+{
+    (void)m;
+}
+
+static const pa_backend_ops cached_only_ops = {
+    .kind = "cached-only",
+    .reuse_blocks = 1,
+    .alloc = co_alloc,
+    .cacheable_as = co_cacheable_as,
+    .zero = pa_memory_zero_by_cpu,
+    .free = co_free,
+    .flush = co_sync,
+    .invalidate = co_sync,
+    .stats = co_stats,
+    .close = co_close,
+};
+
+static void
+test_reuse_serves_what_alloc_would_make(void)
+{
+    /* Coherent: a kept block serves requests of either kind, as alloc
+     * would serve them with its like. */
+    static cached_only coherent = {.coherent = 1}, not_coherent;
+    pa_memory *m = NULL;
+    pa_block a, b;
+    CHECK_EQ(pa_memory_create(&cached_only_ops, &coherent, BASE, 8 * PAGE,
+                              &m), 0);
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, PA_ALLOC_CACHEABLE, &a), 0);
+    memset(a.cpu, 0xAB, PAGE);
+    pa_memory_release(m, &a);
+    CHECK_EQ(pa_memory_try_reuse(m, PAGE, 0, 0, 0, &b), 1);
+    CHECK(b.cacheable && b.coherent && b.device_address == BASE);
+    CHECK_EQ(((uint8_t *)b.cpu)[PAGE - 1], 0);
+    pa_memory_release(m, &b);
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &b), 0);
+    CHECK_EQ(b.device_address, BASE);
+    CHECK_EQ(coherent.allocs, 1);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+
+    /* Not coherent: an uncached request is refused, kept block or not;
+     * a cacheable one still takes it. */
+    CHECK_EQ(pa_memory_create(&cached_only_ops, &not_coherent, BASE,
+                              8 * PAGE, &m), 0);
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &a), -ENOTSUP);
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, PA_ALLOC_CACHEABLE, &a), 0);
+    CHECK(a.cacheable && !a.coherent);
+    pa_memory_release(m, &a);
+    CHECK_EQ(pa_memory_try_reuse(m, PAGE, 0, 0, 0, &b), 0);
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, PA_ALLOC_UNZEROED, &b), -ENOTSUP);
+    CHECK_EQ(pa_memory_try_reuse(m, PAGE, 0, 0, PA_ALLOC_CACHEABLE, &b), 1);
+    CHECK_EQ(b.device_address, BASE);
+    CHECK_EQ(not_coherent.allocs, 1);
+    pa_memory_release(m, &b);
+    pa_memory_close(m);
+}
+
 typedef struct worker_arg {
     pa_memory *m;
     int seed;
@@ -366,6 +500,7 @@ main(void)
     RUN(test_retired_block_stays_mapped_but_detached);
     RUN(test_reused_blocks_read_as_zeros);
     RUN(test_unzeroed_blocks_keep_old_contents);
+    RUN(test_reuse_serves_what_alloc_would_make);
     RUN(test_threads_share_a_memory);
     return check_report("test_memory");
 }

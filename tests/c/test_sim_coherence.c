@@ -450,6 +450,61 @@ test_device_writes_are_seen(void)
     pa_memory_close(m);
 }
 
+/* A new block's device-written lines are cleared page by page (a bit per
+ * page says whether its line bits mean anything): an earlier block's
+ * lines over the same pages never show through, neither in the pages the
+ * device writes again nor in the others, and a page whose written lines
+ * are all synced has none, whatever its page bit. */
+static void
+test_an_earlier_blocks_device_writes_stay_gone(void)
+{
+    for (uint64_t line = 16; line <= PAGE; line *= 4) {
+        pa_memory *m = open_model(line, PA_COHERENCE_WARN);
+        pa_block a = cached_block(m, 3 * PAGE), b;
+        uint64_t old2 = 2 * PAGE - 8, old3 = 2 * PAGE + 3 * line % PAGE;
+        device_fill(m, &a, 0, 8, 7);
+        device_fill(m, &a, old2, 8, 7);
+        device_fill(m, &a, old3, 8, 7);
+        take();
+        uint64_t at = a.device_address;
+        pa_memory_release(m, &a);           /* never invalidated */
+        CHECK_EQ(pa_memory_try_reuse(m, 3 * PAGE, 0, 0, PA_ALLOC_CACHEABLE,
+                                     &b), 1);
+        CHECK_EQ(b.device_address, at);
+        CHECK_EQ(pa_memory_has_device_writes(m, &b), 0);
+        check(m, &b, 1);
+        take();
+        CHECK_EQ(ngot, 0);
+        /* The device writes in the first page again: only its own line
+         * is written, not the earlier block's. */
+        device_fill(m, &b, PAGE - 8, 8, 9);
+        take();
+        CHECK_EQ(ngot, 0);
+        check(m, &b, 1);
+        take();
+        CHECK_EQ(ngot, 1);
+        CHECK(is(0, PA_HAZARD_UNINVALIDATED, &b, PAGE - line, PAGE));
+        /* CPU writes over the earlier block's lines flush without a
+         * clobbered write; the one written line is clobbered. */
+        memset(b.cpu, 1, 8);
+        memset((uint8_t *)b.cpu + old3, 1, 8);
+        memset((uint8_t *)b.cpu + PAGE - 8, 1, 8);
+        CHECK_EQ(pa_memory_flush(m, &b, 0, b.size), 0);
+        take();
+        CHECK_EQ(ngot, 1);
+        CHECK(is(0, PA_HAZARD_WRITEBACK_CLOBBERED, &b, PAGE - line, PAGE));
+        CHECK_EQ(pa_memory_has_device_writes(m, &b), 0);
+        CHECK_EQ(device_byte(m, &b, old2), 0);   /* zeroed */
+        CHECK_EQ(pa_memory_invalidate(m, &b, 0, b.size), 0);
+        CHECK_EQ(((uint8_t *)b.cpu)[old2], 0);
+        check(m, &b, 1);
+        take();
+        CHECK_EQ(ngot, 0);
+        pa_memory_release(m, &b);
+        pa_memory_close(m);
+    }
+}
+
 /* A backend that has nothing to give and no coherence slot. */
 static int
 plain_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
@@ -562,6 +617,7 @@ main(void)
     RUN(test_unzeroed_blocks_start_clean);
     RUN(test_hazards_merge_and_overflow);
     RUN(test_device_writes_are_seen);
+    RUN(test_an_earlier_blocks_device_writes_stay_gone);
     RUN(test_other_memories_track_nothing);
     return check_report("test_sim_coherence");
 }
