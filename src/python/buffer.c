@@ -538,9 +538,13 @@ buffer_deepcopy(PyArrayObject *self, PyObject *memo)
  * (and scalars where numpy asks for one).  An array that is already in
  * device memory is an out= argument (b += 1) and stays as it is.  numpy 2
  * passes return_scalar; numpy 1 does not, and converts 0-d results itself.
+ *
+ * A static method: it needs no self, and numpy looks it up on the Buffer
+ * for every ufunc and reduction, where a plain method would make a bound
+ * method object each time.
  */
 static PyObject *
-buffer_array_wrap(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+buffer_array_wrap(PyObject *unused, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames)
 {
     /* (array, context=None, return_scalar=<absent>), by hand: numpy calls
@@ -548,7 +552,7 @@ buffer_array_wrap(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
      * nine tenths of its time. */
     static const char *const names[] = {"array", "context", "return_scalar"};
     PyObject *given[3] = {NULL, NULL, NULL};
-    (void)self;
+    (void)unused;
     if (nargs > 3) {
         PyErr_Format(PyExc_TypeError, "__array_wrap__() takes at most 3 "
                      "arguments (%zd given)", nargs);
@@ -663,7 +667,7 @@ static PyMethodDef buffer_methods[] = {
     {"__enter__", (PyCFunction)buffer_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)buffer_exit, METH_VARARGS, NULL},
     {"__array_wrap__", (PyCFunction)(void (*)(void))buffer_array_wrap,
-     METH_FASTCALL | METH_KEYWORDS, NULL},
+     METH_FASTCALL | METH_KEYWORDS | METH_STATIC, NULL},
     {"__reduce__", (PyCFunction)buffer_reduce, METH_NOARGS, NULL},
     {"__reduce_ex__", (PyCFunction)buffer_reduce_ex, METH_O, NULL},
     {"__deepcopy__", (PyCFunction)buffer_deepcopy, METH_O, NULL},
@@ -828,6 +832,30 @@ PyTypeObject pa_BufferType = {
     .tp_free = PyObject_GC_Del,
 };
 
+/*
+ * The type's own attributes, set before PyType_Ready as its documentation
+ * allows.  __array_priority__ is ndarray's (0.0), as a float in the type's
+ * dict: numpy reads it up to twice per operation on a Buffer (deciding
+ * whether to defer a binary operator, then which input's __array_wrap__
+ * wins), and ndarray's getter makes a new float each time.
+ */
+static int
+fill_type_dict(PyTypeObject *type)
+{
+    PyObject *dict = PyDict_New();
+    PyObject *priority = PyFloat_FromDouble(NPY_PRIORITY);
+    if (dict == NULL || priority == NULL
+            || PyDict_SetItemString(dict, "__array_priority__",
+                                    priority) < 0) {
+        Py_XDECREF(dict);
+        Py_XDECREF(priority);
+        return -1;
+    }
+    Py_DECREF(priority);
+    type->tp_dict = dict;
+    return 0;
+}
+
 int
 pa_buffer_type_ready(void)
 {
@@ -837,5 +865,8 @@ pa_buffer_type_ready(void)
     pa_BufferType.tp_basicsize = links_offset
                                  + (Py_ssize_t)sizeof(buffer_links);
     pa_BufferType.tp_dictoffset = dict_offset;
+    if (pa_BufferType.tp_dict == NULL && fill_type_dict(&pa_BufferType) < 0) {
+        return -1;
+    }
     return PyType_Ready(&pa_BufferType);
 }
