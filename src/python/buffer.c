@@ -41,6 +41,15 @@ interface_source(PyObject *obj)
     return source;
 }
 
+/* A WRITEBACKIFCOPY temporary has its base's type but not its data. */
+static int
+data_lies_in(AllocationObject *a, PyArrayObject *arr)
+{
+    uintptr_t data = (uintptr_t)PyArray_DATA(arr);
+    uintptr_t cpu = (uintptr_t)a->blk.cpu;
+    return data >= cpu && data - cpu <= a->blk.size;
+}
+
 /*
  * A new reference to the Allocation that holds arr's data, or NULL (no
  * error) if the data does not lie inside one (a copy, a plain array
@@ -61,19 +70,36 @@ allocation_of(PyArrayObject *arr)
         Py_DECREF(link);
         link = next;
     }
-    if (link == NULL || !Py_IS_TYPE(link, &pa_AllocationType)) {
+    if (link == NULL || !Py_IS_TYPE(link, &pa_AllocationType)
+            || !data_lies_in((AllocationObject *)link, arr)) {
         Py_XDECREF(link);
         return NULL;
     }
-    AllocationObject *a = (AllocationObject *)link;
-    uintptr_t data = (uintptr_t)PyArray_DATA(arr);
-    uintptr_t cpu = (uintptr_t)a->blk.cpu;
-    /* A WRITEBACKIFCOPY temporary has its base's type but not its data. */
-    if (data < cpu || data - cpu > a->blk.size) {
-        Py_DECREF(a);
+    return (AllocationObject *)link;
+}
+
+/*
+ * allocation_of() for the two shapes nearly every Buffer has, with no
+ * reference taken: a root Buffer, whose base is its Allocation, and a view,
+ * whose base numpy collapses to the root Buffer.  NULL for any other shape
+ * (the caller then asks allocation_of()) or if the data is not in the
+ * Allocation.  It reads three pointers and runs no Python code; the result
+ * stays valid as long as the caller, too, runs none and keeps the GIL (arr
+ * holds its base, which holds the Allocation, and only Python code could
+ * drop arr's hold on them).
+ */
+static AllocationObject *
+borrowed_allocation(PyArrayObject *arr)
+{
+    PyObject *base = PyArray_BASE(arr);
+    if (base != NULL && Py_IS_TYPE(base, &pa_BufferType)) {
+        base = PyArray_BASE((PyArrayObject *)base);
+    }
+    if (base == NULL || !Py_IS_TYPE(base, &pa_AllocationType)
+            || !data_lies_in((AllocationObject *)base, arr)) {
         return NULL;
     }
-    return a;
+    return (AllocationObject *)base;
 }
 
 /* A new reference to arr's Allocation if it still holds device memory,
@@ -674,19 +700,68 @@ static PyMethodDef buffer_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* The device address of arr's first element in a, which holds it. */
+static uint64_t
+address_in(AllocationObject *a, PyArrayObject *arr)
+{
+    return a->blk.device_address
+           + (uint64_t)((char *)PyArray_DATA(arr) - (char *)a->blk.cpu);
+}
+
+/*
+ * The ints of the last device addresses read, by address: making an int
+ * was a third of the cost of reading device_address, and drivers read the
+ * addresses of the same few buffers at every transfer.  Ints are
+ * immutable, so sharing one is invisible.  Replacing an entry frees the
+ * int it held, which runs no Python code.  Changed only with the GIL held.
+ */
+#define ADDRESS_INTS 8
+
+static struct {
+    uint64_t address;
+    PyObject *value;
+} address_ints[ADDRESS_INTS];
+
+/* A new reference to an int of value address. */
+static PyObject *
+address_int(uint64_t address)
+{
+    /* Views of one buffer differ in their low bits, buffers in their
+     * page numbers. */
+    size_t i = (size_t)((address >> 2) ^ (address >> 12)) % ADDRESS_INTS;
+    if (address_ints[i].value != NULL && address_ints[i].address == address) {
+        return Py_NewRef(address_ints[i].value);
+    }
+    PyObject *value = PyLong_FromUnsignedLongLong(address);
+    if (value != NULL) {
+        Py_XSETREF(address_ints[i].value, Py_NewRef(value));
+        address_ints[i].address = address;
+    }
+    return value;
+}
+
 static PyObject *
 get_device_address(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = live_allocation_of(self);
-    if (a == NULL) {
-        Py_RETURN_NONE;
+    uint64_t address;
+    AllocationObject *a = borrowed_allocation(self);
+    if (a != NULL) {
+        /* Borrowed, and read before anything can run Python code. */
+        if (a->freed) {
+            Py_RETURN_NONE;
+        }
+        address = address_in(a, self);
     }
-    uint64_t offset = (uint64_t)((char *)PyArray_DATA(self)
-                                 - (char *)a->blk.cpu);
-    uint64_t address = a->blk.device_address + offset;
-    Py_DECREF(a);
-    return PyLong_FromUnsignedLongLong(address);
+    else {
+        a = live_allocation_of(self);
+        if (a == NULL) {
+            Py_RETURN_NONE;
+        }
+        address = address_in(a, self);
+        Py_DECREF(a);
+    }
+    return address_int(address);
 }
 
 static PyObject *
