@@ -913,6 +913,11 @@ PyTypeObject pa_BufferType = {
  * dict: numpy reads it up to twice per operation on a Buffer (deciding
  * whether to defer a binary operator, then which input's __array_wrap__
  * wins), and ndarray's getter makes a new float each time.
+ *
+ * numpy 1 also gives every ufunc output to the inputs' __array_prepare__
+ * (numpy 2 has none): ndarray's makes it a Buffer view, which
+ * __array_wrap__ then makes a plain view again.  numpy 1 calls no
+ * __array_prepare__ that is not callable, so None keeps the output plain.
  */
 static int
 fill_type_dict(PyTypeObject *type)
@@ -921,7 +926,10 @@ fill_type_dict(PyTypeObject *type)
     PyObject *priority = PyFloat_FromDouble(NPY_PRIORITY);
     if (dict == NULL || priority == NULL
             || PyDict_SetItemString(dict, "__array_priority__",
-                                    priority) < 0) {
+                                    priority) < 0
+            || (PyArray_RUNTIME_VERSION < NPY_2_0_API_VERSION
+                && PyDict_SetItemString(dict, "__array_prepare__",
+                                        Py_None) < 0)) {
         Py_XDECREF(dict);
         Py_XDECREF(priority);
         return -1;
