@@ -6,8 +6,11 @@
  * (whose size is known only at run time), are a __dict__ for users'
  * attributes and its links in the registry of live Buffers, which
  * Memory.buffers() reads to count views.  All it knows of device memory
- * comes from allocation_of(): the Allocation at the root of the array's
- * base chain, provided the array's data really lies inside it.
+ * comes from allocation_of() (or borrowed_allocation(), its quick form for
+ * the usual chains): the Allocation at the root of the array's base chain,
+ * provided the array's data really lies inside it.  What numpy asks of a
+ * subclass on every ufunc (__array_priority__, __array_wrap__, numpy 1's
+ * __array_prepare__) is set up to cost as little as numpy allows.
  */
 #include "buffer.h"
 
