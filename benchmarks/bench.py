@@ -230,6 +230,41 @@ def heap_row(env):
            f"random read in {meta / 2**20:.1f} MiB", 1.5, unit=" reads")
 
 
+def numpy_on_buffer_rows(env):
+    """numpy's own operations on a Buffer against the same on an ndarray,
+    and device_address against PYNQ's way, an attribute stored on an
+    ndarray subclass instance.  Uses env["mem"]; adds nothing to env."""
+    buf = allocate(1024, "u4", env["mem"])
+    # The ndarray is a plain view of the Buffer's own memory, so both sides
+    # read the same bytes at the same place: against np.zeros's memory the
+    # copy row moved between 1.25x and 1.7x with where earlier rows had
+    # left malloc's free blocks.
+    arr = np.asarray(buf)
+    pynq = np.zeros(1024, "u4").view(type("P", (np.ndarray,), {}))
+    pynq.physical_address = 0x1000_0000
+    env = dict(env, b=buf, a=arr, view=buf[1:100], pynq=pynq,
+               s=arr.view(type("S", (np.ndarray,), {})))
+    # A ufunc result: numpy asks a Buffer operand for its __array_ufunc__,
+    # __array_priority__ and __array_wrap__, then calls the wrap.  The
+    # empty subclass is for scale: numpy's subclass path, ndarray's wrap.
+    ours, theirs = pair_ns("b + 1", "a + 1", env, 100_000)
+    report("b + 1, (1024,) u4", ours, theirs, "ndarray + 1", 1.1)
+    ours, theirs = pair_ns("s + 1", "a + 1", env, 100_000)
+    report("  class S(np.ndarray): pass", ours, theirs, "ndarray + 1")
+    # A reduction: the same questions, and a scalar from the wrap.
+    ours, theirs = pair_ns("b.sum()", "a.sum()", env, 100_000)
+    report("b.sum(), (1024,) u4", ours, theirs, "ndarray.sum()")
+    # A copy: numpy keeps the subclass, made as it makes views.
+    ours, theirs = pair_ns("b.copy()", "a.copy()", env, 200_000)
+    report("b.copy(), (1024,) u4", ours, theirs, "ndarray.copy()", 1.1)
+    ours, theirs = pair_ns("s.copy()", "a.copy()", env, 200_000)
+    report("  class S(np.ndarray): pass", ours, theirs, "ndarray.copy()")
+    # PYNQ's buffers store physical_address on each instance.
+    ours, theirs = pair_ns("view.device_address", "pynq.physical_address",
+                           env, 500_000)
+    report("view.device_address", ours, theirs, "P().physical_address", 1.0)
+
+
 def ratio_rows(env):
     """pynq_alloc against numpy on the sim."""
     mem = env["mem"] = open_memory("sim", size=512 << 20)
@@ -290,6 +325,7 @@ def ratio_rows(env):
     ours, theirs = pair_ns("sub[1:100]", "arr[1:100]", env, 200_000)
     report("  floor: class S(np.ndarray): pass", ours, theirs,
            "ndarray[1:100]")
+    numpy_on_buffer_rows(env)
 
     # device_address of a view, against a trivial computed numpy attribute
     # (numpy's own ways to a data pointer, .ctypes.data and

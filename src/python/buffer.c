@@ -6,8 +6,11 @@
  * (whose size is known only at run time), are a __dict__ for users'
  * attributes and its links in the registry of live Buffers, which
  * Memory.buffers() reads to count views.  All it knows of device memory
- * comes from allocation_of(): the Allocation at the root of the array's
- * base chain, provided the array's data really lies inside it.
+ * comes from allocation_of() (or borrowed_allocation(), its quick form for
+ * the usual chains): the Allocation at the root of the array's base chain,
+ * provided the array's data really lies inside it.  What numpy asks of a
+ * subclass on every ufunc (__array_priority__, __array_wrap__, numpy 1's
+ * __array_prepare__) is set up to cost as little as numpy allows.
  */
 #include "buffer.h"
 
@@ -41,6 +44,15 @@ interface_source(PyObject *obj)
     return source;
 }
 
+/* A WRITEBACKIFCOPY temporary has its base's type but not its data. */
+static int
+data_lies_in(AllocationObject *a, PyArrayObject *arr)
+{
+    uintptr_t data = (uintptr_t)PyArray_DATA(arr);
+    uintptr_t cpu = (uintptr_t)a->blk.cpu;
+    return data >= cpu && data - cpu <= a->blk.size;
+}
+
 /*
  * A new reference to the Allocation that holds arr's data, or NULL (no
  * error) if the data does not lie inside one (a copy, a plain array
@@ -61,19 +73,36 @@ allocation_of(PyArrayObject *arr)
         Py_DECREF(link);
         link = next;
     }
-    if (link == NULL || !Py_IS_TYPE(link, &pa_AllocationType)) {
+    if (link == NULL || !Py_IS_TYPE(link, &pa_AllocationType)
+            || !data_lies_in((AllocationObject *)link, arr)) {
         Py_XDECREF(link);
         return NULL;
     }
-    AllocationObject *a = (AllocationObject *)link;
-    uintptr_t data = (uintptr_t)PyArray_DATA(arr);
-    uintptr_t cpu = (uintptr_t)a->blk.cpu;
-    /* A WRITEBACKIFCOPY temporary has its base's type but not its data. */
-    if (data < cpu || data - cpu > a->blk.size) {
-        Py_DECREF(a);
+    return (AllocationObject *)link;
+}
+
+/*
+ * allocation_of() for the two shapes nearly every Buffer has, with no
+ * reference taken: a root Buffer, whose base is its Allocation, and a view,
+ * whose base numpy collapses to the root Buffer.  NULL for any other shape
+ * (the caller then asks allocation_of()) or if the data is not in the
+ * Allocation.  It reads three pointers and runs no Python code; the result
+ * stays valid as long as the caller, too, runs none and keeps the GIL (arr
+ * holds its base, which holds the Allocation, and only Python code could
+ * drop arr's hold on them).
+ */
+static AllocationObject *
+borrowed_allocation(PyArrayObject *arr)
+{
+    PyObject *base = PyArray_BASE(arr);
+    if (base != NULL && Py_IS_TYPE(base, &pa_BufferType)) {
+        base = PyArray_BASE((PyArrayObject *)base);
+    }
+    if (base == NULL || !Py_IS_TYPE(base, &pa_AllocationType)
+            || !data_lies_in((AllocationObject *)base, arr)) {
         return NULL;
     }
-    return a;
+    return (AllocationObject *)base;
 }
 
 /* A new reference to arr's Allocation if it still holds device memory,
@@ -538,9 +567,13 @@ buffer_deepcopy(PyArrayObject *self, PyObject *memo)
  * (and scalars where numpy asks for one).  An array that is already in
  * device memory is an out= argument (b += 1) and stays as it is.  numpy 2
  * passes return_scalar; numpy 1 does not, and converts 0-d results itself.
+ *
+ * A static method: it needs no self, and numpy looks it up on the Buffer
+ * for every ufunc and reduction, where a plain method would make a bound
+ * method object each time.
  */
 static PyObject *
-buffer_array_wrap(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+buffer_array_wrap(PyObject *unused, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames)
 {
     /* (array, context=None, return_scalar=<absent>), by hand: numpy calls
@@ -548,7 +581,7 @@ buffer_array_wrap(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
      * nine tenths of its time. */
     static const char *const names[] = {"array", "context", "return_scalar"};
     PyObject *given[3] = {NULL, NULL, NULL};
-    (void)self;
+    (void)unused;
     if (nargs > 3) {
         PyErr_Format(PyExc_TypeError, "__array_wrap__() takes at most 3 "
                      "arguments (%zd given)", nargs);
@@ -663,26 +696,75 @@ static PyMethodDef buffer_methods[] = {
     {"__enter__", (PyCFunction)buffer_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)buffer_exit, METH_VARARGS, NULL},
     {"__array_wrap__", (PyCFunction)(void (*)(void))buffer_array_wrap,
-     METH_FASTCALL | METH_KEYWORDS, NULL},
+     METH_FASTCALL | METH_KEYWORDS | METH_STATIC, NULL},
     {"__reduce__", (PyCFunction)buffer_reduce, METH_NOARGS, NULL},
     {"__reduce_ex__", (PyCFunction)buffer_reduce_ex, METH_O, NULL},
     {"__deepcopy__", (PyCFunction)buffer_deepcopy, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
 
+/* The device address of arr's first element in a, which holds it. */
+static uint64_t
+address_in(AllocationObject *a, PyArrayObject *arr)
+{
+    return a->blk.device_address
+           + (uint64_t)((char *)PyArray_DATA(arr) - (char *)a->blk.cpu);
+}
+
+/*
+ * The ints of the last device addresses read, by address: making an int
+ * was a third of the cost of reading device_address, and drivers read the
+ * addresses of the same few buffers at every transfer.  Ints are
+ * immutable, so sharing one is invisible.  Replacing an entry frees the
+ * int it held, which runs no Python code.  Changed only with the GIL held.
+ */
+#define ADDRESS_INTS 8
+
+static struct {
+    uint64_t address;
+    PyObject *value;
+} address_ints[ADDRESS_INTS];
+
+/* A new reference to an int of value address. */
+static PyObject *
+address_int(uint64_t address)
+{
+    /* Views of one buffer differ in their low bits, buffers in their
+     * page numbers. */
+    size_t i = (size_t)((address >> 2) ^ (address >> 12)) % ADDRESS_INTS;
+    if (address_ints[i].value != NULL && address_ints[i].address == address) {
+        return Py_NewRef(address_ints[i].value);
+    }
+    PyObject *value = PyLong_FromUnsignedLongLong(address);
+    if (value != NULL) {
+        Py_XSETREF(address_ints[i].value, Py_NewRef(value));
+        address_ints[i].address = address;
+    }
+    return value;
+}
+
 static PyObject *
 get_device_address(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = live_allocation_of(self);
-    if (a == NULL) {
-        Py_RETURN_NONE;
+    uint64_t address;
+    AllocationObject *a = borrowed_allocation(self);
+    if (a != NULL) {
+        /* Borrowed, and read before anything can run Python code. */
+        if (a->freed) {
+            Py_RETURN_NONE;
+        }
+        address = address_in(a, self);
     }
-    uint64_t offset = (uint64_t)((char *)PyArray_DATA(self)
-                                 - (char *)a->blk.cpu);
-    uint64_t address = a->blk.device_address + offset;
-    Py_DECREF(a);
-    return PyLong_FromUnsignedLongLong(address);
+    else {
+        a = live_allocation_of(self);
+        if (a == NULL) {
+            Py_RETURN_NONE;
+        }
+        address = address_in(a, self);
+        Py_DECREF(a);
+    }
+    return address_int(address);
 }
 
 static PyObject *
@@ -828,6 +910,38 @@ PyTypeObject pa_BufferType = {
     .tp_free = PyObject_GC_Del,
 };
 
+/*
+ * The type's own attributes, set before PyType_Ready as its documentation
+ * allows.  __array_priority__ is ndarray's (0.0), as a float in the type's
+ * dict: numpy reads it up to twice per operation on a Buffer (deciding
+ * whether to defer a binary operator, then which input's __array_wrap__
+ * wins), and ndarray's getter makes a new float each time.
+ *
+ * numpy 1 also gives every ufunc output to the inputs' __array_prepare__
+ * (numpy 2 has none): ndarray's makes it a Buffer view, which
+ * __array_wrap__ then makes a plain view again.  numpy 1 calls no
+ * __array_prepare__ that is not callable, so None keeps the output plain.
+ */
+static int
+fill_type_dict(PyTypeObject *type)
+{
+    PyObject *dict = PyDict_New();
+    PyObject *priority = PyFloat_FromDouble(NPY_PRIORITY);
+    if (dict == NULL || priority == NULL
+            || PyDict_SetItemString(dict, "__array_priority__",
+                                    priority) < 0
+            || (PyArray_RUNTIME_VERSION < NPY_2_0_API_VERSION
+                && PyDict_SetItemString(dict, "__array_prepare__",
+                                        Py_None) < 0)) {
+        Py_XDECREF(dict);
+        Py_XDECREF(priority);
+        return -1;
+    }
+    Py_DECREF(priority);
+    type->tp_dict = dict;
+    return 0;
+}
+
 int
 pa_buffer_type_ready(void)
 {
@@ -837,5 +951,8 @@ pa_buffer_type_ready(void)
     pa_BufferType.tp_basicsize = links_offset
                                  + (Py_ssize_t)sizeof(buffer_links);
     pa_BufferType.tp_dictoffset = dict_offset;
+    if (pa_BufferType.tp_dict == NULL && fill_type_dict(&pa_BufferType) < 0) {
+        return -1;
+    }
     return PyType_Ready(&pa_BufferType);
 }
