@@ -5,7 +5,6 @@ with no system call.  Needs root and huge pages, as tests/test_hugepage.py
 does; CI sets PYNQ_ALLOC_REQUIRE_HUGEPAGES=1 so that none of it is
 skipped."""
 import os
-import platform
 
 import numpy as np
 import pytest
@@ -14,9 +13,6 @@ from helpers import MiB
 from pynq_alloc import allocate, open_memory
 
 REQUIRED = os.environ.get("PYNQ_ALLOC_REQUIRE_HUGEPAGES") == "1"
-# Uncached huge pages exist only where DMA is coherent (x86); on arm64 a
-# default request is refused, reused block or not.
-COHERENT = platform.machine() == "x86_64"
 
 
 @pytest.fixture
@@ -27,12 +23,17 @@ def pool():
         pytest.skip(reason)
     if os.geteuid() != 0:
         unavailable("they need root")
-    if not COHERENT:
-        unavailable("uncached huge pages need coherent DMA (x86)")
     try:
-        return open_memory("hugepage", size=4 * MiB)
+        memory = open_memory("hugepage", size=4 * MiB)
     except OSError as e:
         unavailable(f"huge pages cannot be had: {e}")
+    if not memory.allocate(1, "u1", cacheable=True).coherent:
+        # Not the environment's doing: uncached huge pages exist only where
+        # DMA is coherent (x86); elsewhere (arm64) a default request is
+        # refused, reused block or not.
+        pytest.skip("this machine's DMA is not coherent: no uncached "
+                    "huge pages to reuse")
+    return memory
 
 
 def where(buf):
