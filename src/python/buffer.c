@@ -310,7 +310,14 @@ sync_allocation(PyArrayObject *arr, AllocationObject *a, sync_fn fn,
 static PyObject *
 sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
 {
-    AllocationObject *a = allocation_of(arr);
+    /* The usual case, a live coherent buffer (PYNQ's default): a store
+     * barrier, which runs no Python code, so the borrowed pointer holds. */
+    AllocationObject *a = borrowed_allocation(arr);
+    if (a != NULL && a->blk.coherent && !a->freed) {
+        fn(a->memory->mem, &a->blk, 0, 0);
+        Py_RETURN_NONE;
+    }
+    a = allocation_of(arr);
     if (a == NULL) {
         PyErr_Format(PyExc_ValueError,
                      "cannot %s: this array's data is not in device memory "
