@@ -155,3 +155,21 @@ def test_a_flush_without_the_gil_outlives_the_last_reference():
           mem.stats()["used"])
     """)
     assert out == ["True", "0"]
+
+
+def test_a_bank_given_as_a_str_subclass_runs_none_of_its_methods():
+    # The bank's text is read as int() reads it; a str subclass's own
+    # strip() (which here returns no str at all) is never called.
+    out = run("""
+    from pynq_alloc import _core
+    class Text(str):
+        def strip(self, *args):
+            return 42
+    print(_core._bank_index(Text(" 0x10 "), "zocl"),
+          _core._bank_index(" 3\\n", "zocl"))
+    try:
+        _core._bank_index(Text("0x10000"), "zocl")
+    except ValueError as e:
+        print("ValueError" if "'0x10000'" in str(e) else e)
+    """)
+    assert out == ["16", "3", "ValueError"]

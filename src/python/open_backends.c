@@ -45,9 +45,9 @@ parse_bank(PyObject *obj, const char *kind, long long *bank)
 {
     PyObject *index = NULL;
     if (PyUnicode_Check(obj)) {
-        PyObject *text = PyObject_CallMethod(obj, "strip", NULL);
-        index = text == NULL ? NULL : PyLong_FromUnicodeObject(text, 0);
-        Py_XDECREF(text);
+        /* As int(text, 0) reads it, surrounding white space included;
+         * no method of a str subclass is called. */
+        index = PyLong_FromUnicodeObject(obj, 0);
     }
     else if (!PyBool_Check(obj)) {
         index = PyNumber_Index(obj);
