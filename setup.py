@@ -6,6 +6,12 @@ warning cannot break an install on a board.
 """
 import glob
 import os
+import sys
+
+if sys.version_info < (3, 8):
+    # Before numpy is imported: pip would otherwise report a missing numpy.
+    sys.exit("pynq_alloc needs Python 3.8 or later (PYNQ 2.7 images and "
+             "later); this is Python %d.%d." % sys.version_info[:2])
 
 import numpy
 import setuptools

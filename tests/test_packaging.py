@@ -5,6 +5,7 @@ import importlib.metadata
 import os
 import re
 import runpy
+import sys
 
 import pytest
 
@@ -59,6 +60,17 @@ def test_warnings_are_errors_only_when_asked_for(monkeypatch):
     args, depends = compile_args(monkeypatch, "1")
     assert "-Werror" in args and "-Wall" in args
     assert "src/core/heap.h" in depends and "src/python/numpy_api.h" in depends
+
+
+def test_an_older_python_is_told_so_and_not_that_numpy_is_missing(monkeypatch):
+    """pip runs setup.py for the build's requirements: on PYNQ 2.6's
+    Python 3.6 it says which Python is needed, before numpy is wanted."""
+    monkeypatch.setattr(sys, "version_info", (3, 6, 15, "final", 0))
+    monkeypatch.setitem(sys.modules, "numpy", None)     # import fails
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit, match=r"needs Python 3\.8 or later "
+                       r"\(PYNQ 2\.7 images and later\); this is Python 3\.6\."):
+        runpy.run_path("setup.py")
 
 
 def test_the_installed_core_has_no_benchmark_helpers():
