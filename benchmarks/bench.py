@@ -123,7 +123,9 @@ def populate_hugetlb(nbytes):
     fd = os.memfd_create("bench", os.MFD_HUGETLB)
     try:
         os.ftruncate(fd, nbytes)
-        mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE).close()
+        # mmap names MAP_POPULATE from Python 3.10; Linux's value on x86 and ARM.
+        populate = getattr(mmap, "MAP_POPULATE", 0x8000)
+        mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED | populate).close()
     finally:
         os.close(fd)
 
