@@ -70,8 +70,10 @@ setup(
             define_macros=[
                 # Built against numpy 2, one build runs on numpy 1.20 and
                 # later (numpy 2.4 targets 1.23 unless told).  Built against
-                # numpy 1.x headers (Python 3.8), it runs on that numpy 1.x
-                # and later 1.x; there NPY_TARGET_VERSION means nothing.
+                # numpy 1.x (Python 3.8, or a board's numpy with
+                # --no-build-isolation), it runs on numpy 1.x only, from
+                # that version on (from 1.20 with 1.25's headers and later,
+                # the first to read NPY_TARGET_VERSION).
                 ("NPY_TARGET_VERSION", "NPY_1_20_API_VERSION"),
                 # No deprecated API, in numpy's words for it: later
                 # versions' names are not defined in older headers.
