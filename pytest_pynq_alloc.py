@@ -20,7 +20,9 @@ invalidated, say).
 Options of the memory come from the `pynq_memory` marker (those of
 `open_memory('sim', ...)`, coherence='warn' or 'off' among them), and
 `leak_check=False` there, or `--pynq-no-leak-check`, turns the leak check
-off.  This module lives outside
+off.  `--install-into-pynq` runs the whole session with
+`pynq_alloc.pynq.install()` called first, so that PYNQ's own code (and a
+PYNQ project's tests) make pynq_alloc Buffers.  This module lives outside
 the pynq_alloc package, so that test runs which never use the fixture
 never import pynq_alloc or load its extension.
 """
@@ -33,6 +35,7 @@ import pytest
 
 MARKER = "pynq_memory"
 NO_LEAK_CHECK = "--pynq-no-leak-check"
+INSTALL_INTO_PYNQ = "--install-into-pynq"
 _call_passed = pytest.StashKey[bool]()
 FRAMES = 5      # of the stack, recorded at each allocation during the test
 
@@ -41,9 +44,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("pynq_alloc").addoption(
         NO_LEAK_CHECK, action="store_true",
         help="do not fail tests that leave pynq_memory buffers alive")
+    parser.getgroup("pynq_alloc").addoption(
+        INSTALL_INTO_PYNQ, action="store_true",
+        help="run with pynq_alloc.pynq.install() called before tests are "
+        "collected: PYNQ's own code makes pynq_alloc Buffers")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption(INSTALL_INTO_PYNQ):
+        import pynq_alloc.pynq
+        pynq_alloc.pynq.install()
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the simulated memory "
         "that the pynq_memory fixture opens (size, base_address, "
