@@ -1,7 +1,8 @@
 """pynq_alloc against numpy, in one process, reported as ratios.
 
     python benchmarks/bench.py           # about a minute and a half
-    python benchmarks/bench.py heap      # one section: ratios, heap, hugepage
+    python benchmarks/bench.py heap      # one section: ratios, heap,
+                                         # hugepage, pynq
 
 The two sides of a comparison are timed in alternating rounds and each
 keeps its best round, so that a burst of noise on a shared machine cannot
@@ -12,7 +13,8 @@ job in the same run.
 The rows with a target are the performance contract (issue 10).  The
 hugepage rows need root and a few free huge pages (they reserve them as
 the backend does, and put nr_hugepages back); elsewhere they say why they
-were skipped.  The heap row is not a ratio: it is the allocator's extra
+were skipped.  The PYNQ row needs PYNQ and numpy below 2 (PYNQ's own
+buffers cannot be made on numpy 2).  The heap row is not a ratio: it is the allocator's extra
 cost with 100,000 blocks live over its cost with 100, in units of one
 dependent random read over memory the size of its bookkeeping (a cache
 miss there), which it measures itself.  Its figures come from
@@ -413,9 +415,61 @@ def sim_cacheable_rows(env):
     del env["sim256"]
 
 
+class PynqStyleDevice:
+    """A PYNQ device as its XRT devices make buffers (pynq/pl_server/
+    xrt_device.py): the buffer type called with PYNQ's arguments over
+    memory the device has, and syncs that cost nothing here, so that the
+    row measures the buffer type and not a driver."""
+
+    def __init__(self, buffer_type):
+        self.buffer_type = buffer_type
+
+    def allocate(self, shape, dtype, **kwargs):
+        return self.buffer_type(shape, dtype, device=self, bo=1,
+                                coherent=False, device_address=0x1000_0000)
+
+    def flush(self, bo, offset, vaddr, nbytes):
+        pass
+
+    def invalidate(self, bo, offset, vaddr, nbytes):
+        pass
+
+
+def pynq_rows(env):
+    """PYNQ's own allocate + slice + flush, with pynq_alloc installed into
+    PYNQ against PYNQ as it is, in one run (PYNQ's PynqBuffer needs numpy
+    below 2 to be made at all)."""
+    name = "PYNQ: allocate+slice+flush 4 KiB"
+    try:
+        import pynq
+        import pynq.buffer
+    except ImportError as e:
+        skipped(name, f"no PYNQ ({e})")
+        return
+    if np.__version__ >= "2":
+        skipped(name, "PYNQ's own buffers need numpy < 2")
+        return
+    import pynq_alloc.pynq
+    pynq_alloc.pynq.uninstall()
+    env["theirs_allocate"] = pynq.allocate
+    env["theirs_device"] = PynqStyleDevice(pynq.buffer.PynqBuffer)
+    pynq_alloc.pynq.install()
+    try:
+        env["ours_allocate"] = pynq.allocate
+        env["ours_device"] = PynqStyleDevice(pynq.buffer.PynqBuffer)
+        ours, theirs = pair_ns(
+            "ours_allocate(1024, 'u4', target=ours_device)[16:512].flush()",
+            "theirs_allocate(1024, 'u4', target=theirs_device)[16:512]"
+            ".flush()", env, 20_000)
+        report(name, ours, theirs, "PYNQ without pynq_alloc")
+    finally:
+        pynq_alloc.pynq.uninstall()
+
+
 # The sections in the order they run, each its rows in order.
 SECTIONS = {"ratios": (ratio_rows, sim_cacheable_rows), "heap": (heap_row,),
-            "hugepage": (hugepage_rows, hugepage_reuse_rows)}
+            "hugepage": (hugepage_rows, hugepage_reuse_rows),
+            "pynq": (pynq_rows,)}
 
 
 def main(argv=None):

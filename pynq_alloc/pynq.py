@@ -32,6 +32,7 @@ this module does not import PYNQ; ``install()`` does.
 import importlib
 import sys
 import threading
+import types
 from typing import Any, Callable, List, Tuple
 
 from ._core import Buffer, default_memory
@@ -126,6 +127,23 @@ def _replace(namespace: Any, name: str, value: Any) -> None:
     setattr(namespace, name, value)
 
 
+def _keep_theirs_working(original: Any) -> None:
+    """Buffers PYNQ made before install() are PYNQ's own PynqBuffers, whose
+    methods find their class by its name in pynq.buffer, which is
+    pynq_alloc's Buffer now: their views would lose their device address.
+    Those methods get the original class under that name."""
+    for name, value in list(vars(original).items()):
+        if (isinstance(value, types.FunctionType)
+                and "PynqBuffer" in value.__code__.co_names):
+            scope = dict(value.__globals__, PynqBuffer=original)
+            method = types.FunctionType(value.__code__, scope, value.__name__,
+                                        value.__defaults__, value.__closure__)
+            method.__kwdefaults__ = value.__kwdefaults__
+            method.__qualname__ = value.__qualname__
+            method.__doc__ = value.__doc__
+            _replace(original, name, method)
+
+
 def install() -> None:
     """Make PYNQ's code use pynq_alloc's buffers (see the module's help).
 
@@ -154,6 +172,7 @@ def install() -> None:
                 for original, ours in theirs:
                     if value is original:
                         _replace(module, name, ours)
+        _keep_theirs_working(theirs[0][0])
         xrt_module = sys.modules.get("pynq.pl_server.xrt_device")
         device_class = getattr(xrt_module, "XrtDevice", None)
         if device_class is not None:

@@ -123,6 +123,23 @@ def test_install_rebinds_every_name_pynq_holds_and_uninstall_restores(pynq):
     pynq_install.install()
 
 
+def test_pynqs_own_buffers_made_before_install_keep_working(pynq):
+    pynq_install.uninstall()
+    if np.__version__ >= "2":
+        pytest.skip("PYNQ's own buffers cannot be made on numpy 2")
+    import pynq.buffer
+    theirs_class = pynq.buffer.PynqBuffer
+    device = MockDevice()
+    theirs = theirs_class((64,), "u4", device=device, bo=3, coherent=False,
+                          device_address=0x2000)
+    pynq_install.install()
+    view = theirs[4:8]
+    assert type(view) is theirs_class and view.device_address == 0x2010
+    view.flush()
+    assert list(device.syncs) == [("flush", 3, 16, 16)]
+    assert type(pynq.allocate(4, target=device)) is Buffer
+
+
 def test_modules_pynq_imports_later_get_pynq_alloc(pynq):
     sys.modules.pop("pynq.lib.video.dma", None)
     import pynq.lib.video.dma
