@@ -156,7 +156,7 @@ def test_a_failing_setup_of_the_memory_changes_nothing(pytester):
             assert pynq_alloc.default_memory() is ORIGINAL
     """)
     result.assert_outcomes(passed=1, errors=2)
-    result.stdout.fnmatch_lines(["*not a size or address: 'lots'*",
+    result.stdout.fnmatch_lines(["*size 'lots' is not a size or address*",
                                  "*takes keyword options only*"])
 
 

@@ -246,9 +246,14 @@ static PyObject *
 opened(int rc, pa_memory *mem, const char *err_path, const char *device,
        const char *what)
 {
+    /* The path that failed is the OSError's filename, which its text
+     * shows: the text names the device only when another path failed. */
+    const char *path = err_path[0] ? err_path : device;
+    int other = strcmp(path, device) != 0;
     if (rc == -ENODEV) {
-        return pa_raise_os(rc, err_path, "%s is not a %s device", device,
-                           what);
+        return other ? pa_raise_os(rc, path, "%s is not a %s device", device,
+                                   what)
+                     : pa_raise_os(rc, path, "not a %s device", what);
     }
     if (rc == -EBUSY) {
         return pa_raise_os(rc, err_path, "the %s device %s is in use by "
@@ -257,8 +262,8 @@ opened(int rc, pa_memory *mem, const char *err_path, const char *device,
                            "which)", what, device, device);
     }
     if (rc != 0) {
-        return pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open "
-                           "the %s device %s", what, device);
+        return pa_raise_os(rc, path, "cannot open the %s device%s%s", what,
+                           other ? " " : "", other ? device : "");
     }
     return pa_memory_wrap(mem);
 }

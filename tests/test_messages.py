@@ -1,0 +1,138 @@
+"""What the package says when something is wrong, and the small traps:
+each message names the cause (PYNQ_ALLOC_MEMORY when it chose the memory,
+the option and its valid forms, the limit with its numbers) and never a
+private function; flags refuse what is not a bool."""
+import json
+
+import pytest
+
+from helpers import BASE, MiB, run_python
+import pynq_alloc
+from pynq_alloc import allocate, open_memory
+
+# Asks default_memory() under each PYNQ_ALLOC_MEMORY in turn, in one fresh
+# interpreter: a default that cannot be opened is not installed, so the
+# next value is tried afresh.  Prints [type, errno, filename, message].
+ASK_DEFAULT = """
+import json, os
+import pynq_alloc
+out = []
+for spec in json.loads(os.environ["SPECS"]):
+    os.environ["PYNQ_ALLOC_MEMORY"] = spec
+    try:
+        pynq_alloc.allocate(4)
+        out.append(["ok", None, None, ""])
+    except Exception as e:
+        out.append([type(e).__name__, getattr(e, "errno", None),
+                    getattr(e, "filename", None), str(e)])
+print(json.dumps(out))
+"""
+
+
+def errors_of_default(*specs):
+    r = run_python(ASK_DEFAULT, env={"SPECS": json.dumps(specs)})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_a_bad_variable_is_named_as_the_cause():
+    (kind, _, _, text), (kind2, _, _, text2), (kind3, _, _, text3) = \
+        errors_of_default("garbage", "sim:sz=1", "sim:size")
+    assert kind == "ValueError"
+    assert text.startswith("PYNQ_ALLOC_MEMORY='garbage' chose the default "
+                           "memory (unset it")
+    assert text.endswith("unknown memory kind 'garbage'; available: hugepage, "
+                         "sim, udmabuf, xlnk, xrt, zocl")
+    assert kind2 == "ValueError" and "PYNQ_ALLOC_MEMORY='sim:sz=1'" in text2
+    assert "no option 'sz' (did you mean 'size'?)" in text2
+    assert kind3 == "ValueError" and "PYNQ_ALLOC_MEMORY='sim:size'" in text3
+
+
+def test_a_device_the_variable_names_is_named_once():
+    node = "/nonexistent/renderD128"
+    [(kind, err, filename, text)] = errors_of_default(f"zocl:device={node}")
+    assert kind == "FileNotFoundError" and err == 2 and filename == node
+    assert text.startswith(f"[Errno 2] PYNQ_ALLOC_MEMORY='zocl:device={node}' "
+                           "chose the default memory")
+    assert text.endswith(f"cannot open the zocl device: '{node}'")
+    assert text.count(node) == 2        # the variable's value, the filename
+
+
+def test_opening_a_device_names_its_path_once():
+    node = "/nonexistent/renderD128"
+    with pytest.raises(FileNotFoundError) as info:
+        open_memory("zocl", device=node)
+    assert str(info.value) == f"[Errno 2] cannot open the zocl device: '{node}'"
+
+
+def test_an_unknown_option_lists_the_valid_ones():
+    with pytest.raises(ValueError) as info:
+        open_memory("sim", sz=1)
+    assert str(info.value) == (
+        "'sim' memory has no option 'sz' (did you mean 'size'?); its options "
+        "are size, base_address, coherence, line_size")
+    with pytest.raises(ValueError, match=r"no option 'colour'; its options "
+                                         r"are size, base_address"):
+        open_memory("sim", colour="red")
+    with pytest.raises(ValueError, match=r"'hugepage' memory has no option "
+                                         r"'sise' \(did you mean 'size'\?\)"):
+        open_memory("hugepage:sise=4M")
+    with pytest.raises(ValueError, match=r"unknown memory kind 'sym' \(did "
+                                         r"you mean 'sim'\?\)"):
+        open_memory("sym")
+
+
+@pytest.mark.parametrize("kind", ["sim", "udmabuf", "zocl", "hugepage",
+                                  "xlnk", "xrt"])
+def test_no_message_names_a_private_function(kind):
+    with pytest.raises(ValueError) as info:
+        open_memory(kind, no_such_option=1)
+    assert "_open" not in str(info.value)
+    assert "unexpected keyword" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, meant", [("64MB", "64M"), ("64 MiB", "64M"),
+                                         ("2gb", "2G"), ("lots", None)])
+def test_a_bad_size_shows_the_accepted_forms(text, meant):
+    with pytest.raises(ValueError) as info:
+        open_memory("sim", size=text)
+    message = str(info.value)
+    assert message.startswith(f"size {text!r} is not a size or address: ")
+    for form in ("4096", "0x1000", "64M", "1G", "KiB, MiB, GiB or TiB"):
+        assert form in message
+    assert message.endswith(f"did you mean '{meant}'?" if meant else "1G)")
+
+
+def test_a_size_of_the_wrong_type_shows_the_accepted_forms():
+    with pytest.raises(ValueError, match=r"base_address must be a whole number "
+                                         r"of bytes \(4096, 0x1000.*; got 1.5"):
+        open_memory("sim", base_address=1.5)
+
+
+@pytest.mark.parametrize("option", ["device", "sysfs"])
+def test_a_path_option_of_the_wrong_type_is_named(option):
+    with pytest.raises(TypeError) as info:
+        open_memory("udmabuf", **{option: 3})
+    assert str(info.value) == (f"{option} must be a path (str, bytes or "
+                               "os.PathLike), not int")
+
+
+@pytest.mark.parametrize("device", ["x", -1, 1 << 32, True, 1.0])
+def test_a_bad_xrt_device_says_what_it_takes(device):
+    with pytest.raises(ValueError) as info:
+        open_memory("xrt", device=device)
+    assert str(info.value) == ("xrt device must be an index from 0 to 2**32 - 1 "
+                               f"(an int, or its text, e.g. '1'); got {device!r}")
+
+
+@pytest.mark.parametrize("value", ["maybe", ""])
+def test_an_option_flag_refuses_other_text(value):
+    with pytest.raises(ValueError, match=r"reserve must be on or off \(1, true, "
+                                         r"yes, on; 0, false, no, off\); got"):
+        open_memory("hugepage", reserve=value)
+
+
+@pytest.mark.parametrize("value, type_name", [(None, "NoneType"), (2.0, "float")])
+def test_an_option_flag_refuses_other_types(value, type_name):
+    with pytest.raises(TypeError, match=f"reserve must be a bool .*not {type_name}"):
+        open_memory("hugepage", reserve=value)
