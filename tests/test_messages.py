@@ -4,6 +4,7 @@ the option and its valid forms, the limit with its numbers) and never a
 private function; flags refuse what is not a bool."""
 import json
 
+import numpy as np
 import pytest
 
 from helpers import BASE, MiB, run_python
@@ -123,6 +124,60 @@ def test_a_bad_xrt_device_says_what_it_takes(device):
         open_memory("xrt", device=device)
     assert str(info.value) == ("xrt device must be an index from 0 to 2**32 - 1 "
                                f"(an int, or its text, e.g. '1'); got {device!r}")
+
+
+def test_align_beyond_64_bits_gives_the_limit():
+    for align in (2 ** 70, 2 ** 64, 3, 0, -4):
+        with pytest.raises(ValueError) as info:
+            allocate(4, align=align)
+        assert str(info.value) == (
+            "align must be a power of two from 1 to 2**63 (9223372036854775808),"
+            f" as device addresses have 64 bits; got {align}")
+
+
+# ---- flags: a bool, or what PYNQ passes (1 and 0), never any truth value --
+
+@pytest.mark.parametrize("value, expected", [
+    (True, True), (False, False), (1, True), (0, False),
+    (np.True_, True), (np.False_, False), (np.int64(1), True), (np.uint8(0), False)])
+def test_cacheable_takes_bools_and_one_and_zero(mem, value, expected):
+    b = allocate(16, target=mem, cacheable=value)
+    assert b.cacheable is expected
+    assert mem.allocate(16, cacheable=value).cacheable is expected
+
+
+@pytest.mark.parametrize("flag", ["cacheable", "zero"])
+@pytest.mark.parametrize("value, type_name", [
+    ("False", "str"), ("no", "str"), (None, "NoneType"), (1.0, "float"),
+    ([], "list"), (b"0", "bytes"), (np.array(True), "numpy.ndarray")])
+def test_flags_refuse_other_types_naming_them(mem, flag, value, type_name):
+    before = mem.stats()
+    for call in (lambda: allocate(16, target=mem, **{flag: value}),
+                 lambda: mem.allocate(16, **{flag: value})):
+        with pytest.raises(TypeError) as info:
+            call()
+        assert str(info.value) == (f"{flag} must be a bool (True or False, or "
+                                   f"1 or 0), not {type_name}")
+    assert mem.stats() == before
+
+
+@pytest.mark.parametrize("flag", ["cacheable", "zero"])
+@pytest.mark.parametrize("value", [2, -1, 1 << 70, np.int32(5)])
+def test_flags_refuse_other_ints(mem, flag, value):
+    with pytest.raises(ValueError) as info:
+        allocate(16, target=mem, **{flag: value})
+    assert str(info.value) == (f"{flag} must be True or False (or 1 or 0), "
+                               f"not {value!r}")
+
+
+def test_zero_false_as_one_and_zero():
+    # zero=0 skips zeroing as zero=False does: a recycled block keeps data.
+    mem = open_memory("sim", size=MiB, base_address=BASE)
+    b = allocate(1024, "u1", target=mem)
+    b[:] = 7
+    b.freebuffer()
+    assert (allocate(1024, "u1", target=mem, zero=0) == 7).all()
+    assert (allocate(1024, "u1", target=mem, zero=1) == 0).all()
 
 
 @pytest.mark.parametrize("value", ["maybe", ""])
