@@ -10,6 +10,8 @@ from ._coherence import Hazard
 from ._inventory import BufferInfo
 
 _Shape = Union[SupportsIndex, Sequence[SupportsIndex]]
+# cacheable= and zero=: a bool, or the 1 and 0 that PYNQ passes.
+_Flag = Union[bool, np.bool_, Literal[0, 1]]
 
 PAGE_SIZE: int
 
@@ -24,9 +26,9 @@ class Memory:
     @property
     def coherence(self) -> Optional[str]: ...
     def allocate(self, shape: _Shape, dtype: DTypeLike = ..., *,
-                 order: str = ..., cacheable: bool = ...,
+                 order: str = ..., cacheable: _Flag = ...,
                  align: Optional[int] = ...,
-                 max_address: Optional[int] = ..., zero: bool = ...,
+                 max_address: Optional[int] = ..., zero: _Flag = ...,
                  pointer: Optional[Allocation] = ...,
                  cache: Any = ...) -> Buffer: ...
     def stats(self) -> Dict[str, int]: ...
@@ -77,9 +79,9 @@ class Buffer(np.ndarray[Any, Any]):
     def __exit__(self, *exc: object) -> Literal[False]: ...
 
 def allocate(shape: _Shape, dtype: DTypeLike = ..., target: Any = ...,
-             *, order: str = ..., cacheable: bool = ...,
+             *, order: str = ..., cacheable: _Flag = ...,
              align: Optional[int] = ...,
-             max_address: Optional[int] = ..., zero: bool = ...,
+             max_address: Optional[int] = ..., zero: _Flag = ...,
              pointer: Optional[Allocation] = ...,
              cache: Any = ...) -> Buffer: ...
 def default_memory() -> Memory: ...
@@ -136,7 +138,7 @@ class HazardRecord(Tuple[Any, ...]):
     def buffer(self) -> Optional[AllocationRecord]: ...
 
 HAZARD_KINDS: Tuple[str, ...]
-def _trace(frames: int) -> int: ...
+def _trace(frames: Optional[int], /) -> int: ...
 _Path = Union[str, bytes, PathLike[str], PathLike[bytes]]
 def _open_sim(base_address: int, size: int, line_size: int = ...,
               coherence: str = ...) -> Memory: ...

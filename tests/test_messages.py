@@ -191,3 +191,42 @@ def test_an_option_flag_refuses_other_text(value):
 def test_an_option_flag_refuses_other_types(value, type_name):
     with pytest.raises(TypeError, match=f"reserve must be a bool .*not {type_name}"):
         open_memory("hugepage", reserve=value)
+
+
+# ---- trace(): asking does not change it ------------------------------------
+
+def test_trace_with_no_argument_reports_and_changes_nothing():
+    was_on = pynq_alloc.trace(False)
+    try:
+        assert pynq_alloc.trace() is False
+        assert pynq_alloc.trace() is False          # still off
+        mem = open_memory("sim", size=MiB)
+        a = mem.allocate(16)
+        assert mem.buffers()[0].traceback is None   # not recorded
+        assert pynq_alloc.trace(True, frames=3) is False
+        assert pynq_alloc.trace() is True
+        assert pynq_alloc.trace() is True           # still on, 3 frames
+        b = mem.allocate(16)
+        assert 1 <= len(mem.buffers()[1].traceback) <= 3
+        del a, b
+    finally:
+        pynq_alloc.trace(was_on)
+
+
+@pytest.mark.parametrize("enabled, error", [
+    ("False", TypeError), (None, None), (2, ValueError), (0.0, TypeError)])
+def test_trace_takes_a_bool(enabled, error):
+    was_on = pynq_alloc.trace(False)
+    try:
+        if error is None:
+            assert pynq_alloc.trace(enabled) is False
+        else:
+            with pytest.raises(error, match="enabled must be"):
+                pynq_alloc.trace(enabled)
+        assert pynq_alloc.trace() is False          # 'False' did not turn it on
+        with pytest.raises(TypeError, match=r"needs enabled=True: "
+                                            r"trace\(True, frames=9\)"):
+            pynq_alloc.trace(frames=9)
+        assert pynq_alloc.trace() is False
+    finally:
+        pynq_alloc.trace(was_on)
