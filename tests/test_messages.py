@@ -230,3 +230,30 @@ def test_trace_takes_a_bool(enabled, error):
         assert pynq_alloc.trace() is False
     finally:
         pynq_alloc.trace(was_on)
+
+
+# ---- reprs: addresses in hex, the hazard's message shown -------------------
+
+def test_buffer_info_repr_shows_the_address_in_hex(mem):
+    b = mem.allocate((2, 3), "u2", cacheable=True)
+    (info,) = mem.buffers()
+    text = repr(info)
+    assert text.startswith(f"BufferInfo(device_address={BASE:#x}, size=4096, "
+                           "shape=(2, 3), dtype=dtype('uint16'), cacheable=True,")
+    assert str(BASE) not in text
+    assert eval(text, {"BufferInfo": pynq_alloc.BufferInfo,
+                       "dtype": np.dtype}) == info
+    del b
+
+
+def test_hazard_repr_shows_the_address_in_hex_and_the_message():
+    mem = open_memory("sim", size=MiB, base_address=BASE, coherence="raise")
+    buf = mem.allocate(64, "u1", cacheable=True)
+    buf[:] = 1                  # never flushed
+    (hazard,) = mem.check()
+    text = repr(hazard)
+    assert text.startswith(f"Hazard(kind='unflushed', device_address={BASE:#x}, "
+                           "start=0, stop=64, buffer=BufferInfo(device_address="
+                           f"{BASE:#x}, ")
+    assert text.endswith(f", message={hazard.message!r})")
+    assert "Fix: call flush()" in text and str(BASE) not in text
