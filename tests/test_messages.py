@@ -257,3 +257,22 @@ def test_hazard_repr_shows_the_address_in_hex_and_the_message():
                            f"{BASE:#x}, ")
     assert text.endswith(f", message={hazard.message!r})")
     assert "Fix: call flush()" in text and str(BASE) not in text
+
+
+# ---- the memory map fits a narrow notebook column ---------------------------
+
+def test_the_svg_map_scales_to_its_column(mem):
+    import re
+    import xml.etree.ElementTree as ET
+    mem.allocate(MiB, "u1")
+    svg = ET.fromstring(re.search(r"<svg.*</svg>", mem._repr_html_(), re.S).group(0))
+    x, y, width, height = map(float, svg.get("viewBox").split())
+    assert (x, y) == (0, 0) and width > 0 and height > 0
+    assert svg.get("width") == "100%" and svg.get("height") is None
+    style = dict(part.split(":") for part in svg.get("style").split(";"))
+    assert {k.strip(): v.strip() for k, v in style.items()} == {
+        "max-width": f"{width:g}px", "height": "auto"}
+    # Everything drawn lies inside the box the viewBox gives it.
+    for rect in svg.iter("{http://www.w3.org/2000/svg}rect"):
+        assert 0 <= float(rect.get("x")) <= width
+        assert float(rect.get("x")) + float(rect.get("width")) <= width
