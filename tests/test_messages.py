@@ -276,3 +276,101 @@ def test_the_svg_map_scales_to_its_column(mem):
     for rect in svg.iter("{http://www.w3.org/2000/svg}rect"):
         assert 0 <= float(rect.get("x")) <= width
         assert float(rect.get("x")) + float(rect.get("width")) <= width
+
+
+# ---- the pytest plugin: the marker alone, and a leak report with a fix -----
+
+def run_pytest(pytester, source, *args):
+    pytester.makepyfile(source)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                         "-p", "no:hypothesispytest", *args)
+
+
+def test_the_marker_alone_gives_the_test_its_memory(pytester):
+    result = run_pytest(pytester, """
+        import pytest
+        from pynq_alloc import allocate, default_memory
+
+        kept = []
+
+        @pytest.mark.pynq_memory(size="16M", base_address=0x4000_0000)
+        def test_sized():
+            memory = default_memory()
+            assert (memory.kind, memory.base_address, memory.size) == (
+                "sim", 0x4000_0000, 16 << 20)
+            assert memory.coherence == "raise"
+            with allocate(1024) as buf:
+                assert buf.device_address == 0x4000_0000
+
+        @pytest.mark.pynq_memory(coherence="warn")
+        def test_leaks():
+            kept.append(allocate(16))
+
+        @pytest.mark.pynq_memory()
+        def test_unflushed():
+            buf = allocate(1024, "u1", cacheable=True)
+            buf[:] = 1
+            default_memory().device_read(buf.device_address, 1024)
+
+        @pytest.mark.pynq_memory
+        class TestInAClass:
+            def test_marked_by_its_class(self):
+                assert default_memory().size == 256 << 20
+                assert default_memory().coherence == "raise"
+
+        def test_unmarked_has_the_usual_default():
+            assert default_memory().coherence != "raise"
+    """)
+    result.assert_outcomes(passed=4, failed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_leaks*",
+        "*1 pynq_alloc buffer is still alive at the end of *::test_leaks:",
+        "*  (16,) uint32 at 0x10000000, 4096 bytes, allocated at *:17 in test_leaks",
+        "*Fix: release it before the test ends*",
+    ])
+    result.stdout.fnmatch_lines(["*_ test_unflushed _*", "*E *pynq_alloc."
+                                 "CoherenceError: the device read bytes 0 to 1024*"])
+
+
+def test_the_leak_report_ends_with_the_fix(pytester):
+    result = run_pytest(pytester, """
+        from pynq_alloc import allocate
+
+        kept = []
+
+        def test_leaks(pynq_memory):
+            kept.append(allocate(16))
+            kept.append(allocate(32)[1:])
+    """)
+    result.assert_outcomes(passed=1, errors=1)
+    lines = result.stdout.lines
+    first = next(i for i, line in enumerate(lines) if "still alive" in line)
+    assert lines[first].endswith("2 pynq_alloc buffers are still alive at the "
+                                 "end of test_the_leak_report_ends_with_the_fix"
+                                 ".py::test_leaks:")
+    assert lines[first + 1].startswith("  (16,) uint32 at 0x10000000")
+    assert lines[first + 2].startswith("  (32,) uint32 at 0x10001000, 4096 "
+                                       "bytes, 1 view alive")
+    assert lines[first + 3] == (
+        "Fix: release each before the test ends (buf.freebuffer(), or "
+        "allocate it in `with allocate(...) as buf:`), or drop what still "
+        "refers to it (a global, a list, a cache, an attribute, a view); a "
+        "test that keeps buffers on purpose is marked "
+        "@pytest.mark.pynq_memory(leak_check=False).")
+    assert "turn this check off" not in result.stdout.str()
+
+
+def test_leak_check_takes_a_bool(pytester):
+    result = run_pytest(pytester, """
+        import pytest
+        from pynq_alloc import allocate
+
+        kept = []
+
+        @pytest.mark.pynq_memory(leak_check="False")
+        def test_text(pynq_memory):
+            kept.append(allocate(16))
+    """)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*TypeError: @pytest.mark.pynq_memory("
+                                 "leak_check=...) takes True or False, not str"])
