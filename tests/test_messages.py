@@ -374,3 +374,27 @@ def test_leak_check_takes_a_bool(pytester):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*TypeError: @pytest.mark.pynq_memory("
                                  "leak_check=...) takes True or False, not str"])
+
+
+# ---- a source checkout on sys.path ------------------------------------------
+
+def test_the_checkout_says_what_makes_it_run(tmp_path):
+    # A checkout's package, without the compiled core, first on sys.path
+    # as the current directory is under python -m and python -c.
+    import os
+    import shutil
+    import subprocess
+    import sys
+    package = os.path.dirname(pynq_alloc.__file__)
+    shutil.copytree(package, tmp_path / "pynq_alloc",
+                    ignore=shutil.ignore_patterns("_core*.so", "__pycache__"))
+    for command in (["-c", "import pynq_alloc"], ["-m", "pynq_alloc"]):
+        r = subprocess.run([sys.executable, *command], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1
+        last = r.stderr.strip().splitlines()[-1]
+        assert ("ImportError: pynq_alloc's compiled core is not in "
+                f"{tmp_path / 'pynq_alloc'}: this is the source checkout") in last
+        assert f"the copy installed at {package} is what runs from any" in last
+        assert "pip install -e ." in last and "python -m pytest" in last
+        assert "setup.py" not in last and "pip install ." not in last
