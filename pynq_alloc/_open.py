@@ -12,11 +12,14 @@ import difflib
 import inspect
 import operator
 import os
+import sys
 import threading
+import warnings
 import weakref
 from typing import Any, Callable, Dict, Tuple
 
 from . import _core, _probe
+from ._memory_map import human
 from ._spec import flag, number, parse_spec, path
 
 
@@ -72,6 +75,18 @@ def _open_zocl(device: Any = None, meminfo: Any = "/proc/meminfo",
 
 
 HUGEPAGES_DIR = "/sys/kernel/mm/hugepages"
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_stacklevel() -> int:
+    """warnings.warn's stacklevel, for the function that calls this one,
+    that names the first caller outside this package: the user's line,
+    whether it opened the memory or allocated from the default."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and os.path.dirname(
+            os.path.abspath(frame.f_code.co_filename)) == _PACKAGE:
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _open_hugepage(size: Any = None, page_size: Any = 2 << 20, reserve: Any = True,
@@ -80,10 +95,32 @@ def _open_hugepage(size: Any = None, page_size: Any = 2 << 20, reserve: Any = Tr
     page_size = number("page_size", page_size)
     if size is None:
         size = 64 << 20 if page_size < 1 << 30 else page_size
-    return _core._open_hugepage(size=number("size", size), page_size=page_size,
-                                reserve=flag("reserve", reserve),
-                                hugepages_dir=path("hugepages_dir", hugepages_dir),
-                                pagemap=path("pagemap", pagemap))
+    hugepages_dir = path("hugepages_dir", hugepages_dir)
+    memory, available, taken, put_back = _core._open_hugepage(
+        size=number("size", size), page_size=page_size,
+        reserve=flag("reserve", reserve), hugepages_dir=hugepages_dir,
+        pagemap=path("pagemap", pagemap))
+    if taken:
+        setting = os.path.join(hugepages_dir, f"hugepages-{page_size >> 10}kB",
+                               "nr_hugepages")
+        needed = memory.size // page_size
+        text = (f"hugepage memory took {taken} huge pages of {human(page_size)} "
+                f"from system memory: it needs {needed} and {available} "
+                f"{'was' if available == 1 else 'were'} free. ")
+        if put_back:
+            text += (f"It raised {setting} by {taken} for them and could not "
+                     f"put it back ({os.strerror(put_back)}): it stays raised "
+                     f"until lowered by {taken}.")
+        else:
+            text += (f"It raised {setting} for them while it opened and put it "
+                     "back, which leaves them surplus huge pages: the kernel "
+                     "returns them to system memory when this Memory and its "
+                     "buffers are gone, or the process ends.")
+        warnings.warn(text + " reserve=False takes only free huge pages; "
+                      "huge pages reserved beforehand (nr_hugepages, or "
+                      "hugepages= at boot) need no raise.", UserWarning,
+                      stacklevel=_user_stacklevel())
+    return memory
 
 
 def _open_xlnk(library: Any = _probe.XLNK_LIBRARY,
@@ -165,15 +202,26 @@ def opened_as(memory: _core.Memory) -> Tuple[str, Dict[str, Any]]:
 def open_memory(spec: str = "sim", **options: Any) -> _core.Memory:
     """Open a Memory: ``open_memory('sim', size=64 << 20)``.
 
-    spec names the backend ('sim', 'zocl', 'udmabuf', 'xlnk', 'hugepage')
-    and may carry options after a colon, as PYNQ_ALLOC_MEMORY does
-    (``'sim:size=64M'``); keyword options (**options) override those.
+    spec names the backend ('sim', 'zocl', 'udmabuf', 'xlnk', 'xrt',
+    'hugepage') and may carry options after a colon, as PYNQ_ALLOC_MEMORY
+    does (``'sim:size=64M'``); keyword options (**options) override those.
     The README lists each backend's options, e.g. size and base_address
-    for 'sim', bank for 'zocl'.
+    for 'sim', bank for 'zocl'; a wrong name is an error that lists them.
+    Sizes and addresses are ints or text ('4096', '0x1000', '64M', '1G');
+    on/off options are bools or text ('1', 'true', 'on', '0', 'off', ...).
 
-    Raises TypeError if spec is not a str, ValueError for an unknown
-    backend or option or a bad value, OSError (with errno and path) if the
-    backend's device cannot be opened.
+    'hugepage', run as root with too few free huge pages (reserve=True,
+    the default), takes the rest from system memory: it raises the
+    system's nr_hugepages while it takes them and puts it back at once,
+    which leaves them surplus huge pages that the kernel gives back to
+    system memory when the Memory and its buffers are gone or the process
+    ends, however it ends.  It warns (UserWarning) when it does, with the
+    figures.  reserve=False takes only free huge pages.
+
+    Raises TypeError if spec is not a str or an option has the wrong
+    type, ValueError for an unknown backend or option or a bad value,
+    OSError (with errno and path) if the backend's device cannot be
+    opened, MemoryError if a simulated memory cannot be mapped.
 
         >>> mem = open_memory('sim:size=1M', base_address=0x4000_0000)
         >>> mem.kind, hex(mem.base_address), mem.size

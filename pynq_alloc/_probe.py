@@ -206,8 +206,8 @@ def probe(root: str = "/") -> List[Finding]:
         findings.append(Finding("xrt", False, "no PCIe card driven by "
                                 f"{XOCL_DRIVER} (XRT's driver)", {}))
     findings.append(Finding("hugepage", False, f"only when asked for "
-                            f"({ENV_VAR}=hugepage): it reserves huge pages, "
-                            "which changes system settings", {}))
+                            f"({ENV_VAR}=hugepage): as root it takes huge "
+                            "pages from system memory", {}))
     findings.append(Finding("sim", True, "always available", {}))
     return findings
 
