@@ -104,7 +104,8 @@ def _open_hugepage(size: Any = None, page_size: Any = 2 << 20, reserve: Any = Tr
         setting = os.path.join(hugepages_dir, f"hugepages-{page_size >> 10}kB",
                                "nr_hugepages")
         needed = memory.size // page_size
-        text = (f"hugepage memory took {taken} huge pages of {human(page_size)} "
+        text = (f"hugepage memory took {taken} huge page"
+                f"{'' if taken == 1 else 's'} of {human(page_size)} "
                 f"from system memory: it needs {needed} and {available} "
                 f"{'was' if available == 1 else 'were'} free. ")
         if put_back:

@@ -1,6 +1,7 @@
 """The hugepage backend, for real: reserved huge pages, physical addresses
 checked against /proc/self/pagemap independently of the backend.  Needs
 root; CI sets PYNQ_ALLOC_REQUIRE_HUGEPAGES=1 so that none of it is skipped."""
+import contextlib
 import ctypes
 import errno
 import gc
@@ -152,26 +153,45 @@ def write_sysfs(page_kb, name, value):
         f.write(str(value))
 
 
-@pytest.fixture
-def none_free():
-    """No free 2 MiB huge page (the free ones given back to the system),
-    so that a pool must take its pages from system memory; nr_hugepages is
-    put back afterwards, whatever happens."""
-    open_or_skip(size=2 * MiB)      # root, and huge pages work here
+@contextlib.contextmanager
+def no_free_pages(page_kb):
+    """No free huge page of page_kb (the free ones given back to the
+    system), so that a pool must take its pages from system memory;
+    nr_hugepages is put back afterwards, whatever happens."""
+    open_or_skip(size=page_kb << 10, page_size=page_kb << 10)   # root, pages
     gc.collect()
-    saved = read_sysfs(2048, "nr_hugepages") - read_sysfs(2048, "surplus_hugepages")
+    saved = read_sysfs(page_kb, "nr_hugepages") - read_sysfs(page_kb, "surplus_hugepages")
     try:
-        write_sysfs(2048, "nr_hugepages", read_sysfs(2048, "nr_hugepages")
-                    - read_sysfs(2048, "free_hugepages"))
+        write_sysfs(page_kb, "nr_hugepages", read_sysfs(page_kb, "nr_hugepages")
+                    - read_sysfs(page_kb, "free_hugepages"))
         yield
     finally:
         gc.collect()
-        write_sysfs(2048, "nr_hugepages", saved)
+        write_sysfs(page_kb, "nr_hugepages", saved)
 
 
-def counts():
-    """(nr_hugepages, surplus_hugepages) of 2 MiB pages."""
-    return read_sysfs(2048, "nr_hugepages"), read_sysfs(2048, "surplus_hugepages")
+@pytest.fixture
+def none_free():
+    with no_free_pages(2048):
+        yield
+
+
+def counts(page_kb=2048):
+    """(nr_hugepages, surplus_hugepages) of page_kb pages."""
+    return (read_sysfs(page_kb, "nr_hugepages"),
+            read_sysfs(page_kb, "surplus_hugepages"))
+
+
+def test_a_gigabyte_page_taken_goes_back_too():
+    # 1 GiB pages cannot be surplus pages by overcommit, only by a put-back.
+    with no_free_pages(1048576):
+        before = counts(1048576)
+        with pytest.warns(UserWarning, match="took 1 huge page of 1 GiB from system memory: it needs 1 "):
+            pool = open_memory("hugepage", size=GiB, page_size=GiB)
+        assert counts(1048576) == (before[0] + 1, before[1] + 1)
+        del pool
+        gc.collect()
+        assert counts(1048576) == before
 
 
 def test_too_few_free_pages_are_taken_and_said(none_free):
