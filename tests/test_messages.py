@@ -398,3 +398,13 @@ def test_the_checkout_says_what_makes_it_run(tmp_path):
         assert f"the copy installed at {package} is what runs from any" in last
         assert "pip install -e ." in last and "python -m pytest" in last
         assert "setup.py" not in last and "pip install ." not in last
+
+
+def test_the_quick_check_names_a_bad_variable():
+    r = run_python("import runpy; runpy.run_module('pynq_alloc', run_name='__main__')",
+                   env={"PYNQ_ALLOC_MEMORY": "sim:sz"})
+    assert r.returncode == 1 and r.stderr == ""
+    assert r.stdout.splitlines()[-1] == (
+        "default: none: PYNQ_ALLOC_MEMORY='sim:sz' chose the default memory "
+        "(unset it to let pynq_alloc find it, or correct it): bad option 'sz' "
+        "in memory spec 'sim:sz': expected key=value")
