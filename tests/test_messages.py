@@ -386,6 +386,10 @@ def test_the_checkout_says_what_makes_it_run(tmp_path):
     import subprocess
     import sys
     package = os.path.dirname(pynq_alloc.__file__)
+    if os.path.basename(os.path.dirname(package)) not in ("site-packages",
+                                                          "dist-packages"):
+        # An editable install's import hook gives any copy its core.
+        pytest.skip("pynq_alloc is not installed in site-packages")
     shutil.copytree(package, tmp_path / "pynq_alloc",
                     ignore=shutil.ignore_patterns("_core*.so", "__pycache__"))
     for command in (["-c", "import pynq_alloc"], ["-m", "pynq_alloc"]):
