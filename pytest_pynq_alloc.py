@@ -20,7 +20,14 @@ invalidated, say).
 Options of the memory come from the `pynq_memory` marker (those of
 `open_memory('sim', ...)`, coherence='warn' or 'off' among them), and
 `leak_check=False` there, or `--pynq-no-leak-check`, turns the leak check
-off.  `--install-into-pynq` runs the whole session with
+off.  The marker alone gives a test the memory, as if it asked for the
+fixture: driver code that calls `allocate()` needs no argument to name it.
+
+    @pytest.mark.pynq_memory(size="16M")
+    def test_filter():
+        run_filter(allocate(1024))      # in a 16 MiB simulated memory
+
+`--install-into-pynq` runs the whole session with
 `pynq_alloc.pynq.install()` called first, so that PYNQ's own code (and a
 PYNQ project's tests) make pynq_alloc Buffers.  This module lives outside
 the pynq_alloc package, so that test runs which never use the fixture
@@ -59,14 +66,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "that the pynq_memory fixture opens (size, base_address, "
         "coherence, line_size, as pynq_alloc.open_memory('sim', ...) takes "
         "them; coherence is 'raise' unless given); leak_check=False skips "
-        "its leak check")
+        "its leak check.  A marked test gets the fixture without asking")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
         item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
-    if call.when == "call" and MARKER in getattr(item, "fixturenames", ()):
+    if call.when == "call" and (MARKER in getattr(item, "fixturenames", ())
+                                or item.get_closest_marker(MARKER) is not None):
         item.stash[_call_passed] = outcome.get_result().passed
 
 
@@ -81,6 +89,19 @@ def _options(request: pytest.FixtureRequest) -> Dict[str, Any]:
     return dict(marker.kwargs)
 
 
+@pytest.fixture(autouse=True)
+def _pynq_memory_marker(request: pytest.FixtureRequest) -> None:
+    """The marker alone gives a test the pynq_memory fixture.
+
+    A marker with options that did nothing would be a silent trap (no
+    size, no coherence='raise', no leak check), and a test whose driver
+    allocates through the default memory has no use for the fixture's
+    value; so marking the test is enough, as with pytest's own
+    usefixtures.  Unmarked tests are left alone, pynq_alloc unimported."""
+    if request.node.get_closest_marker(MARKER) is not None:
+        request.getfixturevalue(MARKER)
+
+
 @pytest.fixture
 def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh simulated Memory, the default memory for this test.
@@ -92,7 +113,10 @@ def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
     from pynq_alloc import _core     # the default memory and tracing
 
     options = _options(request)
-    leak_check = bool(options.pop("leak_check", True))
+    leak_check = options.pop("leak_check", True)
+    if not isinstance(leak_check, bool):     # leak_check="False" is truthy
+        raise TypeError(f"@pytest.mark.{MARKER}(leak_check=...) takes True or "
+                        f"False, not {type(leak_check).__name__}")
     options.setdefault("coherence", "raise")
     memory = pynq_alloc.open_memory("sim", **options)
     previous = _core._set_default_memory(memory)
@@ -120,11 +144,16 @@ def _check_leaks(memory: Any, nodeid: str) -> None:
     leaked = memory.buffers()
     if not leaked:
         return
-    lines = [f"{len(leaked)} pynq_alloc buffer"
-             f"{' is' if len(leaked) == 1 else 's are'} still alive at the "
-             f"end of {nodeid} (turn this check off with "
-             f"@pytest.mark.{MARKER}(leak_check=False) or {NO_LEAK_CHECK}):"]
+    one = len(leaked) == 1
+    lines = [f"{len(leaked)} pynq_alloc buffer{' is' if one else 's are'} "
+             f"still alive at the end of {nodeid}:"]
     lines += [f"  {b}" for b in leaked]
+    lines.append(
+        f"Fix: release {'it' if one else 'each'} before the test ends "
+        "(buf.freebuffer(), or allocate it in `with allocate(...) as buf:`), "
+        "or drop what still refers to it (a global, a list, a cache, an "
+        "attribute, a view); a test that keeps buffers on purpose is marked "
+        f"@pytest.mark.{MARKER}(leak_check=False).")
     pytest.fail("\n".join(lines), pytrace=False)
 
 

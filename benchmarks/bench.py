@@ -11,8 +11,8 @@ machine's noise.  A ratio is pynq_alloc's time over numpy's for the same
 job in the same run.
 
 The rows with a target are the performance contract (issue 10).  The
-hugepage rows need root and a few free huge pages (they reserve them as
-the backend does, and put nr_hugepages back); elsewhere they say why they
+hugepage rows need root and a few free huge pages (they reserve them
+themselves, and put nr_hugepages back); elsewhere they say why they
 were skipped.  The PYNQ row needs PYNQ and numpy below 2 (PYNQ's own
 buffers cannot be made on numpy 2).  The heap row is not a ratio: it is the allocator's extra
 cost with 100,000 blocks live over its cost with 100, in units of one
@@ -119,6 +119,15 @@ def pool_with_a_run(nbytes, run):
     return pool if pool.stats()["largest_free"] >= run else None
 
 
+def reserve_free(pages):
+    """At least `pages` free 2 MiB huge pages, raising nr_hugepages (the
+    caller puts it back)."""
+    free = int(read_setting(2048, "free_hugepages"))
+    if free < pages:
+        write_setting(2048, "nr_hugepages",
+                      int(read_setting(2048, "nr_hugepages")) + pages - free)
+
+
 def populate_hugetlb(nbytes):
     """What open_memory('hugepage') must at least do: a hugetlbfs memfd
     whose pages are all taken now (MAP_POPULATE)."""
@@ -149,7 +158,9 @@ def hugepage_rows(env):
             return
     try:
         try:
-            # Reserves the pages (nr_hugepages) that both sides then use.
+            # Reserves the pages that both sides then use: a pool gives
+            # back, when it closes, the pages it took for itself.
+            reserve_free(32)
             pool = pool_with_a_run(64 << 20, 32 << 20)
         except OSError as e:
             for name in names:
@@ -384,6 +395,7 @@ def hugepage_reuse_rows(env):
         skipped(name, f"no 2 MiB huge pages ({e.strerror})")
         return
     try:
+        reserve_free(2)
         env["hp"] = open_memory("hugepage", size=4 << 20)
     except OSError as e:
         skipped(name, f"huge pages cannot be had: {e}")
