@@ -269,12 +269,10 @@ parse_order(PyObject *obj)
     return -1;
 }
 
-/* A flag argument (cacheable=, zero=): True or False, a numpy bool, or the
- * ints 1 and 0 that PYNQ passes; dflt when absent.  Not any object's
- * truth: cacheable='False' would be true.  1, 0, or -1 with a TypeError
- * naming the type (a ValueError for another int). */
-static int
-parse_flag(PyObject *obj, const char *name, int dflt)
+/* See allocate.h.  Not any object's truth: cacheable='False' would be
+ * true. */
+int
+pa_parse_flag(PyObject *obj, const char *name, int dflt)
 {
     if (obj == NULL) {
         return dflt;
@@ -550,8 +548,9 @@ pa_allocate_impl(MemoryObject *self, PyObject *const *args,
     if (parse_args(args, nargs, kwnames, accept_target, arg) != 0
             || parse_shape(arg[ARG_SHAPE], dims, &nd) != 0
             || (fortran = parse_order(arg[ARG_ORDER])) < 0
-            || (cacheable = parse_flag(arg[ARG_CACHEABLE], "cacheable", 0)) < 0
-            || (zero = parse_flag(arg[ARG_ZERO], "zero", 1)) < 0
+            || (cacheable = pa_parse_flag(arg[ARG_CACHEABLE], "cacheable",
+                                          0)) < 0
+            || (zero = pa_parse_flag(arg[ARG_ZERO], "zero", 1)) < 0
             || parse_align(arg[ARG_ALIGN], &align) != 0
             || parse_max_address(arg[ARG_MAX_ADDRESS], &limit) != 0) {
         return NULL;

@@ -17,6 +17,7 @@
  */
 #include "buffer.h"
 
+#include "allocate.h"
 #include "allocation.h"
 #include "cache.h"
 #include "coherence.h"
@@ -1194,22 +1195,6 @@ take_keyword(PyObject *kwds, const char *key)
     return value;
 }
 
-/* coherent= as PYNQ passes it: a bool, or 0 and 1.  1, 0, or -1. */
-static int
-coherent_value(PyObject *value)
-{
-    if (value == NULL) {
-        return 0;
-    }
-    if (!PyBool_Check(value) && !PyLong_Check(value)
-            && !PyArray_IsScalar(value, Bool)) {
-        PyErr_Format(PyExc_TypeError, "coherent must be a bool, not %.200s",
-                     Py_TYPE(value)->tp_name);
-        return -1;
-    }
-    return PyObject_IsTrue(value);
-}
-
 /* The Buffer over arr's memory (which pynq_alloc did not allocate), its
  * first element at device address `address`. */
 static PyObject *
@@ -1281,7 +1266,7 @@ buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         goto done;
     }
     if (device_address_value(address_arg, &address) < 0
-            || (coherent = coherent_value(coherent_arg)) < 0) {
+            || (coherent = pa_parse_flag(coherent_arg, "coherent", 0)) < 0) {
         goto done;
     }
     if (bo == NULL && (bo = PyLong_FromLong(0)) == NULL) {
