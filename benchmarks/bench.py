@@ -9,7 +9,7 @@ land on one side only; the best shows the cost of the code rather than the
 machine's noise.  A ratio is pynq_alloc's time over numpy's for the same
 job in the same run.
 
-The rows with a target are the performance contract (issue 10).  The
+The rows with a target are the targets of benchmarks/README.md.  The
 hugepage rows need root and a few free huge pages (they reserve them as
 the backend does, and put nr_hugepages back); elsewhere they say why they
 were skipped.  The heap row is not a ratio: it is the allocator's extra

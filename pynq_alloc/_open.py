@@ -139,7 +139,7 @@ def open_memory(spec: str = "sim", **options: Any) -> _core.Memory:
     spec names the backend ('sim', 'zocl', 'udmabuf', 'xlnk', 'hugepage')
     and may carry options after a colon, as PYNQ_ALLOC_MEMORY does
     (``'sim:size=64M'``); keyword options (**options) override those.
-    The README lists each backend's options, e.g. size and base_address
+    docs/backends.md lists each backend's options, e.g. size and base_address
     for 'sim', bank for 'zocl'.
 
     Raises TypeError if spec is not a str, ValueError for an unknown
