@@ -10,12 +10,13 @@ land on one side only; the best shows the cost of the code rather than the
 machine's noise.  A ratio is pynq_alloc's time over numpy's for the same
 job in the same run.
 
-The rows with a target are the performance contract (issue 10).  The
+The rows with a target are the targets of benchmarks/README.md.  The
 hugepage rows need root and a few free huge pages (they reserve them
 themselves, and put nr_hugepages back); elsewhere they say why they
 were skipped.  The PYNQ row needs PYNQ and numpy below 2 (PYNQ's own
-buffers cannot be made on numpy 2).  The heap row is not a ratio: it is the allocator's extra
-cost with 100,000 blocks live over its cost with 100, in units of one
+buffers cannot be made on numpy 2).  The heap row is not a ratio: it is
+the allocator's extra cost with 100,000 blocks live over its cost with
+100, in units of one
 dependent random read over memory the size of its bookkeeping (a cache
 miss there), which it measures itself.  Its figures come from
 benchmarks/heap_bench.c, built with make and run as a child process once

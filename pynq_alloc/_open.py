@@ -206,7 +206,7 @@ def open_memory(spec: str = "sim", **options: Any) -> _core.Memory:
     spec names the backend ('sim', 'zocl', 'udmabuf', 'xlnk', 'xrt',
     'hugepage') and may carry options after a colon, as PYNQ_ALLOC_MEMORY
     does (``'sim:size=64M'``); keyword options (**options) override those.
-    The README lists each backend's options, e.g. size and base_address
+    docs/backends.md lists each backend's options, e.g. size and base_address
     for 'sim', bank for 'zocl'; a wrong name is an error that lists them.
     Sizes and addresses are ints or text ('4096', '0x1000', '64M', '1G');
     on/off options are bools or text ('1', 'true', 'on', '0', 'off', ...).
