@@ -10,7 +10,10 @@ on the register write that starts it (LENGTH in simple mode, TAILDESC in
 SG mode), so a status read right after that write shows the outcome.
 
 pynq_alloc.testing.AxiDma gives it the face of a PYNQ IP (MMIO, the IP's
-description); this module is the IP alone.
+description); this module is the IP alone.  The functions on the way from
+a register access to memory set __tracebackhide__, so that pytest reports
+a failure (a CoherenceError, say) at the driver's line that made the
+access; --full-trace shows them.
 """
 from __future__ import annotations
 
@@ -95,6 +98,7 @@ class _Stream:
         return bool(self._chunks)
 
     def push(self, data: bytes, last: bool) -> None:
+        __tracebackhide__ = True
         if self._process is None:
             self._chunks.append((data, last))
             return
@@ -149,6 +153,7 @@ class _Channel:
     # -- registers --------------------------------------------------------
 
     def write(self, reg: int, value: int) -> None:
+        __tracebackhide__ = True
         if reg not in REGISTER_NAMES and reg not in (ADDR, ADDR_MSB):
             raise UndefinedBehaviour(
                 f"offset {reg + (0 if self.to_stream else S2MM):#x} is "
@@ -185,6 +190,7 @@ class _Channel:
             self._start_work()
 
     def _write_control(self, value: int) -> None:
+        __tracebackhide__ = True
         if value & RESET:                 # soft reset: the whole DMA
             self.dma.reset()
             return
@@ -230,6 +236,7 @@ class _Channel:
     # -- work -------------------------------------------------------------
 
     def _start_work(self) -> None:
+        __tracebackhide__ = True
         if self.receive is not None:    # S2MM waits for data: the tail moved
             return
         self.regs[DMASR] &= ~IDLE
@@ -261,6 +268,7 @@ class _Channel:
     def _halt(self, fault: _Fault) -> None:
         # PG021: on an error the channel clears RS and halts; the bits stay
         # until a reset. In SG mode the descriptor gets the error too.
+        __tracebackhide__ = True
         self.regs[DMACR] &= ~RS
         self._stop()
         self.regs[DMASR] |= fault.error | ERR_IRQ
@@ -271,6 +279,7 @@ class _Channel:
                 self.regs[DMASR] |= also.error
 
     def _check_aligned(self, address: int, reg: int) -> None:
+        __tracebackhide__ = True
         width = self.dma.data_bytes
         if not self.dma.dre and address % width:
             where = ("a descriptor's buffer address" if self.dma.sg
@@ -285,6 +294,7 @@ class _Channel:
         """One memory access (a read unless data is given); a bus error
         becomes the error bits PG021 names: a decode error outside the
         memory's window, else a slave error."""
+        __tracebackhide__ = True
         memory = self.dma.memory
         try:
             if data is None:
@@ -299,12 +309,14 @@ class _Channel:
                          STS_SLV_ERR if inside else STS_DEC_ERR) from None
 
     def _send(self, address: int, length: int, last: bool) -> None:
+        __tracebackhide__ = True
         self.dma.stream.push(self._bus(address, length), last)
 
     # -- scatter-gather ---------------------------------------------------
 
     def _fetch(self, address: int) -> Tuple[int, int, int]:
         """The descriptor at address, as (next, buffer, control)."""
+        __tracebackhide__ = True
         if address % DESCRIPTOR_ALIGN:
             raise UndefinedBehaviour(
                 f"{self.name} descriptor address {address:#x} is not 16-word "
@@ -327,11 +339,13 @@ class _Channel:
         return nxt, buffer, word(CONTROL)
 
     def _write_status(self, address: int, status: int) -> None:
+        __tracebackhide__ = True
         self._bus(address + STATUS, 4, status.to_bytes(4, "little"), sg=True)
 
     def _completed(self, address: int, nxt: int, status: int) -> bool:
         """Write back a finished descriptor; True when it was the tail
         (a later tail write resumes at its next)."""
+        __tracebackhide__ = True
         self._write_status(address, CMPLT | status)
         self._next = nxt
         if address == self.address(TAILDESC):
@@ -342,6 +356,7 @@ class _Channel:
     def _send_descriptors(self) -> None:
         # Ends: each descriptor is marked complete, and a complete one
         # fetched again is an SGIntErr.
+        __tracebackhide__ = True
         address = self._next
         assert address is not None
         while True:
@@ -353,6 +368,7 @@ class _Channel:
             address = nxt
 
     def _fetch_for_receive(self) -> _Receive:
+        __tracebackhide__ = True
         address = self._next
         assert address is not None
         nxt, buffer, control = self._fetch(address)
@@ -362,6 +378,7 @@ class _Channel:
     # -- S2MM: take what the stream holds ---------------------------------
 
     def pump(self) -> None:
+        __tracebackhide__ = True
         try:
             while self.receive is not None and self.dma.stream:
                 if self.dma.sg:
@@ -373,12 +390,14 @@ class _Channel:
 
     def _take(self, work: _Receive) -> bool:
         """Stream data into the buffer; whether it ended a packet."""
+        __tracebackhide__ = True
         data, last = self.dma.stream.pull(work.room - work.filled)
         self._bus(work.address + work.filled, len(data), data)
         work.filled += len(data)
         return last
 
     def _receive_simple(self, work: _Receive) -> None:
+        __tracebackhide__ = True
         if self._take(work):
             self.regs[LENGTH] = work.filled  # PG021: the bytes actually written
             self.receive = None
@@ -389,6 +408,7 @@ class _Channel:
             raise _Fault(DMA_INT_ERR)
 
     def _receive_sg(self, work: _Receive) -> None:
+        __tracebackhide__ = True
         last = self._take(work)
         if not last and work.filled < work.room:
             return
@@ -438,6 +458,7 @@ class AxiDmaRegisters:
         return (self.mm2s, offset) if offset < S2MM else (self.s2mm, offset - S2MM)
 
     def read(self, offset: int) -> int:
+        __tracebackhide__ = True
         if offset >= REGISTERS_END:
             return 0                                    # reserved
         channel, reg = self._channel(offset)
@@ -454,6 +475,7 @@ class AxiDmaRegisters:
         return channel.regs[reg]
 
     def write(self, offset: int, value: int) -> None:
+        __tracebackhide__ = True
         if not 0 <= value <= WORD:
             raise ValueError(f"{value:#x} does not fit a 32-bit register "
                              f"(offset {offset:#x})")
@@ -468,6 +490,7 @@ class AxiDmaRegisters:
 
     def pump(self) -> None:
         """Let S2MM take what MM2S put in the stream."""
+        __tracebackhide__ = True
         self.s2mm.pump()
 
     def errors(self) -> Dict[str, List[str]]:

@@ -77,6 +77,7 @@ class SimulatedMMIO:
                 "bytes>")
 
     def _check(self, offset: int, nbytes: int, what: str) -> None:
+        __tracebackhide__ = True
         if not isinstance(offset, int):
             raise TypeError(f"offset must be an int, not "
                             f"{type(offset).__name__}")
@@ -108,6 +109,7 @@ class SimulatedMMIO:
             >>> dma.mmio.read(0x34)            # S2MM_DMASR: Halted, SGIncld
             9
         """
+        __tracebackhide__ = True
         if length not in (1, 2, 4, 8):
             raise ValueError(f"length {length}: registers are read 1, 2, 4 "
                              "or 8 bytes at a time")
@@ -137,6 +139,7 @@ class SimulatedMMIO:
             >>> dma.mmio.read(0x04)            # running, not idle yet
             0
         """
+        __tracebackhide__ = True
         if type(data) is int:
             words = [data]
         elif type(data) is bytes:
@@ -169,6 +172,7 @@ class _PynqDevice:
         return self.capabilities.get(cap, False)
 
     def _offset(self, address: int, length: int) -> int:
+        __tracebackhide__ = True
         offset = address - self._mmio.base_addr
         if length % 4:
             raise MemoryError(f"register access of {length} bytes: a "
@@ -176,11 +180,13 @@ class _PynqDevice:
         return offset
 
     def read_registers(self, address: int, length: int) -> bytes:
+        __tracebackhide__ = True
         offset = self._offset(address, length)
         return b"".join(self._mmio.read(offset + i).to_bytes(4, "little")
                         for i in range(0, length, 4))
 
     def write_registers(self, address: int, data: bytes) -> None:
+        __tracebackhide__ = True
         self._mmio.write(self._offset(address, len(data)), bytes(data))
 
     def allocate(self, shape: Union[int, Sequence[int]], dtype: Any = "u4",
@@ -356,6 +362,7 @@ class AxiDma:
             >>> AxiDma(open_memory('sim', size=1 << 20)).read(0x04)
             1
         """
+        __tracebackhide__ = True
         return self.mmio.read(offset)
 
     def write(self, offset: int, value: Union[int, bytes]) -> None:
@@ -379,6 +386,7 @@ class AxiDma:
             ...
             pynq_alloc.testing.UndefinedBehaviour: MM2S_SA is reserved in scatter-gather mode (c_include_sg=1)
         """
+        __tracebackhide__ = True
         self.mmio.write(offset, value)
 
     def errors(self) -> Dict[str, List[str]]:
