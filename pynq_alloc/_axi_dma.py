@@ -18,6 +18,7 @@ access; --full-trace shows them.
 from __future__ import annotations
 
 import collections
+import time
 from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 from ._core import Memory
@@ -141,7 +142,6 @@ class _Channel:
         self.receive: Optional[_Receive] = None   # S2MM: where data goes
         self._next: Optional[int] = None          # SG: descriptor to fetch
         self._packet_start = True       # S2MM: the next byte starts a packet
-        self._transfers = 0             # since the channel last started
 
     def register_name(self, reg: int) -> str:
         if reg == ADDR:
@@ -204,7 +204,6 @@ class _Channel:
         if value & RS and self.halted:
             self.regs[DMASR] &= ~HALTED
             self._next = None
-            self._transfers = 0
         elif not value & RS:
             self._stop()
 
@@ -230,8 +229,7 @@ class _Channel:
             return ("stream data: MM2S has not sent the rest of the packet "
                     "this transfer receives")
         trigger = "TAILDESC" if self.dma.sg else "LENGTH"
-        what = "since it started" if self._transfers == 0 else "again"
-        return f"a transfer: {self.name}_{trigger} was not written {what}"
+        return f"a transfer: {self.name}_{trigger} was not written since it started"
 
     # -- work -------------------------------------------------------------
 
@@ -240,7 +238,6 @@ class _Channel:
         if self.receive is not None:    # S2MM waits for data: the tail moved
             return
         self.regs[DMASR] &= ~IDLE
-        self._transfers += 1
         try:
             if not self.dma.sg:
                 address, length = self.address(ADDR), self.regs[LENGTH]
@@ -427,8 +424,8 @@ class AxiDmaRegisters:
     memory address (c_addr_width, 32 to 64).  data_bytes: the memory-map
     data width.  dre: a data realignment engine on both channels.
     process: what the logic between the channels does to each packet
-    (None: a loopback).  poll_limit: reads of a busy channel's DMASR, with
-    no register write between them, after which a read raises TimeoutError
+    (None: a loopback).  poll_timeout: seconds after the last register
+    write from which a read of a busy channel's DMASR raises TimeoutError
     (None: never).  read(offset)/write(offset, value) are the AXI4-Lite
     registers, 32 bits each; writes lists every register write as
     (offset, value).
@@ -437,15 +434,15 @@ class AxiDmaRegisters:
     def __init__(self, memory: Memory, *, sg: bool, length_width: int,
                  addr_width: int, data_bytes: int, dre: bool,
                  process: Optional[Callable[[bytes], bytes]],
-                 poll_limit: Optional[int]) -> None:
+                 poll_timeout: Optional[float]) -> None:
         self.memory, self.sg, self.addr_width = memory, sg, addr_width
         self.address_mask = (1 << addr_width) - 1
         self.max_length = (1 << length_width) - 1
         self.data_bytes, self.dre = data_bytes, dre
-        self.poll_limit = poll_limit
+        self.poll_timeout = poll_timeout
         self.writes: List[Tuple[int, int]] = []
         self._process = process
-        self._reads_since_write = 0
+        self._last_write = time.monotonic()
         self.reset()
 
     def reset(self) -> None:
@@ -462,16 +459,17 @@ class AxiDmaRegisters:
         if offset >= REGISTERS_END:
             return 0                                    # reserved
         channel, reg = self._channel(offset)
-        self._reads_since_write += 1
-        if (reg == DMASR and self.poll_limit is not None
-                and self._reads_since_write > self.poll_limit):
-            waiting = channel.waiting_for()
+        # A busy channel polled with no register write in between: in one
+        # thread nothing can end that wait; poll_timeout leaves time for a
+        # driver whose other thread writes.
+        if reg == DMASR and self.poll_timeout is not None:
+            waited = time.monotonic() - self._last_write
+            waiting = channel.waiting_for() if waited >= self.poll_timeout else None
             if waiting is not None:
-                self._reads_since_write = 0
                 raise TimeoutError(
-                    f"{channel.name}_DMASR read {self.poll_limit} times with "
-                    f"no register write between, while the channel is busy "
-                    f"waiting for {waiting}: on a board this poll never ends")
+                    f"{channel.name}_DMASR polled for {waited:.1f} s with no "
+                    f"register write, while the channel is busy waiting for "
+                    f"{waiting}: on a board this poll never ends")
         return channel.regs[reg]
 
     def write(self, offset: int, value: int) -> None:
@@ -480,7 +478,7 @@ class AxiDmaRegisters:
             raise ValueError(f"{value:#x} does not fit a 32-bit register "
                              f"(offset {offset:#x})")
         self.writes.append((offset, value))
-        self._reads_since_write = 0
+        self._last_write = time.monotonic()
         if offset >= REGISTERS_END:
             raise UndefinedBehaviour(
                 f"offset {offset:#x} is reserved in the AXI DMA's register "

@@ -211,10 +211,12 @@ class AxiDma:
     both channels.  process: a function from bytes to bytes, what the
     logic between MM2S and S2MM does to each packet (None: a loopback, a
     FIFO).  phys_addr, addr_range: where its registers lie, as in the
-    IP's description.  poll_limit: how many reads of a busy channel's
-    DMASR, with no register write between them, make the next one raise
-    TimeoutError: nothing in the simulation can end that wait, and on a
-    board the poll would never end (None: poll for ever, as a board does).
+    IP's description.  poll_timeout: seconds after the last register
+    write from which a read of a busy channel's DMASR raises TimeoutError
+    (a driver that polls a channel waiting for a transfer nobody started
+    would spin for ever on a board; in one thread nothing can end that
+    wait, and the time lets another thread of the driver's write); None:
+    poll for ever, as a board does.
     name: its name in the overlay (the description's 'fullpath').
 
     A transfer runs at the register write that starts it (MM2S/S2MM_LENGTH
@@ -258,7 +260,7 @@ class AxiDma:
                  data_width: int = 32, dre: bool = False,
                  process: Optional[Callable[[bytes], bytes]] = None,
                  phys_addr: int = 0x4040_0000, addr_range: int = 0x1_0000,
-                 poll_limit: Optional[int] = 10_000,
+                 poll_timeout: Optional[float] = 1.0,
                  name: str = "axi_dma_0") -> None:
         if memory is None:
             memory = default_memory()
@@ -284,8 +286,9 @@ class AxiDma:
                 f"phys_addr {phys_addr:#x}, addr_range {addr_range:#x}: the "
                 "registers need 0x60 bytes, a multiple of 4, at an address "
                 ">= 0")
-        if poll_limit is not None and poll_limit < 1:
-            raise ValueError(f"poll_limit {poll_limit}: at least 1, or None")
+        if poll_timeout is not None and not poll_timeout >= 0:
+            raise ValueError(f"poll_timeout {poll_timeout}: seconds, 0 or "
+                             "more, or None")
         self.memory = memory
         self.sg, self.dre = sg, dre
         self.length_width, self.addr_width = length_width, addr_width
@@ -293,7 +296,7 @@ class AxiDma:
         self._ip = AxiDmaRegisters(
             memory, sg=sg, length_width=length_width, addr_width=addr_width,
             data_bytes=data_width // 8, dre=dre, process=process,
-            poll_limit=poll_limit)
+            poll_timeout=poll_timeout)
         self.mmio = SimulatedMMIO(self._ip.read, self._ip.write, phys_addr,
                                   addr_range)
         self.description = self._describe(_PynqDevice(self.mmio, memory))
@@ -355,8 +358,8 @@ class AxiDma:
         offset: from the IP's base address, a multiple of 4; offsets past
         the last register (S2MM_LENGTH, 0x58) read 0, as reserved ones do.
         Raises what `SimulatedMMIO.read` raises, and TimeoutError when a
-        driver polls a busy channel's DMASR `poll_limit` times with no
-        register write between: nothing can end that wait.
+        driver polls a busy channel's DMASR `poll_timeout` seconds after
+        the last register write: nothing it waits for can come.
 
             >>> from pynq_alloc import open_memory
             >>> AxiDma(open_memory('sim', size=1 << 20)).read(0x04)

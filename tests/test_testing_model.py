@@ -376,39 +376,73 @@ def test_cyclic_mode_is_not_modelled(mem):
 # -- a poll that could never end ---------------------------------------------
 
 def test_polling_a_channel_that_waits_for_nothing_that_can_come_raises(mem):
-    dma = AxiDma(mem, poll_limit=50)
+    dma = AxiDma(mem, poll_timeout=0)
     simple_receive(dma, allocate(64, "u1", target=mem))
-    for _ in range(50):
+    with pytest.raises(TimeoutError, match=r"S2MM_DMASR polled for \d+\.\d s with "
+                       "no register write, while the channel is busy waiting "
+                       "for stream data: MM2S has not sent the rest of the "
+                       "packet this transfer receives"):
         dma.read(S2MM_DMASR)
-    with pytest.raises(TimeoutError, match="S2MM_DMASR read 50 times with no "
-                       "register write between, while the channel is busy "
-                       "waiting for stream data"):
-        dma.read(S2MM_DMASR)
-    dma.write(MM2S_DMACR, RS)                   # a write starts the count again
-    for _ in range(50):
-        dma.read(S2MM_DMASR)
+    assert dma.read(S2MM_LENGTH) == 64          # only DMASR polls
 
 
 def test_a_running_channel_never_given_a_transfer_says_so(mem):
-    dma = AxiDma(mem, sg=True, poll_limit=5)
+    dma = AxiDma(mem, sg=True, poll_timeout=0)
     dma.write(MM2S_DMACR, RS)
     with pytest.raises(TimeoutError, match="MM2S_TAILDESC was not written since it started"):
-        for _ in range(6):
-            dma.read(MM2S_DMASR)
+        dma.read(MM2S_DMASR)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The DMA's clock, moved by hand: [seconds]."""
+    import types
+    from pynq_alloc import _axi_dma
+    now = [1000.0]
+    monkeypatch.setattr(_axi_dma, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    return now
+
+
+def test_the_timeout_counts_from_the_last_register_write(mem, clock):
+    dma = AxiDma(mem, poll_timeout=2)
+    dma.write(MM2S_DMACR, RS)
+    clock[0] += 1.5
+    dma.write(S2MM_DMACR, RS)                   # any register write
+    clock[0] += 1.5
+    assert dma.read(MM2S_DMASR) == 0            # 1.5 s since the last write
+    clock[0] += 0.5
+    with pytest.raises(TimeoutError, match="MM2S_DMASR polled for 2.0 s with no "
+                       "register write, while the channel is busy waiting for "
+                       "a transfer: MM2S_LENGTH was not written since it started"):
+        dma.read(MM2S_DMASR)
+
+
+def test_another_thread_may_end_the_wait(mem):
+    """A driver waiting in one thread while another starts MM2S."""
+    import threading
+    dma = AxiDma(mem)
+    src, dst = filled(mem, 64), allocate(64, "u1", target=mem)
+    simple_receive(dma, dst)
+    sender = threading.Timer(0.05, simple_send, (dma, src))
+    sender.start()
+    while not dma.read(S2MM_DMASR) & IDLE:
+        pass
+    sender.join()
+    assert dst.tobytes() == src.tobytes()
 
 
 def test_polling_an_idle_or_halted_channel_never_raises(mem):
-    dma = AxiDma(mem, poll_limit=5)
+    dma = AxiDma(mem, poll_timeout=0)
     simple_send(dma, filled(mem, 64))
     for _ in range(100):
         assert dma.read(MM2S_DMASR) & IDLE and dma.read(S2MM_DMASR) & HALTED
 
 
-def test_poll_limit_none_polls_for_ever(mem):
-    dma = AxiDma(mem, poll_limit=None)
+def test_poll_timeout_none_polls_for_ever(mem, clock):
+    dma = AxiDma(mem, poll_timeout=None)
     dma.write(MM2S_DMACR, RS)
-    for _ in range(20_000):
-        assert dma.read(MM2S_DMASR) == 0
+    clock[0] += 3600
+    assert dma.read(MM2S_DMASR) == 0
 
 
 # -- the MMIO face, with PYNQ's rules ----------------------------------------
@@ -470,7 +504,7 @@ def test_options_are_checked(mem):
                              ({"addr_width": 16}, "c_addr_width is 32 to 64"),
                              ({"data_width": 48}, "one of .32, 64"),
                              ({"addr_range": 0x40}, "the registers need 0x60 bytes"),
-                             ({"poll_limit": 0}, "poll_limit 0")]:
+                             ({"poll_timeout": -1}, "poll_timeout -1: seconds")]:
         with pytest.raises(ValueError, match=message):
             AxiDma(mem, **options)
 
