@@ -211,12 +211,10 @@ class AxiDma:
     both channels.  process: a function from bytes to bytes, what the
     logic between MM2S and S2MM does to each packet (None: a loopback, a
     FIFO).  phys_addr, addr_range: where its registers lie, as in the
-    IP's description.  poll_timeout: seconds after the last register
-    write from which a read of a busy channel's DMASR raises TimeoutError
-    (a driver that polls a channel waiting for a transfer nobody started
-    would spin for ever on a board; in one thread nothing can end that
-    wait, and the time lets another thread of the driver's write); None:
-    poll for ever, as a board does.
+    IP's description.  poll_timeout: seconds with no register write after
+    which reading a busy channel's DMASR raises TimeoutError, rather than
+    let a driver spin for ever as it would on a board (the time is for a
+    driver whose other thread starts the transfer); None: never.
     name: its name in the overlay (the description's 'fullpath').
 
     A transfer runs at the register write that starts it (MM2S/S2MM_LENGTH
@@ -272,6 +270,13 @@ class AxiDma:
             if not isinstance(value, bool):
                 raise TypeError(f"{option} must be True or False, not "
                                 f"{value!r}")
+        for option, value in (("length_width", length_width),
+                              ("addr_width", addr_width),
+                              ("data_width", data_width),
+                              ("phys_addr", phys_addr),
+                              ("addr_range", addr_range)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{option} must be an int, not {value!r}")
         if not 8 <= length_width <= 26:
             raise ValueError(f"length_width {length_width}: the AXI DMA's "
                              "c_sg_length_width is 8 to 26")

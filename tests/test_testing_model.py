@@ -500,6 +500,8 @@ def test_options_are_checked(mem):
         AxiDma("sim")
     with pytest.raises(TypeError, match="sg must be True or False, not 1"):
         AxiDma(mem, sg=1)
+    with pytest.raises(TypeError, match="length_width must be an int, not '14'"):
+        AxiDma(mem, length_width="14")      # as the description spells it
     for options, message in [({"length_width": 27}, "c_sg_length_width is 8 to 26"),
                              ({"addr_width": 16}, "c_addr_width is 32 to 64"),
                              ({"data_width": 48}, "one of .32, 64"),
