@@ -15,6 +15,13 @@ board; the memory reports both (see `pynq_alloc.CoherenceWarning`).  A bad
 address sets the error bits a board's DMA sets (DMADecErr, DMASlvErr,
 SGDecErr, ...) and halts the channel.
 
+Its registers (PG021), MM2S's at 0x00 and S2MM's at 0x30: DMACR +0x00
+(RS bit 0, Reset bit 2), DMASR +0x04 (Halted bit 0, Idle bit 1, error bits
+4-6 and 8-10, IOC_Irq 12, Err_Irq 14), CURDESC +0x08/+0x0C and TAILDESC
++0x10/+0x14 (scatter-gather), SA (MM2S) or DA (S2MM) +0x18/+0x1C and
+LENGTH +0x28 (simple mode); the second of each pair is the address's high
+word.
+
 Under pytest, the `pynq_axi_dma` fixture of pynq_alloc's plugin gives a
 test an `AxiDma` on the `pynq_memory` fixture's memory (the default
 memory for that test, with its coherence and leak checks).
