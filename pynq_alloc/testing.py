@@ -277,13 +277,13 @@ class AxiDma:
             if not isinstance(value, bool):
                 raise TypeError(f"{option} must be True or False, not "
                                 f"{value!r}")
-        for option, value in (("length_width", length_width),
-                              ("addr_width", addr_width),
-                              ("data_width", data_width),
-                              ("phys_addr", phys_addr),
-                              ("addr_range", addr_range)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{option} must be an int, not {value!r}")
+        for option, number in (("length_width", length_width),
+                               ("addr_width", addr_width),
+                               ("data_width", data_width),
+                               ("phys_addr", phys_addr),
+                               ("addr_range", addr_range)):
+            if not isinstance(number, int) or isinstance(number, bool):
+                raise TypeError(f"{option} must be an int, not {number!r}")
         if not 8 <= length_width <= 26:
             raise ValueError(f"length_width {length_width}: the AXI DMA's "
                              "c_sg_length_width is 8 to 26")
