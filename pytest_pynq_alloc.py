@@ -135,6 +135,30 @@ def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
         _check_coherence(memory, request.node.nodeid)
 
 
+@pytest.fixture
+def pynq_axi_dma(request: pytest.FixtureRequest, pynq_memory: Any) -> Any:
+    """A simulated AXI DMA (pynq_alloc.testing.AxiDma) on pynq_memory: it
+    plays ol.axi_dma_0 for a driver under test, and the memory's checks
+    (coherence, leaks) apply to what the driver does with it.
+
+    Simple mode by default; other builds of the IP by indirect
+    parametrization, with AxiDma's options:
+
+        @pytest.mark.parametrize("pynq_axi_dma", [{"sg": True}], indirect=True)
+        def test_sg(pynq_axi_dma):
+            dma = MyDriver(pynq_axi_dma)
+    """
+    from pynq_alloc.testing import AxiDma
+
+    options = getattr(request, "param", {})
+    if not isinstance(options, dict):
+        raise TypeError(
+            "pynq_axi_dma takes AxiDma's options as a dict, e.g. "
+            "@pytest.mark.parametrize('pynq_axi_dma', [{'sg': True}], "
+            f"indirect=True), not {options!r}")
+    return AxiDma(pynq_memory, **options)
+
+
 def _check_leaks(memory: Any, nodeid: str) -> None:
     """Fails if buffers of memory are alive (after a collection, so that
     garbage in reference cycles is not taken for a leak)."""
