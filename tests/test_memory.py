@@ -156,6 +156,18 @@ def test_a_bad_variable_is_an_error_not_a_fallback(spec, error):
     assert r.stderr.strip().splitlines()[-1].startswith(error), r.stderr
 
 
+def test_a_missing_device_is_caught_as_file_not_found():
+    """The core's OSError is raised as the subclass its errno picks, so that
+    `except FileNotFoundError` catches it on every Python: 3.8 and 3.10
+    match an except clause against the class raised, not the value's."""
+    try:
+        open_memory("zocl", device="/nonexistent/renderD128")
+    except FileNotFoundError as e:
+        assert e.filename == "/nonexistent/renderD128"
+    else:
+        pytest.fail("a device that does not exist opened")
+
+
 def test_zocl_refuses_a_node_zocl_does_not_drive(tmp_path):
     # Driver-specific ioctl numbers overlap: zocl's must reach zocl only.
     not_zocl = tmp_path / "renderD128"

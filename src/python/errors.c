@@ -26,13 +26,15 @@ raise_v(int err, int always_os, const char *path, const char *format,
         PyErr_SetObject(PyExc_ValueError, message);
     }
     else {
-        /* OSError(errno, message[, path]) picks the right subclass. */
-        PyObject *args = path != NULL
-            ? Py_BuildValue("(iOs)", err, message, path)
-            : Py_BuildValue("(iO)", err, message);
-        if (args != NULL) {
-            PyErr_SetObject(PyExc_OSError, args);
-            Py_DECREF(args);
+        /* OSError(errno, message[, path]) picks the right subclass; it is
+         * raised as that class, which `except FileNotFoundError` on 3.8
+         * and 3.10 needs (they match the raised class, not the value's). */
+        PyObject *exc = path != NULL
+            ? PyObject_CallFunction(PyExc_OSError, "iOs", err, message, path)
+            : PyObject_CallFunction(PyExc_OSError, "iO", err, message);
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
         }
     }
     Py_DECREF(message);
