@@ -3,6 +3,9 @@ and prints what the README shows after it.
 
 A block's kind is marked where a reader sees it, on its first line:
 - "# On a board ..." needs a board (and PYNQ): here it is only compiled;
+- "# With PYNQ installed ..." runs as a program where PYNQ is installed,
+  and is skipped elsewhere (an error with PYNQ_ALLOC_REQUIRE_PYNQ=1, as
+  in CI's PYNQ venvs, which run it);
 - "# test_<name>.py ..." is a pytest file: saved under that name and run
   by pytest, which must pass, unless an output block follows: then pytest
   must print that block's lines, in order;
@@ -26,6 +29,7 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 ON_A_BOARD = "# On a board"
+WITH_PYNQ = "# With PYNQ installed"
 PYTEST_FILE = re.compile(r"# (test_\w+\.py)\b")
 CHECKER = doctest.OutputChecker()
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -85,6 +89,16 @@ def environment():
     return env
 
 
+def pynq_installed() -> bool:
+    if os.environ.get("PYNQ_ALLOC_REQUIRE_PYNQ") == "1":
+        return True
+    try:
+        import pynq  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def matches(want: str, got: str) -> bool:
     return CHECKER.check_output(want, got, FLAGS)
 
@@ -115,6 +129,8 @@ def test_readme_block_runs_as_pasted(block, tmp_path):
     if block.text.startswith(ON_A_BOARD):
         assert block.output is None, f"{where}: output shown for a block not run"
         return
+    if block.text.startswith(WITH_PYNQ) and not pynq_installed():
+        pytest.skip(f"{where} needs PYNQ")
     name = PYTEST_FILE.match(block.text)
     if name:
         (tmp_path / name.group(1)).write_text(block.text)
@@ -153,19 +169,27 @@ def test_output_lines_are_matched_in_order_with_wildcards():
     assert not lines_in_order("2 failed", got)
 
 
-def test_a_forgotten_flush_fails_the_readme_test_as_the_readme_shows(tmp_path):
+# The README's pytest examples, and the flush each shows left out.
+FORGOTTEN_FLUSHES = {"test_scale.py": "    buf.flush()",
+                     "test_my_dma.py": "        src.flush()"}
+
+
+@pytest.mark.parametrize("name", FORGOTTEN_FLUSHES)
+def test_a_forgotten_flush_fails_the_readme_test_as_the_readme_shows(
+        tmp_path, name):
     """The README's pytest example, without its flush(), fails as the text
-    block after it says."""
+    block shown after it (with prose between) says."""
     found = blocks(README.read_text())
-    (k,) = [k for k, b in enumerate(found) if b.text.startswith("# test_scale.py")]
+    (k,) = [k for k, b in enumerate(found) if b.text.startswith(f"# {name}")]
     example, shown = found[k], found[k + 1]
     assert shown.info == "text" and example.output is None
-    flush = "    buf.flush()"
-    assert example.text.count(flush) == 1
-    (tmp_path / "test_scale.py").write_text(
-        example.text.replace(flush, "    # buf.flush()"))   # lines unmoved
+    flush = FORGOTTEN_FLUSHES[name]
+    assert example.text.count(flush + " ") + example.text.count(
+        flush + "\n") == 1
+    (tmp_path / name).write_text(example.text.replace(
+        flush, flush.replace(flush.strip(), "# " + flush.strip())))
     run = subprocess.run([sys.executable, "-m", "pytest", "-p",
-                          "no:cacheprovider", "test_scale.py"],
+                          "no:cacheprovider", name],
                          cwd=tmp_path, env=environment(), timeout=300,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True)

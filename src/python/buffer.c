@@ -429,8 +429,10 @@ buffer_flush(PyArrayObject *self, PyObject *unused)
 PyDoc_STRVAR(invalidate_doc,
 "invalidate($self, /)\n--\n\n"
 "Make device writes to this array visible to the CPU.\n\n"
-"Covers the same span as flush(); bytes outside it are not changed.\n"
-"A no-op on coherent memory. No parameters. Raises ValueError if the\n"
+"Covers the same span as flush(). The CPU invalidates whole cache lines:\n"
+"in a line the span covers only in part, CPU writes are kept (the line\n"
+"is cleaned first) and other bytes may take the device's values, on a\n"
+"board as in the simulated memory. A no-op on coherent memory. No parameters. Raises ValueError if the\n"
 "array is not in device memory or was freed, OSError if the driver\n"
 "refuses.\n\n"
 "    >>> mem = open_memory('sim', size=1 << 20)\n"
