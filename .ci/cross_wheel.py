@@ -22,6 +22,7 @@ _numpyconfig.h is redone the same way.  A probe compiled for ARCH then
 checks every size that either header states against the compiler.
 """
 import base64
+import concurrent.futures
 import hashlib
 import os
 import re
@@ -39,13 +40,16 @@ from elftools.elf.elffile import ELFFile
 GLIBC = "2.27"
 
 # ARCH -> (zig's target triple, Debian's multiarch name used in extension
-# file names, wheel platform tag, CPU flags).  armv7l: Debian armhf's
-# baseline (ARMv7-A, Thumb-2, VFPv3-D16, no NEON), which Zynq-7000's
-# Cortex-A9 and every later armv7l CPU runs; aarch64: plain ARMv8-A.
+# file names, wheel platform tag, CPU flags, CPython's support tier as its
+# configure gives it in pyconfig.h from 3.11 on: no header reads it, but
+# the copy then says what Python itself says there).  armv7l: Debian
+# armhf's baseline (ARMv7-A, Thumb-2, VFPv3-D16, no NEON), which
+# Zynq-7000's Cortex-A9 and every later armv7l CPU runs; aarch64: plain
+# ARMv8-A.
 TARGETS = {
-    "aarch64": ("aarch64-linux-gnu", "aarch64-linux-gnu", "linux_aarch64", []),
+    "aarch64": ("aarch64-linux-gnu", "aarch64-linux-gnu", "linux_aarch64", [], 2),
     "armv7l": ("arm-linux-gnueabihf", "arm-linux-gnueabihf", "linux_armv7l",
-               ["-mcpu=generic+v7a+vfp3d16-neon-d32"]),
+               ["-mcpu=generic+v7a+vfp3d16-neon-d32"], 0),
 }
 
 # What CPython's configure measures about types, as pyconfig.h names it,
@@ -94,7 +98,7 @@ PROBE_HEADERS = ("stddef.h", "stdint.h", "stdio.h", "time.h", "pthread.h",
 
 
 def zig_cc(arch):
-    triple, _, _, cpu = TARGETS[arch]
+    triple, _, _, cpu, _ = TARGETS[arch]
     return [sys.executable, "-m", "ziglang", "cc", "-target", f"{triple}.{GLIBC}"] + cpu
 
 
@@ -132,11 +136,13 @@ def measure(arch, config_dir, expressions, work):
 
 
 def set_defines(text, values, flags=()):
-    """text with each #define NAME of values given that value, and each
-    NAME of flags defined as 1 or left undefined as values say.  A name
-    the header does not have is left out (a Python version without it)."""
+    """text with each #define NAME <number> of values given that value,
+    and each NAME of flags defined as 1 or left undefined as values say.
+    A name the header does not have is left out (a version without it),
+    and so is one defined as another macro (numpy 1's NPY_SIZEOF_INT is
+    pyconfig.h's SIZEOF_INT, itself measured)."""
     for name, value in values.items():
-        text, n = re.subn(rf"^#define {name} .*$", f"#define {name} {value}", text, flags=re.M)
+        text, n = re.subn(rf"^#define {name} \d+$", f"#define {name} {value}", text, flags=re.M)
         assert n <= 1, name
     for name in flags:
         line = f"#define {name} 1" if values[name] else f"/* #undef {name} */"
@@ -157,7 +163,8 @@ def python_headers(python, arch, work):
     measured = measure(arch, include, {**PYCONFIG_SIZES, **PYCONFIG_FLAGS}, work)
     sizes = {k: v for k, v in measured.items() if k in PYCONFIG_SIZES}
     flags = {k: v for k, v in measured.items() if k in PYCONFIG_FLAGS}
-    text = set_defines(text, {**sizes, **flags}, flags=flags)
+    text = set_defines(text, {**sizes, **flags, "PY_SUPPORT_TIER": TARGETS[arch][4]},
+                       flags=flags)
     with open(pyconfig, "w") as f:
         f.write(text)
     return staged
@@ -234,12 +241,14 @@ def build_extension(source, python, arch, numpy_include, work):
     # functions are meant, so that one warning is off.
     flags = ["-fPIC", "-DNDEBUG", "-fwrapv", "-g0", "-fno-sanitize=all"]
     quiet = ["-Wno-unneeded-internal-declaration"]    # after -Wall
-    objects = []
-    for i, c in enumerate(extension.sources):
-        obj = os.path.join(work, f"{i:02d}-{os.path.basename(c)[:-2]}.o")
-        run(zig_cc(arch) + flags + macros + [f"-I{d}" for d in includes]
-            + extension.extra_compile_args + quiet + ["-c", os.path.join(source, c), "-o", obj])
-        objects.append(obj)
+    objects = [os.path.join(work, f"{i:02d}-{os.path.basename(c)[:-2]}.o")
+               for i, c in enumerate(extension.sources)]
+    commands = [zig_cc(arch) + flags + macros + [f"-I{d}" for d in includes]
+                + extension.extra_compile_args + quiet
+                + ["-c", os.path.join(source, c), "-o", obj]
+                for c, obj in zip(extension.sources, objects)]
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+        list(pool.map(run, commands))       # list(): a failure raises here
     version = subprocess.run(
         [python, "-c", "import sys; print('%d%d' % sys.version_info[:2])"],
         check=True, capture_output=True, text=True).stdout.strip()
