@@ -75,6 +75,10 @@ PYCONFIG_FLAGS = {
     "HAVE_LARGEFILE_SUPPORT": "sizeof(off_t) > sizeof(long) && sizeof(long long) >= sizeof(off_t)",
     # wchar_t usable as Py_UNICODE: at least 2 bytes and unsigned.
     "HAVE_USABLE_WCHAR_T": "sizeof(wchar_t) >= 2 && (wchar_t)-1 > 0",
+    # Python 3.8's Python.h includes <crypt.h> where this is defined: a
+    # header of libcrypt, which zig's glibc does not ship (nothing of it
+    # is used here).
+    "HAVE_CRYPT_H": "#if __has_include(<crypt.h>)",
     # x87 and x86-64 inline assembly: x86 only.
     "HAVE_GCC_ASM_FOR_X64": "#if defined(__x86_64__)",
     "HAVE_GCC_ASM_FOR_X87": "#if defined(__i386__) || defined(__x86_64__)",
