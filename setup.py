@@ -6,8 +6,15 @@ warning cannot break an install on a board.
 """
 import glob
 import os
+import sys
+
+if sys.version_info < (3, 8):
+    # Before numpy is imported: pip would otherwise report a missing numpy.
+    sys.exit("pynq_alloc needs Python 3.8 or later (PYNQ 2.7 images and "
+             "later); this is Python %d.%d." % sys.version_info[:2])
 
 import numpy
+import setuptools
 from setuptools import Extension, setup
 
 # The product's sources by name, so that a benchmark or test file put in
@@ -44,8 +51,16 @@ glue = [
 ]
 headers = sorted(glob.glob("src/core/*.h") + glob.glob("src/python/*.h"))
 werror = os.environ.get("PYNQ_ALLOC_WERROR", "") not in ("", "0")
+# The SPDX license as PEP 639's License-Expression needs setuptools 77,
+# which needs Python 3.9; a Python 3.8 board builds with an older one,
+# which takes the same text as License.
+if int(setuptools.__version__.split(".")[0]) >= 77:
+    license_metadata = {"license_expression": "BSD-3-Clause"}
+else:
+    license_metadata = {"license": "BSD-3-Clause"}
 
 setup(
+    **license_metadata,
     ext_modules=[
         Extension(
             "pynq_alloc._core",
@@ -53,9 +68,14 @@ setup(
             depends=headers,        # rebuild when a header changes
             include_dirs=["src/core", numpy.get_include()],
             define_macros=[
-                # One build, built against numpy 2, runs on 1.26 and 2.x.
-                ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION"),
-                ("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION"),
+                # Built against numpy 2, one build runs on numpy 1.20 and
+                # later (numpy 2.4 targets 1.23 unless told).  Built against
+                # numpy 1.x headers (Python 3.8), it runs on that numpy 1.x
+                # and later 1.x; there NPY_TARGET_VERSION means nothing.
+                ("NPY_TARGET_VERSION", "NPY_1_20_API_VERSION"),
+                # No deprecated API, in numpy's words for it: later
+                # versions' names are not defined in older headers.
+                ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                 ("_GNU_SOURCE", None),
                 # 64-bit off_t on 32-bit ARM: DRM mmap offsets pass 2 GiB.
                 ("_FILE_OFFSET_BITS", "64"),

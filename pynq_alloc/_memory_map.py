@@ -126,7 +126,8 @@ def human(n: int) -> str:
     """Bytes as '4 KiB', '1.5 MiB', '256 MiB', '100 bytes'."""
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if n >= 1 << shift:
-            text = f"{n / (1 << shift):.1f}".removesuffix(".0")
+            text = f"{n / (1 << shift):.1f}"
+            text = text[:-2] if text.endswith(".0") else text
             return f"{text} {unit}"
     return f"{n} bytes"
 

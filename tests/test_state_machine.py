@@ -145,7 +145,7 @@ class MemoryMachine(RuleBasedStateMachine):
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
     @invariant()
     def figures_are_exact(self):

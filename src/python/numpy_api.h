@@ -1,5 +1,6 @@
 /*
- * Python.h and NumPy's C API, included the same way by every glue file.
+ * Python.h and NumPy's C API, included the same way by every glue file,
+ * with compat.h for the oldest versions built with.
  * module.c defines PA_IMPORTS_NUMPY and imports the API; the others use
  * the table it fills.
  */
@@ -14,5 +15,7 @@
 #define NO_IMPORT_ARRAY
 #endif
 #include <numpy/arrayobject.h>
+
+#include "compat.h"         /* newer names on older CPython and NumPy */
 
 #endif

@@ -46,8 +46,10 @@ pa_trace_capture(void)
         t->frame[t->n].code = PyFrame_GetCode(f);
 #if PY_VERSION_HEX >= 0x030B0000
         t->frame[t->n].offset = PyFrame_GetLasti(f);
-#else
+#elif PY_VERSION_HEX >= 0x030A0000
         t->frame[t->n].offset = f->f_lasti * (int)sizeof(_Py_CODEUNIT);
+#else
+        t->frame[t->n].offset = f->f_lasti;     /* in bytes before 3.10 */
 #endif
         t->n++;
         PyFrameObject *back = PyFrame_GetBack(f);
