@@ -5,7 +5,7 @@
 
 SOURCE is the unpacked sdist; HOST_WHEEL the wheel that PYTHON (an
 x86-64 interpreter of the wheel's Python version) built from it; ARCH
-aarch64 or armv7l; NUMPY_INCLUDE numpy's headers for that Python (from
+aarch64, armv7l or x86_64 (the route checked here); NUMPY_INCLUDE numpy's headers for that Python (from
 numpy's aarch64 wheel of the version the build asks for).  The wheel
 written to OUT is HOST_WHEEL with its extension compiled again for ARCH:
 everything else in it (Python files, metadata, entry points) is the same
@@ -48,6 +48,8 @@ GLIBC = "2.27"
 # ARMv8-A.
 TARGETS = {
     "aarch64": ("aarch64-linux-gnu", "aarch64-linux-gnu", "linux_aarch64", [], 2),
+    # The route itself, checked on this machine's Pythons.
+    "x86_64": ("x86_64-linux-gnu", "x86_64-linux-gnu", "linux_x86_64", [], 1),
     "armv7l": ("arm-linux-gnueabihf", "arm-linux-gnueabihf", "linux_armv7l",
                ["-mcpu=generic+v7a+vfp3d16-neon-d32"], 0),
 }
