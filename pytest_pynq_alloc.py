@@ -20,7 +20,16 @@ invalidated, say).
 Options of the memory come from the `pynq_memory` marker (those of
 `open_memory('sim', ...)`, coherence='warn' or 'off' among them), and
 `leak_check=False` there, or `--pynq-no-leak-check`, turns the leak check
-off.  This module lives outside
+off.  The marker alone gives a test the memory, as if it asked for the
+fixture: driver code that calls `allocate()` needs no argument to name it.
+
+    @pytest.mark.pynq_memory(size="16M")
+    def test_filter():
+        run_filter(allocate(1024))      # in a 16 MiB simulated memory
+
+`--install-into-pynq` runs the whole session with
+`pynq_alloc.pynq.install()` called first, so that PYNQ's own code (and a
+PYNQ project's tests) make pynq_alloc Buffers.  This module lives outside
 the pynq_alloc package, so that test runs which never use the fixture
 never import pynq_alloc or load its extension.
 """
@@ -33,6 +42,7 @@ import pytest
 
 MARKER = "pynq_memory"
 NO_LEAK_CHECK = "--pynq-no-leak-check"
+INSTALL_INTO_PYNQ = "--install-into-pynq"
 _call_passed = pytest.StashKey[bool]()
 FRAMES = 5      # of the stack, recorded at each allocation during the test
 
@@ -41,22 +51,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("pynq_alloc").addoption(
         NO_LEAK_CHECK, action="store_true",
         help="do not fail tests that leave pynq_memory buffers alive")
+    parser.getgroup("pynq_alloc").addoption(
+        INSTALL_INTO_PYNQ, action="store_true",
+        help="run with pynq_alloc.pynq.install() called before tests are "
+        "collected: PYNQ's own code makes pynq_alloc Buffers")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption(INSTALL_INTO_PYNQ):
+        import pynq_alloc.pynq
+        pynq_alloc.pynq.install()
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the simulated memory "
         "that the pynq_memory fixture opens (size, base_address, "
         "coherence, line_size, as pynq_alloc.open_memory('sim', ...) takes "
         "them; coherence is 'raise' unless given); leak_check=False skips "
-        "its leak check")
+        "its leak check.  A marked test gets the fixture without asking")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
         item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
-    if call.when == "call" and MARKER in getattr(item, "fixturenames", ()):
+    if call.when == "call" and (MARKER in getattr(item, "fixturenames", ())
+                                or item.get_closest_marker(MARKER) is not None):
         item.stash[_call_passed] = outcome.get_result().passed
 
 
@@ -71,6 +89,19 @@ def _options(request: pytest.FixtureRequest) -> Dict[str, Any]:
     return dict(marker.kwargs)
 
 
+@pytest.fixture(autouse=True)
+def _pynq_memory_marker(request: pytest.FixtureRequest) -> None:
+    """The marker alone gives a test the pynq_memory fixture.
+
+    A marker with options that did nothing would be a silent trap (no
+    size, no coherence='raise', no leak check), and a test whose driver
+    allocates through the default memory has no use for the fixture's
+    value; so marking the test is enough, as with pytest's own
+    usefixtures.  Unmarked tests are left alone, pynq_alloc unimported."""
+    if request.node.get_closest_marker(MARKER) is not None:
+        request.getfixturevalue(MARKER)
+
+
 @pytest.fixture
 def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh simulated Memory, the default memory for this test.
@@ -82,7 +113,10 @@ def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
     from pynq_alloc import _core     # the default memory and tracing
 
     options = _options(request)
-    leak_check = bool(options.pop("leak_check", True))
+    leak_check = options.pop("leak_check", True)
+    if not isinstance(leak_check, bool):     # leak_check="False" is truthy
+        raise TypeError(f"@pytest.mark.{MARKER}(leak_check=...) takes True or "
+                        f"False, not {type(leak_check).__name__}")
     options.setdefault("coherence", "raise")
     memory = pynq_alloc.open_memory("sim", **options)
     previous = _core._set_default_memory(memory)
@@ -101,6 +135,30 @@ def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
         _check_coherence(memory, request.node.nodeid)
 
 
+@pytest.fixture
+def pynq_axi_dma(request: pytest.FixtureRequest, pynq_memory: Any) -> Any:
+    """A simulated AXI DMA (pynq_alloc.testing.AxiDma) on pynq_memory: it
+    plays ol.axi_dma_0 for a driver under test, and the memory's checks
+    (coherence, leaks) apply to what the driver does with it.
+
+    Simple mode by default; other builds of the IP by indirect
+    parametrization, with AxiDma's options:
+
+        @pytest.mark.parametrize("pynq_axi_dma", [{"sg": True}], indirect=True)
+        def test_sg(pynq_axi_dma):
+            dma = MyDriver(pynq_axi_dma)
+    """
+    from pynq_alloc.testing import AxiDma
+
+    options = getattr(request, "param", {})
+    if not isinstance(options, dict):
+        raise TypeError(
+            "pynq_axi_dma takes AxiDma's options as a dict, e.g. "
+            "@pytest.mark.parametrize('pynq_axi_dma', [{'sg': True}], "
+            f"indirect=True), not {options!r}")
+    return AxiDma(pynq_memory, **options)
+
+
 def _check_leaks(memory: Any, nodeid: str) -> None:
     """Fails if buffers of memory are alive (after a collection, so that
     garbage in reference cycles is not taken for a leak)."""
@@ -110,11 +168,16 @@ def _check_leaks(memory: Any, nodeid: str) -> None:
     leaked = memory.buffers()
     if not leaked:
         return
-    lines = [f"{len(leaked)} pynq_alloc buffer"
-             f"{' is' if len(leaked) == 1 else 's are'} still alive at the "
-             f"end of {nodeid} (turn this check off with "
-             f"@pytest.mark.{MARKER}(leak_check=False) or {NO_LEAK_CHECK}):"]
+    one = len(leaked) == 1
+    lines = [f"{len(leaked)} pynq_alloc buffer{' is' if one else 's are'} "
+             f"still alive at the end of {nodeid}:"]
     lines += [f"  {b}" for b in leaked]
+    lines.append(
+        f"Fix: release {'it' if one else 'each'} before the test ends "
+        "(buf.freebuffer(), or allocate it in `with allocate(...) as buf:`), "
+        "or drop what still refers to it (a global, a list, a cache, an "
+        "attribute, a view); a test that keeps buffers on purpose is marked "
+        f"@pytest.mark.{MARKER}(leak_check=False).")
     pytest.fail("\n".join(lines), pytrace=False)
 
 

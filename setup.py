@@ -41,6 +41,7 @@ glue = [
     "src/python/buffer.c",
     "src/python/coherence.c",
     "src/python/errors.c",
+    "src/python/foreign.c",
     "src/python/inventory.c",
     "src/python/memory_object.c",
     "src/python/module.c",

@@ -1,7 +1,8 @@
 """pynq_alloc against numpy, in one process, reported as ratios.
 
     python benchmarks/bench.py           # about a minute and a half
-    python benchmarks/bench.py heap      # one section: ratios, heap, hugepage
+    python benchmarks/bench.py heap      # one section: ratios, heap,
+                                         # hugepage, pynq
 
 The two sides of a comparison are timed in alternating rounds and each
 keeps its best round, so that a burst of noise on a shared machine cannot
@@ -9,11 +10,13 @@ land on one side only; the best shows the cost of the code rather than the
 machine's noise.  A ratio is pynq_alloc's time over numpy's for the same
 job in the same run.
 
-The rows with a target are the performance contract (issue 10).  The
-hugepage rows need root and a few free huge pages (they reserve them as
-the backend does, and put nr_hugepages back); elsewhere they say why they
-were skipped.  The heap row is not a ratio: it is the allocator's extra
-cost with 100,000 blocks live over its cost with 100, in units of one
+The rows with a target are the targets of benchmarks/README.md.  The
+hugepage rows need root and a few free huge pages (they reserve them
+themselves, and put nr_hugepages back); elsewhere they say why they
+were skipped.  The PYNQ row needs PYNQ and numpy below 2 (PYNQ's own
+buffers cannot be made on numpy 2).  The heap row is not a ratio: it is
+the allocator's extra cost with 100,000 blocks live over its cost with
+100, in units of one
 dependent random read over memory the size of its bookkeeping (a cache
 miss there), which it measures itself.  Its figures come from
 benchmarks/heap_bench.c, built with make and run as a child process once
@@ -117,6 +120,15 @@ def pool_with_a_run(nbytes, run):
     return pool if pool.stats()["largest_free"] >= run else None
 
 
+def reserve_free(pages):
+    """At least `pages` free 2 MiB huge pages, raising nr_hugepages (the
+    caller puts it back)."""
+    free = int(read_setting(2048, "free_hugepages"))
+    if free < pages:
+        write_setting(2048, "nr_hugepages",
+                      int(read_setting(2048, "nr_hugepages")) + pages - free)
+
+
 def populate_hugetlb(nbytes):
     """What open_memory('hugepage') must at least do: a hugetlbfs memfd
     whose pages are all taken now (MAP_POPULATE)."""
@@ -147,7 +159,9 @@ def hugepage_rows(env):
             return
     try:
         try:
-            # Reserves the pages (nr_hugepages) that both sides then use.
+            # Reserves the pages that both sides then use: a pool gives
+            # back, when it closes, the pages it took for itself.
+            reserve_free(32)
             pool = pool_with_a_run(64 << 20, 32 << 20)
         except OSError as e:
             for name in names:
@@ -382,6 +396,7 @@ def hugepage_reuse_rows(env):
         skipped(name, f"no 2 MiB huge pages ({e.strerror})")
         return
     try:
+        reserve_free(2)
         env["hp"] = open_memory("hugepage", size=4 << 20)
     except OSError as e:
         skipped(name, f"huge pages cannot be had: {e}")
@@ -413,9 +428,61 @@ def sim_cacheable_rows(env):
     del env["sim256"]
 
 
+class PynqStyleDevice:
+    """A PYNQ device as its XRT devices make buffers (pynq/pl_server/
+    xrt_device.py): the buffer type called with PYNQ's arguments over
+    memory the device has, and syncs that cost nothing here, so that the
+    row measures the buffer type and not a driver."""
+
+    def __init__(self, buffer_type):
+        self.buffer_type = buffer_type
+
+    def allocate(self, shape, dtype, **kwargs):
+        return self.buffer_type(shape, dtype, device=self, bo=1,
+                                coherent=False, device_address=0x1000_0000)
+
+    def flush(self, bo, offset, vaddr, nbytes):
+        pass
+
+    def invalidate(self, bo, offset, vaddr, nbytes):
+        pass
+
+
+def pynq_rows(env):
+    """PYNQ's own allocate + slice + flush, with pynq_alloc installed into
+    PYNQ against PYNQ as it is, in one run (PYNQ's PynqBuffer needs numpy
+    below 2 to be made at all)."""
+    name = "PYNQ: allocate+slice+flush 4 KiB"
+    try:
+        import pynq
+        import pynq.buffer
+    except ImportError as e:
+        skipped(name, f"no PYNQ ({e})")
+        return
+    if np.__version__ >= "2":
+        skipped(name, "PYNQ's own buffers need numpy < 2")
+        return
+    import pynq_alloc.pynq
+    pynq_alloc.pynq.uninstall()
+    env["theirs_allocate"] = pynq.allocate
+    env["theirs_device"] = PynqStyleDevice(pynq.buffer.PynqBuffer)
+    pynq_alloc.pynq.install()
+    try:
+        env["ours_allocate"] = pynq.allocate
+        env["ours_device"] = PynqStyleDevice(pynq.buffer.PynqBuffer)
+        ours, theirs = pair_ns(
+            "ours_allocate(1024, 'u4', target=ours_device)[16:512].flush()",
+            "theirs_allocate(1024, 'u4', target=theirs_device)[16:512]"
+            ".flush()", env, 20_000)
+        report(name, ours, theirs, "PYNQ without pynq_alloc")
+    finally:
+        pynq_alloc.pynq.uninstall()
+
+
 # The sections in the order they run, each its rows in order.
 SECTIONS = {"ratios": (ratio_rows, sim_cacheable_rows), "heap": (heap_row,),
-            "hugepage": (hugepage_rows, hugepage_reuse_rows)}
+            "hugepage": (hugepage_rows, hugepage_reuse_rows),
+            "pynq": (pynq_rows,)}
 
 
 def main(argv=None):

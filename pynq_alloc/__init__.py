@@ -9,13 +9,36 @@
 """
 import importlib.util as _util
 
+
+def _missing_core() -> ImportError:
+    """What to do when this copy has no compiled core: it is a source
+    checkout that the current directory put first on sys.path (python -m,
+    python -c and the interactive interpreter do), ahead of any installed
+    copy.  An editable install builds the core into the checkout."""
+    import os
+    import sys
+    from importlib.machinery import PathFinder
+    here = os.path.dirname(os.path.abspath(__file__))
+    parent = os.path.dirname(here)
+    others = [p for p in sys.path
+              if os.path.abspath(p or os.curdir) != parent]
+    installed = PathFinder.find_spec(__name__, others)
+    where = (f"; the copy installed at {os.path.dirname(installed.origin)} "
+             "is what runs from any other directory"
+             if installed is not None and installed.origin else "")
+    return ImportError(
+        f"pynq_alloc's compiled core is not in {here}: this is the source "
+        "checkout, which comes before any installed copy on sys.path (as the "
+        "current directory does under python -m, python -c and the "
+        f"interactive interpreter){where}.  To run the checkout, install it "
+        "in editable mode, which builds the core into it: pip install -e .  "
+        "(again after changing a C source).  Or run from another directory, "
+        "or use the venv's pytest script rather than "
+        "python -m pytest.", name=__name__, path=here)
+
+
 if _util.find_spec(__name__ + "._core") is None:
-    import os as _os
-    raise ImportError(
-        f"pynq_alloc's compiled core is missing from {_os.path.dirname(__file__)}: "
-        "this looks like the source checkout. Install the package "
-        "(pip install .) and run from another directory, or build in place "
-        "with: python setup.py build_ext --inplace")
+    raise _missing_core()
 from ._core import Allocation, Buffer, Memory, allocate, default_memory
 from ._core import _set_default_resolver, _set_target_resolver
 from ._coherence import CoherenceError, CoherenceWarning, Hazard

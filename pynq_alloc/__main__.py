@@ -120,7 +120,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(line)
     try:
         kind, _, why = choose_default()
-    except OSError as e:
+    except (OSError, ValueError) as e:      # ValueError: PYNQ_ALLOC_MEMORY's
         print(f"default: none: {e}")
         return 1
     print(f"default: {kind} ({why})")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
-from ._inventory import BufferInfo, buffer_info
+from ._inventory import BufferInfo, buffer_info, fields_repr
 
 
 class CoherenceWarning(UserWarning):
@@ -91,6 +91,9 @@ class Hazard(NamedTuple):
         what, fix = KINDS[self.kind]
         span = f"bytes {self.start} to {self.stop}"
         return f"{what.format(span=span)}, in {_describe(self)}. Fix: {fix}."
+
+    def __repr__(self) -> str:
+        return fields_repr(self, message=self.message)
 
     def __str__(self) -> str:
         return self.message

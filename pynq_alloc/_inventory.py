@@ -44,6 +44,9 @@ class BufferInfo(NamedTuple):
         filename, lineno, function = self.traceback[0]
         return f"{filename}:{lineno} in {function}"
 
+    def __repr__(self) -> str:
+        return fields_repr(self)
+
     def __str__(self) -> str:
         shape = "?" if self.shape is None else str(self.shape)
         text = (f"{shape} {self.dtype if self.dtype is not None else '?'} at "
@@ -51,6 +54,15 @@ class BufferInfo(NamedTuple):
         if self.views:
             text += f", {self.views} view{'s' if self.views > 1 else ''} alive"
         return text + (f", allocated at {self.site}" if self.site else "")
+
+
+def fields_repr(record: Any, **extra: Any) -> str:
+    """A NamedTuple's repr with its device address in hex, as every other
+    address the package shows; `extra` adds properties to it."""
+    parts = [f"{name}={value:#x}" if name == "device_address"
+             else f"{name}={value!r}"
+             for name, value in [*zip(record._fields, record), *extra.items()]]
+    return f"{type(record).__name__}({', '.join(parts)})"
 
 
 def buffer_info(record: Any) -> BufferInfo:

@@ -164,9 +164,14 @@ COLOURS = {"used": "#3b6fb6", "free": "#e4e7eb", "mixed": "#9db6dc"}
 def _svg(lay: Layout) -> str:
     assert lay.segments is not None
     scale = WIDTH / lay.size
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH + 20}" '
-             f'height="{BAR_Y + BAR_H + 40}" font-family="sans-serif" '
-             f'font-size="12">']
+    # Drawn in a box of its own units (viewBox) and shown as wide as the
+    # column that holds it, up to its drawn size: a narrow notebook column
+    # shrinks the whole map, text included, rather than cutting it off.
+    width, height = WIDTH + 20, BAR_Y + BAR_H + 40
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" '
+             f'viewBox="0 0 {width} {height}" width="100%" '
+             f'style="max-width: {width}px; height: auto" '
+             f'font-family="sans-serif" font-size="12">']
     for seg in lay.segments:
         x = (seg.start - lay.base_address) * scale
         w = max((seg.end - seg.start) * scale, 0.5)

@@ -206,10 +206,33 @@ def probe(root: str = "/") -> List[Finding]:
         findings.append(Finding("xrt", False, "no PCIe card driven by "
                                 f"{XOCL_DRIVER} (XRT's driver)", {}))
     findings.append(Finding("hugepage", False, f"only when asked for "
-                            f"({ENV_VAR}=hugepage): it reserves huge pages, "
-                            "which changes system settings", {}))
+                            f"({ENV_VAR}=hugepage): as root it takes huge "
+                            "pages from system memory", {}))
     findings.append(Finding("sim", True, "always available", {}))
     return findings
+
+
+def environment_spec() -> Optional[str]:
+    """The spec PYNQ_ALLOC_MEMORY gives, or None where it is unset or blank."""
+    return os.environ.get(ENV_VAR, "").strip() or None
+
+
+# The error types that opening a memory raises for what the user gave it.
+_BLAMED = (OSError, MemoryError, ValueError, TypeError)
+
+
+def blame_environment(error: BaseException, spec: str) -> BaseException:
+    """The error that opening the memory PYNQ_ALLOC_MEMORY names raised, as
+    the same type of error that names the variable first: a notebook
+    server or a shell profile may have set it long ago.  An OSError keeps
+    its errno (and so its subclass) and its filename."""
+    where = (f"{ENV_VAR}={spec!r} chose the default memory (unset it to let "
+             "pynq_alloc find it, or correct it)")
+    if isinstance(error, OSError) and error.errno is not None:
+        return OSError(error.errno, f"{where}: {error.strerror}",
+                       *(() if error.filename is None else (error.filename,)))
+    base = next((t for t in _BLAMED if isinstance(error, t)), None)
+    return error if base is None else base(f"{where}: {error}")
 
 
 def choose_default(root: str = "/") -> Tuple[str, Dict[str, str], str]:
@@ -218,9 +241,12 @@ def choose_default(root: str = "/") -> Tuple[str, Dict[str, str], str]:
     board backend's device that is there but cannot be used is an OSError
     that names it, never a reason to take the next memory: simulated
     addresses handed to a real DMA engine would mean nothing."""
-    spec = os.environ.get(ENV_VAR, "").strip()
-    if spec:
-        kind, options = parse_spec(spec)
+    spec = environment_spec()
+    if spec is not None:
+        try:
+            kind, options = parse_spec(spec)
+        except ValueError as e:
+            raise blame_environment(e, spec) from None
         return kind, options, f"{ENV_VAR}={spec}"
     for f in probe(root):
         if f.problem is not None:

@@ -49,10 +49,22 @@ def resolve_default() -> _core.Memory:
     with _choosing:
         memory = _core._peek_default_memory()
         if memory is None:
-            kind, options, _ = _probe.choose_default()
-            memory = open_memory(kind, **options)
+            memory = _open_default()
             _core._set_default_memory(memory)
         return memory
+
+
+def _open_default() -> _core.Memory:
+    """Opens the memory that choose_default() names.  When PYNQ_ALLOC_MEMORY
+    named it, an error says so: the variable is the thing to change."""
+    spec = _probe.environment_spec()
+    kind, options, _ = _probe.choose_default()
+    if spec is None:
+        return open_memory(kind, **options)
+    try:
+        return open_memory(kind, **options)
+    except (OSError, MemoryError, ValueError, TypeError) as e:
+        raise _probe.blame_environment(e, spec) from None
 
 
 # (kind, options) -> Memory: one Memory per bank, opened on first use.

@@ -1,5 +1,5 @@
 """allocate(): numpy's shape/dtype/order signature, the options, and every
-error in the contract's table, each raised before anything is allocated."""
+error in docs/contract.md's table, each raised before anything is allocated."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st

@@ -1,4 +1,4 @@
-"""The contract's promises that hold on every backend, run against each one
+"""docs/contract.md's promises that hold on every backend, run against each one
 that can run on this machine: the simulated memory, u-dma-buf over a
 stand-in device, xlnk over a stand-in libcma.so, xrt over a stand-in
 libxrt_coreutil.so (both of its host-buffer modes), and real huge pages

@@ -1,8 +1,13 @@
 """Every public function and method documents itself in help(): its
-parameters, what it raises, and an example, which runs as written."""
+parameters, what it raises, and an example, which runs as written.  And
+the README and the documents under docs/ hold to the code: the API table,
+the backends, the memory specs they show, their links, and no citation of
+anything that is not in the repository."""
 import doctest
 import inspect
+import pathlib
 import pydoc
+import re
 
 import numpy as np
 import pytest
@@ -59,3 +64,97 @@ def test_examples_run(name):
         runner.run(test, out=report.append)
     assert runner.tries > 0, f"{name} has no example"
     assert runner.failures == 0, "".join(report)
+
+
+# ---- The README and docs/ hold to the code ----------------------------------
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+DOCUMENTS = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md",
+                    ROOT / "benchmarks" / "README.md",
+                    *(ROOT / "docs").glob("*.md")])
+
+
+def section(markdown, heading):
+    """The text under a '## heading', up to the next '## '."""
+    start = markdown.index(f"\n## {heading}\n")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start:end if end > 0 else None]
+
+
+def first_column(table_text):
+    return [row.split("|")[1] for row in table_text.splitlines()
+            if row.startswith("| ") and not row.startswith("| name")]
+
+
+def test_the_readme_api_table_has_a_row_for_every_public_name():
+    rows = first_column(section(README, "API"))
+    names = {m for row in rows for m in re.findall(r"`(?:\w+\.)?(\w+)", row)}
+    assert set(pynq_alloc.__all__) - {"Memory", "Buffer"} <= names | {
+        n for row in rows for n in re.findall(r"`(\w+)", row)}
+    for cls in (pynq_alloc.Buffer, pynq_alloc.Memory):
+        public = {a for a in vars(cls) if not a.startswith("_")}
+        missing = sorted(a for a in public if f"{a}" not in README)
+        assert not missing, f"the README never names {cls.__name__}.{missing}"
+
+
+def test_the_backend_tables_list_exactly_the_backends():
+    from pynq_alloc._open import BACKENDS
+    readme_kinds = {re.match(r" `(\w+)`", c).group(1)
+                    for c in first_column(section(README, "Backends"))
+                    if c.strip() != "kind"}
+    assert readme_kinds == set(BACKENDS)
+    deep = (ROOT / "docs" / "backends.md").read_text()
+    deep_kinds = {re.match(r" `(\w+)`", c).group(1)
+                  for c in first_column(section(deep, "The kinds"))
+                  if c.strip() != "kind"}
+    assert deep_kinds == set(BACKENDS)
+
+
+def test_the_memory_specs_shown_are_accepted():
+    """Each PYNQ_ALLOC_MEMORY=... the documents show names a backend and
+    only its options; the simulated ones open."""
+    from pynq_alloc._open import BACKENDS
+    from pynq_alloc._spec import parse_spec
+    shown = {m for doc in DOCUMENTS
+             for m in re.findall(r"PYNQ_ALLOC_MEMORY=([\w:=,./]+)", doc.read_text())}
+    assert len(shown) >= 5
+    for spec in shown:
+        kind, options = parse_spec(spec)
+        assert kind in BACKENDS, spec
+        accepted = inspect.signature(BACKENDS[kind]).parameters
+        assert set(options) <= set(accepted), spec
+        if kind == "sim":
+            assert pynq_alloc.open_memory(spec).kind == "sim"
+
+
+@pytest.mark.parametrize("doc", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_documents_link_only_to_files_in_the_repository(doc):
+    text = doc.read_text()
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    local = [link.split("#")[0] for link in links
+             if not re.match(r"[a-z]+:", link) and not link.startswith("#")]
+    missing = [link for link in local if not (doc.parent / link).exists()]
+    assert not missing, f"{doc.name} links to files that do not exist: {missing}"
+
+
+# What a file of the repository must not cite: documents that are not in it.
+NOT_IN_THE_REPOSITORY = re.compile(
+    r"design notes|shared/design|\bthe (audit|brief|issue)\b|\bissues? \d+\b",
+    re.IGNORECASE)
+
+
+def test_nothing_cites_what_is_not_in_the_repository():
+    here = pathlib.Path(__file__).resolve()
+    files = [p for p in ROOT.rglob("*")
+             if p.is_file() and p != here
+             and p.suffix in (".md", ".py", ".c", ".h", ".pyi", ".toml", ".in", ".ipynb")
+             and not any(part.startswith((".venv", ".git", "build", ".mypy", ".pytest",
+                                          ".hypothesis", "__pycache__"))
+                         for part in p.relative_to(ROOT).parts)]
+    assert len(files) > 50
+    found = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
+             for p in files
+             for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
+             if NOT_IN_THE_REPOSITORY.search(line)]
+    assert not found, "\n".join(found)

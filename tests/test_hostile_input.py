@@ -1,6 +1,6 @@
 """What a careless user or an attacker can pass: every case is a clear
 Python exception with the value that caused it, never a crash, a hang, a
-wrong answer or a silent wrap-around.  One test per defect the audit found."""
+wrong answer or a silent wrap-around.  One test per way in that once failed."""
 import errno
 
 import numpy as np

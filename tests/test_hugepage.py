@@ -1,12 +1,16 @@
 """The hugepage backend, for real: reserved huge pages, physical addresses
 checked against /proc/self/pagemap independently of the backend.  Needs
 root; CI sets PYNQ_ALLOC_REQUIRE_HUGEPAGES=1 so that none of it is skipped."""
+import contextlib
 import ctypes
 import errno
+import gc
 import os
 import platform
+import signal
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -25,11 +29,17 @@ def _unavailable(reason):
     pytest.skip(reason)
 
 
+# What opening says when it takes huge pages from system memory.
+TOOK = "hugepage memory took"
+
+
 def open_or_skip(**options):
     if os.geteuid() != 0:
         _unavailable("they need root")
     try:
-        return open_memory("hugepage", **options)
+        with warnings.catch_warnings():     # tested below, where it matters
+            warnings.filterwarnings("ignore", TOOK, UserWarning)
+            return open_memory("hugepage", **options)
     except OSError as e:
         _unavailable(f"huge pages cannot be had: {e}")
 
@@ -138,23 +148,147 @@ def test_gigabyte_pages_give_large_contiguous_blocks():
     del b, pool
 
 
-def test_too_few_free_pages_are_reserved():
-    open_or_skip(size=2 * MiB)      # root, and huge pages work here
-    free = read_sysfs(2048, "free_hugepages")
-    total = read_sysfs(2048, "nr_hugepages")
-    # Give the free pages back so that the pool must reserve its own.
-    with open(SYSFS.format(2048, "nr_hugepages"), "w") as f:
-        f.write(str(total - free))
+def write_sysfs(page_kb, name, value):
+    with open(SYSFS.format(page_kb, name), "w") as f:
+        f.write(str(value))
+
+
+@contextlib.contextmanager
+def no_free_pages(page_kb):
+    """No free huge page of page_kb (the free ones given back to the
+    system), so that a pool must take its pages from system memory;
+    nr_hugepages is put back afterwards, whatever happens."""
+    open_or_skip(size=page_kb << 10, page_size=page_kb << 10)   # root, pages
+    gc.collect()
+    saved = read_sysfs(page_kb, "nr_hugepages") - read_sysfs(page_kb, "surplus_hugepages")
+    try:
+        write_sysfs(page_kb, "nr_hugepages", read_sysfs(page_kb, "nr_hugepages")
+                    - read_sysfs(page_kb, "free_hugepages"))
+        yield
+    finally:
+        gc.collect()
+        write_sysfs(page_kb, "nr_hugepages", saved)
+
+
+@pytest.fixture
+def none_free():
+    with no_free_pages(2048):
+        yield
+
+
+def counts(page_kb=2048):
+    """(nr_hugepages, surplus_hugepages) of page_kb pages."""
+    return (read_sysfs(page_kb, "nr_hugepages"),
+            read_sysfs(page_kb, "surplus_hugepages"))
+
+
+def test_a_gigabyte_page_taken_goes_back_too():
+    # 1 GiB pages cannot be surplus pages by overcommit, only by a put-back.
+    with no_free_pages(1048576):
+        before = counts(1048576)
+        with pytest.warns(UserWarning, match="took 1 huge page of 1 GiB from system memory: it needs 1 "):
+            pool = open_memory("hugepage", size=GiB, page_size=GiB)
+        assert counts(1048576) == (before[0] + 1, before[1] + 1)
+        del pool
+        gc.collect()
+        assert counts(1048576) == before
+
+
+def test_too_few_free_pages_are_taken_and_said(none_free):
+    nr, surplus = counts()
     with pytest.raises(OSError) as info:
         open_memory("hugepage", size=4 * MiB, reserve=False)
-    assert info.value.errno == errno.ENOMEM and "nr_hugepages" in str(info.value)
-    pool = open_memory("hugepage", size=4 * MiB)
-    assert read_sysfs(2048, "nr_hugepages") >= total - free + 2
+    assert info.value.errno == errno.ENOMEM
+    assert str(info.value).startswith(
+        "[Errno 12] cannot get 2 huge pages of 2097152 bytes for 4194304 "
+        "bytes: 0 were free; reserve more by writing to /sys/kernel/mm/"
+        "hugepages/hugepages-2048kB/nr_hugepages (as root), or pass "
+        "reserve=True as root")
+    with pytest.warns(UserWarning) as caught:
+        pool = open_memory("hugepage", size=4 * MiB)
+    (warning,) = caught
+    assert warning.filename == __file__     # the line that opened it
+    assert str(warning.message).startswith(
+        "hugepage memory took 2 huge pages of 2 MiB from system memory: it "
+        "needs 2 and 0 were free. It raised /sys/kernel/mm/hugepages/"
+        "hugepages-2048kB/nr_hugepages for them while it opened and put it "
+        "back, which leaves them surplus huge pages: the kernel returns them "
+        "to system memory when this Memory and its buffers are gone, or the "
+        "process ends.")
     assert pool.stats()["total"] == 4 * MiB
+    # The setting is as it was; the pages in use are counted as surplus.
+    assert counts() == (nr + 2, surplus + 2)
 
 
-def test_without_cap_sys_admin_it_is_eperm():
-    open_or_skip(size=2 * MiB)      # leaves a free huge page for the child
+def test_pages_taken_go_back_when_the_memory_and_its_buffers_are_gone(none_free):
+    before = counts()
+    with pytest.warns(UserWarning, match=TOOK):
+        pool = open_memory("hugepage", size=6 * MiB)
+    buf = allocate(MiB, "u1", target=pool, cacheable=True)
+    del pool
+    gc.collect()
+    assert counts() == (before[0] + 3, before[1] + 3)   # the buffer holds it
+    buf[:] = 1
+    del buf
+    gc.collect()
+    assert counts() == before
+    # Free pages: nothing taken, nothing said.
+    write_sysfs(2048, "nr_hugepages", before[0] + 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pool = open_memory("hugepage", size=6 * MiB)
+    assert counts() == (before[0] + 3, before[1])
+    del pool
+
+
+# Opens a pool with no huge page free, says so, and waits to be killed.
+HOLD_POOL = """
+import sys, warnings
+import pynq_alloc
+warnings.simplefilter("ignore")
+pool = pynq_alloc.open_memory("hugepage", size=4 << 20)
+print("open", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_pages_taken_go_back_when_the_process_is_killed(none_free):
+    before = counts()
+    child = subprocess.Popen([sys.executable, "-c", HOLD_POOL], cwd="/tmp",
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline() == "open\n"
+        assert counts() == (before[0] + 2, before[1] + 2)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    assert counts() == before
+
+
+def test_processes_opening_at_once_each_get_their_pages(none_free):
+    # Each raises nr_hugepages for itself and puts it back, one at a time:
+    # none takes the pages raised for another, none puts back over another.
+    before = counts()
+    children = [subprocess.Popen([sys.executable, "-c", HOLD_POOL], cwd="/tmp",
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+                for _ in range(4)]
+    try:
+        for child in children:
+            assert child.stdout.readline() == "open\n", child.stderr.read()
+        assert counts() == (before[0] + 8, before[1] + 8)
+    finally:
+        for child in children:
+            child.stdin.close()
+        for child in children:
+            child.wait(timeout=60)
+    assert counts() == before
+
+
+def test_without_cap_sys_admin_it_is_eperm(none_free):
+    # A free huge page for the child, which cannot raise nr_hugepages.
+    write_sysfs(2048, "nr_hugepages", read_sysfs(2048, "nr_hugepages") + 1)
     libc = ctypes.CDLL(None, use_errno=True)
 
     def drop_sys_admin():

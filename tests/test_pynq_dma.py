@@ -1,16 +1,17 @@
-"""PYNQ's DMA driver as a client: its documented usage run end to end, in
-simple and scatter-gather (SG) mode, against a register model of the AXI
-DMA (PG021) on the simulated memory. The model moves data only with
-device_read/device_write, so it sees what a device sees: a missing flush or
-invalidate on a cacheable buffer gives stale data, as on a board, and the
-sim's coherence model reports it."""
+"""PYNQ's DMA usage end to end, in simple and scatter-gather (SG) mode: a
+driver written as PYNQ's (pynq_style_dma) against the public simulated AXI
+DMA, pynq_alloc.testing.AxiDma, on the simulated memory. The DMA moves data
+only with device_read/device_write, so it sees what a device sees: a
+missing flush or invalidate on a cacheable buffer gives stale data, as on a
+board, and the sim's coherence model reports it."""
 import contextlib
 
 import numpy as np
 import pytest
 
-from axi_dma import AxiDma, Dma
 from pynq_alloc import CoherenceWarning, allocate
+from pynq_alloc.testing import AxiDma
+from pynq_style_dma import Dma
 
 # PG021 bits the tests look at, spelled out here rather than taken from the
 # model: DMASR, and the STATUS word of an SG descriptor.
@@ -31,7 +32,7 @@ DATA = {"u1": ((1000,), "u1"), "i2": ((7, 9), "i2"), "u4": ((2, 3, 5), "u4"),
 def make_dma(mem, *, sg, **options):
     """The IP on mem, and the driver that PYNQ would bind to it."""
     ip = AxiDma(mem, sg=sg, **options)
-    return ip, Dma(ip)
+    return ip, Dma(ip, target=mem)
 
 
 def filled(mem, shape, dtype, cacheable):

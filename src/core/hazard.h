@@ -26,7 +26,7 @@ const char *pa_coherence_mode_name(int mode);
 /* The PA_COHERENCE_* mode of that name (exactly), or -EINVAL. */
 int pa_coherence_mode_parse(const char *name);
 
-/* What went wrong, in the order of the contract's list. */
+/* What went wrong, in the order of docs/coherence.md's table. */
 enum {
     PA_HAZARD_UNFLUSHED_READ = 1,   /* the device read lines the CPU holds
                                        dirty (a flush is missing) */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 
 #ifndef MFD_HUGETLB
@@ -402,26 +403,117 @@ static const pa_backend_ops hugepage_ops = {
     .close = hp_close,
 };
 
-/* Makes at least `needed` huge pages free, raising nr_hugepages if it
- * must and may.  Failing to raise it is not an error here: mapping the
- * pool will say whether there were enough. */
-static void
-reserve_pages(const pa_sys *sys, const char *dir, uint64_t needed)
+/* A huge page count from the sysfs file `name` of dir: 0 or -errno. */
+static int
+read_count(const pa_sys *sys, const char *dir, const char *name,
+           uint64_t *count)
 {
-    char path[PATH_MAX + 32], text[32];    /* dir + "/free_hugepages" */
-    uint64_t free_pages, total;
-    snprintf(path, sizeof(path), "%s/free_hugepages", dir);
-    if (pa_sys_read_text(sys, path, text, sizeof(text)) != 0
-            || (free_pages = strtoull(text, NULL, 10)) >= needed) {
-        return;
+    char path[PATH_MAX + 32], text[32];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int rc = pa_sys_read_text(sys, path, text, sizeof(text));
+    if (rc == 0) {
+        *count = strtoull(text, NULL, 10);
     }
+    return rc;
+}
+
+/* Writes nr_hugepages (retried if a signal interrupts it): 0 or -errno. */
+static int
+write_nr_hugepages(const pa_sys *sys, const char *dir, uint64_t count)
+{
+    char path[PATH_MAX + 32], text[32];
     snprintf(path, sizeof(path), "%s/nr_hugepages", dir);
-    if (pa_sys_read_text(sys, path, text, sizeof(text)) == 0) {
-        total = strtoull(text, NULL, 10);
-        snprintf(text, sizeof(text), "%" PRIu64,
-                 total + needed - free_pages);
-        pa_sys_write_text(sys, path, text);
+    snprintf(text, sizeof(text), "%" PRIu64 "\n", count);   /* as echo */
+    int rc;
+    do {
+        rc = pa_sys_write_text(sys, path, text);
+    } while (rc == -EINTR);
+    return rc;
+}
+
+/*
+ * The lock that orders, between processes, what raises nr_hugepages and
+ * takes free huge pages: without it, another process could take the pages
+ * raised for this one, or put nr_hugepages back over this one's raise.
+ * It is a flock on the page size's directory, which every process names
+ * the same.  The fd, or -1 if it cannot be had: opening goes on unlocked.
+ */
+static int
+lock_pages(const pa_sys *sys, const char *dir)
+{
+    int fd = sys->open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        return -1;
     }
+    while (sys->flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            sys->close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static void
+unlock_pages(const pa_sys *sys, int fd)
+{
+    if (fd >= 0) {
+        /* Released now, even if a thread forked a child that holds fd. */
+        sys->flock(fd, LOCK_UN);
+        sys->close(fd);
+    }
+}
+
+/* How many huge pages are free and not reserved by others, into r. */
+static void
+count_available(const pa_sys *sys, const char *dir, pa_hugepage_report *r)
+{
+    uint64_t free_pages, reserved;
+    if (read_count(sys, dir, "free_hugepages", &free_pages) == 0
+            && read_count(sys, dir, "resv_hugepages", &reserved) == 0) {
+        r->available = free_pages > reserved ? free_pages - reserved : 0;
+    }
+}
+
+/*
+ * Makes r->needed huge pages free, if r->available are too few, by
+ * raising nr_hugepages by the shortfall.  nr_hugepages counts surplus
+ * pages, and a raise first makes them persistent: the shortfall comes on
+ * top of the whole count.  Returns 1 with *persistent set to the count
+ * without surplus pages, which put_back() restores once the pool has its
+ * pages; 0 if nothing was raised.
+ */
+static int
+raise_pages(const pa_sys *sys, const char *dir, pa_hugepage_report *r,
+            uint64_t *persistent)
+{
+    uint64_t total, surplus, now;
+    if (r->available >= r->needed
+            || read_count(sys, dir, "nr_hugepages", &total) != 0
+            || read_count(sys, dir, "surplus_hugepages", &surplus) != 0
+            || write_nr_hugepages(sys, dir,
+                                  total + r->needed - r->available) != 0) {
+        return 0;
+    }
+    r->asked = r->needed - r->available;
+    if (read_count(sys, dir, "nr_hugepages", &now) == 0 && now > total) {
+        r->taken = now - total;
+    }
+    *persistent = total > surplus ? total - surplus : 0;
+    return 1;
+}
+
+/*
+ * Puts nr_hugepages back to its persistent count.  The kernel frees free
+ * pages first, and then makes pages in use surplus ones: those of this
+ * pool, which it frees when they are unmapped.  (A process killed between
+ * raise and put-back leaves the raise: the window is the pool's mapping.)
+ */
+static void
+put_back(const pa_sys *sys, const char *dir, uint64_t persistent,
+         pa_hugepage_report *r)
+{
+    r->put_back = write_nr_hugepages(sys, dir, persistent);
 }
 
 typedef struct page_pa {
@@ -507,11 +599,42 @@ make_runs(hp_state *s, const page_pa *pages)
     return 0;
 }
 
+/* Creates the memfd of s->npages huge pages and maps all of them, which
+ * takes every page now (MAP_POPULATE), or fails if there are too few. */
+static int
+take_pages(hp_state *s, const char *dir, char *err_path, size_t err_cap)
+{
+    const pa_sys *sys = s->sys;
+    unsigned log2_size = s->page_size == (1ull << 30) ? 30 : 21;
+    uint64_t length = s->npages * s->page_size;
+    s->fd = sys->memfd_create("pynq_alloc-hugepage",
+                              MFD_HUGETLB | (log2_size << HUGE_SHIFT));
+    int rc = 0;
+    if (s->fd < 0 || sys->ftruncate(s->fd, (off_t)length)) {
+        rc = -errno;
+    }
+    else if ((s->all = sys->mmap(NULL, length, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_POPULATE, s->fd, 0))
+             == MAP_FAILED) {
+        rc = errno == ENOMEM || errno == EINVAL ? -ENOMEM : -errno;
+    }
+    if (rc != 0) {
+        snprintf(err_path, err_cap, "%s/nr_hugepages", dir);
+    }
+    return rc;
+}
+
 int
 pa_hugepage_open(const pa_sys *sys, uint64_t size, uint64_t page_size,
                  const char *hugepages_dir, const char *pagemap, int reserve,
-                 pa_memory **out, char *err_path, size_t err_cap)
+                 pa_memory **out, pa_hugepage_report *report, char *err_path,
+                 size_t err_cap)
 {
+    pa_hugepage_report unused;
+    if (report == NULL) {
+        report = &unused;
+    }
+    memset(report, 0, sizeof(*report));
     if (sys == NULL) {
         sys = &pa_sys_real;
     }
@@ -532,27 +655,20 @@ pa_hugepage_open(const pa_sys *sys, uint64_t size, uint64_t page_size,
     s->npages = (size + page_size - 1) / page_size;
     s->coherent = pa_cpu_dma_coherent();
     s->fd = -1;
+    report->needed = s->npages;
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/hugepages-%" PRIu64 "kB", hugepages_dir,
              page_size >> 10);
-    if (reserve) {
-        reserve_pages(sys, dir, s->npages);
+    uint64_t persistent = 0;
+    int lock = lock_pages(sys, dir);
+    count_available(sys, dir, report);
+    int raised = reserve && raise_pages(sys, dir, report, &persistent);
+    int rc = take_pages(s, dir, err_path, err_cap);
+    if (raised) {
+        put_back(sys, dir, persistent, report);
     }
-    int rc;
-    unsigned log2_size = page_size == (1ull << 30) ? 30 : 21;
-    s->fd = sys->memfd_create("pynq_alloc-hugepage",
-                              MFD_HUGETLB | (log2_size << HUGE_SHIFT));
-    if (s->fd < 0 || sys->ftruncate(s->fd, (off_t)(s->npages * page_size))) {
-        rc = -errno;
-        snprintf(err_path, err_cap, "%s/nr_hugepages", dir);
-        goto fail;
-    }
-    /* MAP_POPULATE takes every page now, or fails if there are too few. */
-    s->all = sys->mmap(NULL, s->npages * page_size, PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_POPULATE, s->fd, 0);
-    if (s->all == MAP_FAILED) {
-        rc = errno == ENOMEM || errno == EINVAL ? -ENOMEM : -errno;
-        snprintf(err_path, err_cap, "%s/nr_hugepages", dir);
+    unlock_pages(sys, lock);
+    if (rc != 0) {
         goto fail;
     }
     pages = malloc(s->npages * sizeof(page_pa));

@@ -269,14 +269,43 @@ parse_order(PyObject *obj)
     return -1;
 }
 
-/* A flag argument: its truth value, or dflt when absent. */
-static int
-parse_bool(PyObject *obj, int dflt)
+/* See allocate.h.  Not any object's truth: cacheable='False' would be
+ * true. */
+int
+pa_parse_flag(PyObject *obj, const char *name, int dflt)
 {
-    return obj == NULL ? dflt : PyObject_IsTrue(obj);
+    if (obj == NULL) {
+        return dflt;
+    }
+    if (obj == Py_True || obj == Py_False) {
+        return obj == Py_True;
+    }
+    if (PyArray_IsScalar(obj, Bool)) {
+        return PyObject_IsTrue(obj);     /* numpy.bool_, whose truth is C */
+    }
+    if (PyLong_Check(obj) || PyArray_IsScalar(obj, Integer)) {
+        PyObject *index = PyNumber_Index(obj);
+        if (index == NULL) {
+            return -1;
+        }
+        int overflow;
+        long v = PyLong_AsLongAndOverflow(index, &overflow);
+        Py_DECREF(index);
+        if (overflow == 0 && (v == 0 || v == 1)) {
+            return (int)v;
+        }
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must be True or False (or 1 or "
+                     "0), not %R", name, obj);
+        return -1;
+    }
+    PyErr_Format(PyExc_TypeError, "%s must be a bool (True or False, or 1 or "
+                 "0), not %.200s", name, Py_TYPE(obj)->tp_name);
+    return -1;
 }
 
-/* align: None (the page size) or a power of two. */
+/* align: None (the page size) or a power of two that a 64-bit device
+ * address can be a multiple of, so at most 2**63. */
 static int
 parse_align(PyObject *obj, uint64_t *align)
 {
@@ -295,8 +324,9 @@ parse_align(PyObject *obj, uint64_t *align)
         v = 0;
     }
     if (v == 0 || (v & (v - 1)) != 0) {
-        PyErr_Format(PyExc_ValueError, "align must be a power of two, not %R",
-                     obj);
+        PyErr_Format(PyExc_ValueError, "align must be a power of two from 1 "
+                     "to 2**63 (%llu), as device addresses have 64 bits; got "
+                     "%R", 1ull << 63, obj);
         return -1;
     }
     *align = v;
@@ -518,8 +548,9 @@ pa_allocate_impl(MemoryObject *self, PyObject *const *args,
     if (parse_args(args, nargs, kwnames, accept_target, arg) != 0
             || parse_shape(arg[ARG_SHAPE], dims, &nd) != 0
             || (fortran = parse_order(arg[ARG_ORDER])) < 0
-            || (cacheable = parse_bool(arg[ARG_CACHEABLE], 0)) < 0
-            || (zero = parse_bool(arg[ARG_ZERO], 1)) < 0
+            || (cacheable = pa_parse_flag(arg[ARG_CACHEABLE], "cacheable",
+                                          0)) < 0
+            || (zero = pa_parse_flag(arg[ARG_ZERO], "zero", 1)) < 0
             || parse_align(arg[ARG_ALIGN], &align) != 0
             || parse_max_address(arg[ARG_MAX_ADDRESS], &limit) != 0) {
         return NULL;

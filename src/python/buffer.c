@@ -4,19 +4,25 @@
  * The type adds no __array_finalize__ or __init__, so numpy creates views
  * of it about as fast as views of ndarray.  Its C fields, after ndarray's
  * (whose size is known only at run time), are a __dict__ for users'
- * attributes and its links in the registry of live Buffers, which
- * Memory.buffers() reads to count views.  All it knows of device memory
- * comes from allocation_of() (or borrowed_allocation(), its quick form for
- * the usual chains): the Allocation at the root of the array's base chain,
- * provided the array's data really lies inside it.  What numpy asks of a
- * subclass on every ufunc (__array_priority__, __array_wrap__, numpy 1's
- * __array_prepare__) is set up to cost as little as numpy allows.
+ * attributes, its links in the registry of live Buffers, which
+ * Memory.buffers() reads to count views, and on a root over memory that
+ * pynq_alloc did not allocate, that memory's Foreign record (foreign.h).
+ * All it knows of device memory comes from holder_of() (or
+ * borrowed_allocation() and borrowed_foreign(), its quick forms for the
+ * usual chains): the Allocation or Foreign record nearest the array on its
+ * base chain, provided the array's data really lies inside it.  What numpy
+ * asks of a subclass on every ufunc (__array_priority__, __array_wrap__,
+ * numpy 1's __array_prepare__) is set up to cost as little as numpy
+ * allows.
  */
 #include "buffer.h"
 
+#include "allocate.h"
 #include "allocation.h"
+#include "cache.h"
 #include "coherence.h"
 #include "errors.h"
+#include "foreign.h"
 
 #include <errno.h>
 
@@ -53,39 +59,51 @@ data_lies_in(AllocationObject *a, PyArrayObject *arr)
     return data >= cpu && data - cpu <= a->blk.size;
 }
 
+/* The Foreign record a Buffer is the root of (borrowed), or NULL; for
+ * any other object, NULL. */
+static ForeignObject *foreign_slot(PyObject *obj);
+
 /*
- * A new reference to the Allocation that holds arr's data, or NULL (no
- * error) if the data does not lie inside one (a copy, a plain array
- * viewed as Buffer, ...).  Every link of the chain is held while the next
- * is looked up: a getter in the chain may drop what it points to.
+ * A new reference to what holds arr's data: the Allocation (memory
+ * pynq_alloc allocated) or the Foreign record (memory lent by its owner)
+ * at the root of its base chain, the nearest one; NULL (no error) if the
+ * data does not lie inside one (a copy, a plain array viewed as Buffer,
+ * ...).  Every link of the chain is held while the next is looked up: a
+ * getter in the chain may drop what it points to.
  */
-static AllocationObject *
-allocation_of(PyArrayObject *arr)
+static PyObject *
+holder_of(PyArrayObject *arr)
 {
-    PyObject *link = PyArray_BASE(arr);
-    Py_XINCREF(link);
+    PyObject *link = Py_NewRef((PyObject *)arr), *holder = NULL;
     /* Bounded: objects made by hand could point at each other. */
-    for (int hops = 0; link != NULL && hops < 64
-            && !Py_IS_TYPE(link, &pa_AllocationType); hops++) {
+    for (int hops = 0; link != NULL && hops < 65; hops++) {
+        ForeignObject *f = foreign_slot(link);
+        if (f != NULL || Py_IS_TYPE(link, &pa_AllocationType)) {
+            holder = f != NULL ? Py_NewRef((PyObject *)f) : Py_NewRef(link);
+            break;
+        }
         PyObject *next = PyArray_Check(link)
             ? Py_XNewRef(PyArray_BASE((PyArrayObject *)link))
             : interface_source(link);
         Py_DECREF(link);
         link = next;
     }
-    if (link == NULL || !Py_IS_TYPE(link, &pa_AllocationType)
-            || !data_lies_in((AllocationObject *)link, arr)) {
-        Py_XDECREF(link);
-        return NULL;
+    Py_XDECREF(link);
+    int holds = holder == NULL ? 0
+        : Py_IS_TYPE(holder, &pa_AllocationType)
+        ? data_lies_in((AllocationObject *)holder, arr)
+        : pa_foreign_holds((ForeignObject *)holder, arr);
+    if (!holds) {
+        Py_CLEAR(holder);
     }
-    return (AllocationObject *)link;
+    return holder;
 }
 
 /*
- * allocation_of() for the two shapes nearly every Buffer has, with no
+ * holder_of() for the two shapes nearly every Buffer has, with no
  * reference taken: a root Buffer, whose base is its Allocation, and a view,
  * whose base numpy collapses to the root Buffer.  NULL for any other shape
- * (the caller then asks allocation_of()) or if the data is not in the
+ * (the caller then asks holder_of()) or if the data is not in the
  * Allocation.  It reads three pointers and runs no Python code; the result
  * stays valid as long as the caller, too, runs none and keeps the GIL (arr
  * holds its base, which holds the Allocation, and only Python code could
@@ -103,18 +121,6 @@ borrowed_allocation(PyArrayObject *arr)
         return NULL;
     }
     return (AllocationObject *)base;
-}
-
-/* A new reference to arr's Allocation if it still holds device memory,
- * else NULL (no error). */
-static AllocationObject *
-live_allocation_of(PyArrayObject *arr)
-{
-    AllocationObject *a = allocation_of(arr);
-    if (a != NULL && a->freed) {
-        Py_CLEAR(a);
-    }
-    return a;
 }
 
 /*
@@ -151,10 +157,24 @@ memory_span(PyArrayObject *arr, npy_intp *lo, npy_intp *hi)
 
 /*
  * Users' attributes (PYNQ's video code sets some), then the registry
- * links.  A dict can close a reference cycle, through the buffer or any
- * of its views, so Buffers support the garbage collector.
+ * links, then the Foreign record of a root over lent memory (NULL on
+ * every other Buffer).  A dict can close a reference cycle, through the
+ * buffer or any of its views, so Buffers support the garbage collector.
  */
-static Py_ssize_t dict_offset, links_offset;
+static Py_ssize_t dict_offset, links_offset, foreign_offset;
+
+static ForeignObject **
+foreign_field(PyObject *self)
+{
+    return (ForeignObject **)((char *)self + foreign_offset);
+}
+
+static ForeignObject *
+foreign_slot(PyObject *obj)
+{
+    return PyObject_TypeCheck(obj, &pa_BufferType) ? *foreign_field(obj)
+                                                   : NULL;
+}
 
 static PyObject **
 dict_slot(PyObject *self)
@@ -217,11 +237,13 @@ pa_buffers_visit(void (*visit)(PyArrayObject *buffer, void *ctx), void *ctx)
 
 typedef int (*sync_fn)(pa_memory *, const pa_block *, uint64_t, uint64_t);
 
-/* The ValueError for a view whose span leaves its allocation: [first,
- * end) of it, or no span at all if its arithmetic overflowed. */
-static PyObject *
-outside_allocation(PyArrayObject *arr, AllocationObject *a, const char *what,
-                   int overflowed, long long first, long long end)
+/* The ValueError for a view whose span leaves its memory (its `noun`, of
+ * size bytes): [first, end) of it, or no span at all if its arithmetic
+ * overflowed. */
+static void
+outside_memory(PyArrayObject *arr, const char *noun, unsigned long long size,
+               const char *what, int overflowed, long long first,
+               long long end)
 {
     int nd = PyArray_NDIM(arr);
     PyObject *shape = PyArray_IntTupleFromIntp(nd, PyArray_DIMS(arr));
@@ -237,13 +259,37 @@ outside_allocation(PyArrayObject *arr, AllocationObject *a, const char *what,
     }
     if (shape != NULL && strides != NULL) {
         PyErr_Format(PyExc_ValueError, "cannot %s: the array %s of its "
-                     "allocation, which has %llu (shape %R, strides %R)",
-                     what, span, (unsigned long long)a->blk.size, shape,
-                     strides);
+                     "%s, which has %llu (shape %R, strides %R)",
+                     what, span, noun, size, shape, strides);
     }
     Py_XDECREF(shape);
     Py_XDECREF(strides);
-    return NULL;
+}
+
+/*
+ * The bytes [*first, *end) that arr touches, as offsets from the start of
+ * its memory (its `noun`, of size bytes), where its data lies `start`
+ * bytes in.
+ * Checked: the strides of an as_strided view can point anywhere.  1 if
+ * arr has bytes, 0 if it has none, -1 with a ValueError.
+ */
+static int
+span_in_memory(PyArrayObject *arr, const char *noun, long long start,
+               unsigned long long size, const char *what, long long *first,
+               long long *end)
+{
+    npy_intp lo = 0, hi = 0;
+    int span = memory_span(arr, &lo, &hi);
+    *first = *end = 0;
+    int overflowed = span < 0 || (span > 0
+        && (__builtin_add_overflow(start, lo, first)
+            || __builtin_add_overflow(start, hi, end)));
+    if (overflowed || (span > 0 && (*first < 0
+                                    || (unsigned long long)*end > size))) {
+        outside_memory(arr, noun, size, what, overflowed, *first, *end);
+        return -1;
+    }
+    return span;
 }
 
 /* flush/invalidate of arr's span in a (held by the caller). */
@@ -263,18 +309,12 @@ sync_allocation(PyArrayObject *arr, AllocationObject *a, sync_fn fn,
         fn(a->memory->mem, &a->blk, 0, 0);
         Py_RETURN_NONE;
     }
-    npy_intp lo = 0, hi = 0;
-    int span = memory_span(arr, &lo, &hi);
-    /* Offsets from the block's start, checked: the strides of an
-     * as_strided view can point anywhere. */
     long long start = (long long)((char *)PyArray_DATA(arr)
-                                  - (char *)a->blk.cpu), first = 0, end = 0;
-    int overflowed = span < 0 || (span > 0
-        && (__builtin_add_overflow(start, lo, &first)
-            || __builtin_add_overflow(start, hi, &end)));
-    if (overflowed || (span > 0 && (first < 0
-                                    || (unsigned long long)end > a->blk.size))) {
-        return outside_allocation(arr, a, what, overflowed, first, end);
+                                  - (char *)a->blk.cpu), first, end;
+    int span = span_in_memory(arr, "allocation", start, a->blk.size, what,
+                              &first, &end);
+    if (span < 0) {
+        return NULL;
     }
     if (span == 0) {
         /* No bytes to sync; a flush still orders the CPU's stores. */
@@ -306,6 +346,37 @@ sync_allocation(PyArrayObject *arr, AllocationObject *a, sync_fn fn,
     Py_RETURN_NONE;
 }
 
+/* flush/invalidate of arr's span in lent memory f (held by the caller):
+ * its owner's device does it, once, with the exact span; on coherent
+ * memory nothing is asked of it. */
+static PyObject *
+sync_foreign(PyArrayObject *arr, ForeignObject *f, sync_fn fn,
+             const char *what)
+{
+    if (f->freed) {
+        PyErr_Format(PyExc_ValueError,
+                     "cannot %s: the buffer was freed (freebuffer() or the "
+                     "end of its with-block)", what);
+        return NULL;
+    }
+    if (f->coherent) {
+        if (fn == pa_memory_flush) {
+            pa_cpu_store_barrier();     /* as on coherent memory of ours */
+        }
+        Py_RETURN_NONE;
+    }
+    long long first, end;
+    int span = span_in_memory(arr, "wrapped memory",
+                              pa_foreign_offset(f, PyArray_DATA(arr)) - f->lo,
+                              (unsigned long long)(f->hi - f->lo), what,
+                              &first, &end);
+    if (span <= 0) {
+        return span < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    return pa_foreign_sync(f, what, f->cpu + f->lo + first,
+                           (npy_intp)(end - first));
+}
+
 /* flush/invalidate: checks, then cache maintenance of arr's span. */
 static PyObject *
 sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
@@ -317,16 +388,18 @@ sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
         fn(a->memory->mem, &a->blk, 0, 0);
         Py_RETURN_NONE;
     }
-    a = allocation_of(arr);
-    if (a == NULL) {
+    PyObject *holder = holder_of(arr);
+    if (holder == NULL) {
         PyErr_Format(PyExc_ValueError,
                      "cannot %s: this array's data is not in device memory "
                      "(it is a copy or a plain array, not a Buffer from "
                      "allocate() or a view of one)", what);
         return NULL;
     }
-    PyObject *r = sync_allocation(arr, a, fn, what);
-    Py_DECREF(a);
+    PyObject *r = Py_IS_TYPE(holder, &pa_AllocationType)
+        ? sync_allocation(arr, (AllocationObject *)holder, fn, what)
+        : sync_foreign(arr, (ForeignObject *)holder, fn, what);
+    Py_DECREF(holder);
     return r;
 }
 
@@ -356,8 +429,10 @@ buffer_flush(PyArrayObject *self, PyObject *unused)
 PyDoc_STRVAR(invalidate_doc,
 "invalidate($self, /)\n--\n\n"
 "Make device writes to this array visible to the CPU.\n\n"
-"Covers the same span as flush(); bytes outside it are not changed.\n"
-"A no-op on coherent memory. No parameters. Raises ValueError if the\n"
+"Covers the same span as flush(). The CPU invalidates whole cache lines:\n"
+"in a line the span covers only in part, CPU writes are kept (the line\n"
+"is cleaned first) and other bytes may take the device's values, on a\n"
+"board as in the simulated memory. A no-op on coherent memory. No parameters. Raises ValueError if the\n"
 "array is not in device memory or was freed, OSError if the driver\n"
 "refuses.\n\n"
 "    >>> mem = open_memory('sim', size=1 << 20)\n"
@@ -459,22 +534,39 @@ free_allocation(AllocationObject *a)
     return check ? pa_coherence_report_list(a, hazards) : 0;
 }
 
+/*
+ * Lent memory cannot be detached from the arrays on it (pynq_alloc did not
+ * map it), so freeing marks it freed: no array on it syncs or reports a
+ * device address any more.  Its owner's memory goes back when the last
+ * array on it is gone, which numpy's base chain decides, and never sooner.
+ */
+static int
+free_foreign(ForeignObject *f)
+{
+    f->freed = 1;
+    return 0;
+}
+
 static PyObject *
 buffer_freebuffer(PyArrayObject *self, PyObject *unused)
 {
     (void)unused;
     /* allocate() makes the Allocation the base of the Buffer it returns;
-     * numpy makes that Buffer (or a view of it) the base of every view. */
+     * numpy makes that Buffer (or a view of it) the base of every view.
+     * A root over lent memory holds its Foreign record itself. */
     PyObject *base = PyArray_BASE(self);
-    if (base == NULL || !Py_IS_TYPE(base, &pa_AllocationType)) {
+    PyObject *holder = base != NULL && Py_IS_TYPE(base, &pa_AllocationType)
+        ? base : (PyObject *)*foreign_field((PyObject *)self);
+    if (holder == NULL) {
         Py_RETURN_NONE;
     }
-    Py_INCREF(base);
+    Py_INCREF(holder);
     int rc = return_to_cache((PyObject *)self);
     if (rc == 0) {
-        rc = free_allocation((AllocationObject *)base);
+        rc = holder == base ? free_allocation((AllocationObject *)holder)
+                            : free_foreign((ForeignObject *)holder);
     }
-    Py_DECREF(base);
+    Py_DECREF(holder);
     if (rc < 0) {
         return NULL;
     }
@@ -636,9 +728,9 @@ buffer_array_wrap(PyObject *unused, PyObject *const *args, Py_ssize_t nargs,
     }
     PyArrayObject *result = (PyArrayObject *)arr;
     if (Py_IS_TYPE(arr, &pa_BufferType)) {
-        AllocationObject *a = allocation_of(result);
-        if (a != NULL) {
-            Py_DECREF(a);
+        PyObject *holder = holder_of(result);
+        if (holder != NULL) {
+            Py_DECREF(holder);
             return Py_NewRef(arr);
         }
     }
@@ -657,8 +749,37 @@ static int
 buffer_traverse(PyObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(*dict_slot(self));
+    Py_VISIT(*foreign_field(self));
     Py_VISIT(PyArray_BASE((PyArrayObject *)self));
     return 0;
+}
+
+/*
+ * PYNQ's order: a buffer of a frame cache gives its frame back when it is
+ * garbage collected, as on freebuffer().  Only a Buffer with attributes
+ * can have one, so the others cost a load.  Called once per Buffer, by
+ * the garbage collector or from dealloc.
+ */
+static void
+buffer_finalize(PyObject *self)
+{
+    if (*dict_slot(self) == NULL) {
+        return;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *raised = PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+#endif
+    if (return_to_cache(self) < 0) {
+        PyErr_WriteUnraisable(self);
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(raised);
+#else
+    PyErr_Restore(type, value, traceback);
+#endif
 }
 
 static int
@@ -671,6 +792,10 @@ buffer_clear(PyObject *self)
 static void
 buffer_dealloc(PyObject *self)
 {
+    if (*dict_slot(self) != NULL
+            && PyObject_CallFinalizerFromDealloc(self) < 0) {
+        return;     /* resurrected */
+    }
     PyObject_GC_UnTrack(self);
     /* Out of every list first: clearing the dict runs users' finalizers,
      * which may list buffers, and must not find this one. */
@@ -680,7 +805,13 @@ buffer_dealloc(PyObject *self)
         pa_allocation_root_gone((AllocationObject *)base, self);
     }
     Py_CLEAR(*dict_slot(self));
+    /* Let go of the lent memory's owner last: dropping its bo may unmap
+     * the memory, which ndarray's dealloc may still write to (resolving
+     * WRITEBACKIFCOPY). */
+    ForeignObject *f = *foreign_field(self);
+    *foreign_field(self) = NULL;
     PyArray_Type.tp_dealloc(self);     /* ends in tp_free */
+    Py_XDECREF(f);
 }
 
 static PyMethodDef buffer_methods[] = {
@@ -750,28 +881,138 @@ address_int(uint64_t address)
     return value;
 }
 
+/*
+ * The quick form of holder_of() for lent memory's two usual chains (its
+ * root, a view of its root), borrowed, under the same terms as
+ * borrowed_allocation(); NULL for any other shape.
+ */
+static ForeignObject *
+borrowed_foreign(PyArrayObject *arr)
+{
+    ForeignObject *f = *foreign_field((PyObject *)arr);
+    PyObject *base = PyArray_BASE(arr);
+    if (f == NULL && base != NULL && Py_IS_TYPE(base, &pa_BufferType)) {
+        f = *foreign_field(base);
+    }
+    return f != NULL && pa_foreign_holds(f, arr) ? f : NULL;
+}
+
+/* The device address of arr's first element in lent memory f. */
+static uint64_t
+address_in_foreign(ForeignObject *f, PyArrayObject *arr)
+{
+    return f->device_address
+           + (uint64_t)pa_foreign_offset(f, PyArray_DATA(arr));
+}
+
 static PyObject *
 get_device_address(PyArrayObject *self, void *closure)
 {
     (void)closure;
     uint64_t address;
     AllocationObject *a = borrowed_allocation(self);
-    if (a != NULL) {
+    ForeignObject *f = a == NULL ? borrowed_foreign(self) : NULL;
+    if (a != NULL || f != NULL) {
         /* Borrowed, and read before anything can run Python code. */
-        if (a->freed) {
+        if (a != NULL ? a->freed : f->freed) {
             Py_RETURN_NONE;
         }
-        address = address_in(a, self);
+        address = a != NULL ? address_in(a, self)
+                            : address_in_foreign(f, self);
+        return address_int(address);
     }
-    else {
-        a = live_allocation_of(self);
-        if (a == NULL) {
-            Py_RETURN_NONE;
-        }
-        address = address_in(a, self);
-        Py_DECREF(a);
+    PyObject *holder = holder_of(self);
+    if (holder == NULL) {
+        Py_RETURN_NONE;
+    }
+    int ours = Py_IS_TYPE(holder, &pa_AllocationType);
+    a = ours ? (AllocationObject *)holder : NULL;
+    f = ours ? NULL : (ForeignObject *)holder;
+    int freed = ours ? a->freed : f->freed;
+    address = freed ? 0 : ours ? address_in(a, self)
+                               : address_in_foreign(f, self);
+    Py_DECREF(holder);
+    if (freed) {
+        Py_RETURN_NONE;
     }
     return address_int(address);
+}
+
+/* An int >= 0 that fits a device address, from a value a user set. */
+static int
+device_address_value(PyObject *value, uint64_t *address)
+{
+    PyObject *index = PyNumber_Index(value);
+    if (index == NULL) {
+        PyErr_Format(PyExc_TypeError, "device_address must be an int, not "
+                     "%.200s", Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(index);
+    Py_DECREF(index);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "device_address must be an address "
+                     "from 0 to 0x%llx, not %R", (unsigned long long)-1,
+                     value);
+        return -1;
+    }
+    *address = v;
+    return 0;
+}
+
+/*
+ * Setting device_address says where a device sees memory that pynq_alloc
+ * did not allocate, as PYNQ's video driver does on a frame it viewed as a
+ * buffer: the Buffer becomes the root of that memory (or moves its
+ * address, if it is one already).  Memory from allocate() has its address
+ * from its Memory, and a view follows its root: both refuse.
+ */
+static int
+set_device_address(PyArrayObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    uint64_t address;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "device_address cannot be "
+                        "deleted");
+        return -1;
+    }
+    if (device_address_value(value, &address) < 0) {
+        return -1;
+    }
+    ForeignObject *own = *foreign_field((PyObject *)self);
+    if (own != NULL) {
+        own->device_address = address - (uint64_t)pa_foreign_offset(
+            own, PyArray_DATA(self));
+        return 0;
+    }
+    PyObject *holder = holder_of(self);
+    if (holder != NULL) {
+        int ours = Py_IS_TYPE(holder, &pa_AllocationType);
+        Py_DECREF(holder);
+        PyErr_SetString(PyExc_AttributeError, ours
+            ? "device_address of a Buffer from allocate() (or of a view of "
+              "one) is where its Memory put it, and cannot be set"
+            : "device_address of a view follows its root's: set it on the "
+              "Buffer that wraps the memory");
+        return -1;
+    }
+    npy_intp lo = 0, hi = 0;
+    int span = memory_span(self, &lo, &hi);
+    if (span < 0) {
+        PyErr_SetString(PyExc_ValueError, "cannot give this array a device "
+                        "address: its strides span more bytes than an "
+                        "address can count");
+        return -1;
+    }
+    ForeignObject *f = pa_foreign_new(self, span, lo, hi, address, 0,
+                                      Py_None, Py_None);
+    if (f == NULL) {
+        return -1;
+    }
+    *foreign_field((PyObject *)self) = f;
+    return 0;
 }
 
 static PyObject *
@@ -785,29 +1026,44 @@ static PyObject *
 get_offset(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = allocation_of(self);
-    if (a == NULL) {
+    PyObject *holder = holder_of(self);
+    if (holder == NULL) {
         Py_RETURN_NONE;
     }
-    Py_ssize_t offset = (char *)PyArray_DATA(self) - (char *)a->blk.cpu;
-    Py_DECREF(a);
-    return PyLong_FromSsize_t(offset);
+    long long offset = Py_IS_TYPE(holder, &pa_AllocationType)
+        ? (long long)((char *)PyArray_DATA(self)
+                      - (char *)((AllocationObject *)holder)->blk.cpu)
+        : pa_foreign_offset((ForeignObject *)holder, PyArray_DATA(self));
+    Py_DECREF(holder);
+    return PyLong_FromLongLong(offset);
 }
 
-/* Which field of the live allocation's block a getter reads. */
-enum block_field { COHERENT, CACHEABLE, HANDLE };
+/* Which field of what holds a live buffer's data a getter reads. */
+enum holder_field { COHERENT, CACHEABLE, HANDLE, DEVICE };
 
 static PyObject *
-block_field(PyArrayObject *self, enum block_field field)
+holder_field(PyArrayObject *self, enum holder_field field)
 {
-    AllocationObject *a = live_allocation_of(self);
-    if (a == NULL) {
+    PyObject *holder = holder_of(self), *r;
+    if (holder == NULL) {
         Py_RETURN_NONE;
     }
-    PyObject *r = field == COHERENT ? PyBool_FromLong(a->blk.coherent)
-        : field == CACHEABLE ? PyBool_FromLong(a->blk.cacheable)
-        : PyLong_FromUnsignedLongLong(a->blk.handle);
-    Py_DECREF(a);
+    if (Py_IS_TYPE(holder, &pa_AllocationType)) {
+        AllocationObject *a = (AllocationObject *)holder;
+        r = a->freed || field == DEVICE ? Py_NewRef(Py_None)
+            : field == COHERENT ? PyBool_FromLong(a->blk.coherent)
+            : field == CACHEABLE ? PyBool_FromLong(a->blk.cacheable)
+            : PyLong_FromUnsignedLongLong(a->blk.handle);
+    }
+    else {
+        ForeignObject *f = (ForeignObject *)holder;
+        r = f->freed ? Py_NewRef(Py_None)
+            : field == COHERENT ? PyBool_FromLong(f->coherent)
+            : field == CACHEABLE ? PyBool_FromLong(!f->coherent)
+            : field == HANDLE ? Py_NewRef(f->bo)
+            : Py_NewRef(f->device);
+    }
+    Py_DECREF(holder);
     return r;
 }
 
@@ -815,50 +1071,87 @@ static PyObject *
 get_coherent(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    return block_field(self, COHERENT);
+    return holder_field(self, COHERENT);
 }
 
 static PyObject *
 get_cacheable(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    return block_field(self, CACHEABLE);
+    return holder_field(self, CACHEABLE);
 }
 
 static PyObject *
 get_bo(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    return block_field(self, HANDLE);
+    return holder_field(self, HANDLE);
+}
+
+static PyObject *
+get_pynq_device(PyArrayObject *self, void *closure)
+{
+    (void)closure;
+    return holder_field(self, DEVICE);
 }
 
 static PyObject *
 get_memory(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = allocation_of(self);
-    if (a == NULL) {
+    PyObject *holder = holder_of(self);
+    if (holder == NULL) {
         Py_RETURN_NONE;
     }
-    PyObject *memory = Py_NewRef((PyObject *)a->memory);
-    Py_DECREF(a);
+    PyObject *memory = Py_IS_TYPE(holder, &pa_AllocationType)
+        ? (PyObject *)((AllocationObject *)holder)->memory
+        : ((ForeignObject *)holder)->memory;
+    Py_INCREF(memory);
+    Py_DECREF(holder);
     return memory;
+}
+
+/* PYNQ's memories record themselves on the buffers they make; lent
+ * memory keeps what they record.  A Buffer from allocate() has its Memory
+ * already. */
+static int
+set_memory(PyArrayObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    PyObject *holder = holder_of(self);
+    if (holder == NULL || Py_IS_TYPE(holder, &pa_AllocationType)) {
+        PyErr_SetString(PyExc_AttributeError, holder == NULL
+            ? "memory can be set only on a Buffer over memory that "
+              "pynq_alloc did not allocate (made with device_address=)"
+            : "memory of a Buffer from allocate() is the Memory it came "
+              "from, and cannot be set");
+        Py_XDECREF(holder);
+        return -1;
+    }
+    ForeignObject *f = (ForeignObject *)holder;
+    Py_XSETREF(f->memory, Py_NewRef(value == NULL ? Py_None : value));
+    Py_DECREF(holder);
+    return 0;
 }
 
 static PyObject *
 get_freed(PyArrayObject *self, void *closure)
 {
     (void)closure;
-    AllocationObject *a = allocation_of(self);
-    int freed = a != NULL && a->freed;
-    Py_XDECREF(a);
+    PyObject *holder = holder_of(self);
+    int freed = holder != NULL && (Py_IS_TYPE(holder, &pa_AllocationType)
+                                   ? ((AllocationObject *)holder)->freed
+                                   : ((ForeignObject *)holder)->freed);
+    Py_XDECREF(holder);
     return PyBool_FromLong(freed);
 }
 
 static PyGetSetDef buffer_getset[] = {
-    {"device_address", (getter)get_device_address, NULL,
+    {"device_address", (getter)get_device_address,
+     (setter)set_device_address,
      "Device address of the first element, or None if the data is not in "
-     "a live allocation.", NULL},
+     "live device memory.  Settable only on a Buffer over memory that "
+     "pynq_alloc did not allocate (PYNQ's video frames).", NULL},
     {"physical_address", (getter)get_device_address, NULL,
      "Alias of device_address.", NULL},
     {"virtual_address", (getter)get_virtual_address, NULL,
@@ -872,9 +1165,15 @@ static PyGetSetDef buffer_getset[] = {
     {"cacheable", (getter)get_cacheable, NULL,
      "True if the CPU mapping is cached; None outside device memory.", NULL},
     {"bo", (getter)get_bo, NULL,
-     "An int that identifies the allocation (PYNQ compatibility).", NULL},
-    {"memory", (getter)get_memory, NULL,
-     "The Memory the data came from, or None.", NULL},
+     "The allocation's handle (an int), or the bo its owner gave for "
+     "memory that pynq_alloc did not allocate (PYNQ compatibility).", NULL},
+    {"pynq_device", (getter)get_pynq_device, NULL,
+     "The device that owns and syncs memory that pynq_alloc did not "
+     "allocate (PYNQ's `device`, which numpy 2 keeps for itself); None "
+     "otherwise.", NULL},
+    {"memory", (getter)get_memory, (setter)set_memory,
+     "The Memory the data came from, or what the owner of lent memory "
+     "recorded; None outside device memory.", NULL},
     {"freed", (getter)get_freed, NULL,
      "True once the allocation was released by freebuffer().", NULL},
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict,
@@ -882,24 +1181,131 @@ static PyGetSetDef buffer_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+/* A new reference to kwds[key], taken out of kwds; NULL if absent (with
+ * an error only if the lookup raised). */
+static PyObject *
+take_keyword(PyObject *kwds, const char *key)
+{
+    PyObject *name = PyUnicode_FromString(key);
+    PyObject *value = name == NULL ? NULL
+                                   : PyDict_GetItemWithError(kwds, name);
+    Py_XINCREF(value);
+    if (value != NULL && PyDict_DelItem(kwds, name) < 0) {
+        Py_CLEAR(value);
+    }
+    Py_XDECREF(name);
+    return value;
+}
+
+/* The Buffer over arr's memory (which pynq_alloc did not allocate), its
+ * first element at device address `address`. */
+static PyObject *
+wrap_lent_memory(PyTypeObject *type, PyArrayObject *arr, uint64_t address,
+                 int coherent, PyObject *device, PyObject *bo)
+{
+    PyArrayObject *root = (PyArrayObject *)PyArray_View(arr, NULL, type);
+    if (root == NULL) {
+        return NULL;
+    }
+    PyObject *holder = holder_of(root);
+    if (holder != NULL) {
+        PyErr_Format(PyExc_ValueError, "this memory is pynq_alloc's own "
+                     "already (a Buffer from allocate() or a view of one): "
+                     "use that Buffer, whose device_address is known, "
+                     "rather than wrapping it again");
+        Py_DECREF(holder);
+        Py_DECREF(root);
+        return NULL;
+    }
+    npy_intp lo = 0, hi = 0;
+    int span = memory_span(root, &lo, &hi);
+    ForeignObject *f = span < 0 ? NULL
+        : pa_foreign_new(root, span, lo, hi, address, coherent, device, bo);
+    if (f == NULL) {
+        if (span < 0) {
+            PyErr_SetString(PyExc_ValueError, "cannot wrap this memory: its "
+                            "strides span more bytes than an address can "
+                            "count");
+        }
+        Py_DECREF(root);
+        return NULL;
+    }
+    *foreign_field((PyObject *)root) = f;
+    return (PyObject *)root;
+}
+
+/*
+ * PYNQ's PynqBuffer(shape, dtype, buffer=, offset=, strides=, device=,
+ * device_address=, bo=, coherent=): a Buffer over memory that its owner
+ * (a PYNQ device) allocated.  ndarray's own arguments make the array;
+ * device_address is required, so that no Buffer has an address nobody
+ * gave it.
+ */
 static PyObject *
 buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    (void)type;
-    (void)args;
-    (void)kwds;
-    PyErr_SetString(PyExc_TypeError,
-                    "Buffer cannot be created directly: use "
-                    "pynq_alloc.allocate(shape, dtype) to get one in device "
-                    "memory");
-    return NULL;
+    PyObject *rest = kwds == NULL ? PyDict_New() : PyDict_Copy(kwds);
+    if (rest == NULL) {
+        return NULL;
+    }
+    PyObject *address_arg = take_keyword(rest, "device_address");
+    PyObject *device = PyErr_Occurred() ? NULL : take_keyword(rest, "device");
+    PyObject *bo = PyErr_Occurred() ? NULL : take_keyword(rest, "bo");
+    PyObject *coherent_arg = PyErr_Occurred() ? NULL
+                                              : take_keyword(rest, "coherent");
+    PyObject *r = NULL;
+    uint64_t address = 0;
+    int coherent = -1;
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    if (address_arg == NULL || address_arg == Py_None) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Buffer(shape, dtype, ...) wraps memory that is "
+                        "already device memory and needs its "
+                        "device_address=; use pynq_alloc.allocate(shape, "
+                        "dtype) for new device memory");
+        goto done;
+    }
+    if (device_address_value(address_arg, &address) < 0
+            || (coherent = pa_parse_flag(coherent_arg, "coherent", 0)) < 0) {
+        goto done;
+    }
+    if (bo == NULL && (bo = PyLong_FromLong(0)) == NULL) {
+        goto done;
+    }
+    PyObject *arr = PyArray_Type.tp_new(&PyArray_Type, args, rest);
+    if (arr != NULL) {
+        r = wrap_lent_memory(type, (PyArrayObject *)arr, address, coherent,
+                             device == NULL ? Py_None : device, bo);
+        Py_DECREF(arr);
+    }
+done:
+    Py_DECREF(rest);
+    Py_XDECREF(address_arg);
+    Py_XDECREF(device);
+    Py_XDECREF(bo);
+    Py_XDECREF(coherent_arg);
+    return r;
 }
 
 PyDoc_STRVAR(buffer_doc,
+"Buffer(shape, dtype=None, buffer=None, offset=0, strides=None, order=None,"
+" *, device_address, device=None, bo=0, coherent=False)\n--\n\n"
 "A numpy.ndarray whose data lies in physically contiguous device memory.\n\n"
 "Made by pynq_alloc.allocate(); slices and views of it are Buffers too and\n"
 "keep exact device addresses. Results in new memory (ufuncs, copies) are\n"
-"not device memory: their device_address is None.");
+"not device memory: their device_address is None.\n\n"
+"Called directly, as PYNQ's PynqBuffer is, it wraps memory that its owner\n"
+"allocated (ndarray's arguments say where; buffer=None makes host memory,\n"
+"as PYNQ's test devices do) at device address device_address. flush()\n"
+"and invalidate() then ask device.flush(bo, offset, vaddr, nbytes) and\n"
+"device.invalidate(...) for the array's exact span, once, unless\n"
+"coherent. The memory stays alive while any array on it is alive.\n\n"
+"    >>> buf = Buffer((4,), 'u4', buffer=bytearray(16),\n"
+"    ...              device_address=0x4000_0000, coherent=True)\n"
+"    >>> hex(buf[2:].device_address)\n"
+"    '0x40000008'");
 
 PyTypeObject pa_BufferType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -908,6 +1314,7 @@ PyTypeObject pa_BufferType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = buffer_doc,
     .tp_dealloc = buffer_dealloc,
+    .tp_finalize = buffer_finalize,
     .tp_traverse = buffer_traverse,
     .tp_clear = buffer_clear,
     .tp_methods = buffer_methods,
@@ -954,12 +1361,14 @@ pa_buffer_type_ready(void)
 {
     dict_offset = PyArray_Type.tp_basicsize;
     links_offset = dict_offset + (Py_ssize_t)sizeof(PyObject *);
+    foreign_offset = links_offset + (Py_ssize_t)sizeof(buffer_links);
     pa_BufferType.tp_base = &PyArray_Type;
-    pa_BufferType.tp_basicsize = links_offset
-                                 + (Py_ssize_t)sizeof(buffer_links);
+    pa_BufferType.tp_basicsize = foreign_offset
+                                 + (Py_ssize_t)sizeof(ForeignObject *);
     pa_BufferType.tp_dictoffset = dict_offset;
     if (pa_BufferType.tp_dict == NULL && fill_type_dict(&pa_BufferType) < 0) {
         return -1;
     }
-    return PyType_Ready(&pa_BufferType);
+    return PyType_Ready(&pa_ForeignType) < 0 ? -1
+                                             : PyType_Ready(&pa_BufferType);
 }

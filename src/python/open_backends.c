@@ -149,6 +149,10 @@ open_sim(PyObject *module, PyObject *args, PyObject *kwds)
     return pa_memory_wrap(mem);
 }
 
+/* _open_hugepage(...) -> (Memory, available, taken, put_back): how many
+ * huge pages were free, how many more it took from system memory (see
+ * pa_hugepage_open), and 0 or the errno that kept it from putting
+ * nr_hugepages back; the package says so. */
 static PyObject *
 open_hugepage(PyObject *module, PyObject *args, PyObject *kwds)
 {
@@ -158,6 +162,7 @@ open_hugepage(PyObject *module, PyObject *args, PyObject *kwds)
     int reserve;
     PyObject *dir = NULL, *pagemap = NULL, *result = NULL;
     char err_path[PATH_MAX] = "";
+    pa_hugepage_report report;
     pa_memory *mem;
     int rc;
     (void)module;
@@ -170,9 +175,10 @@ open_hugepage(PyObject *module, PyObject *args, PyObject *kwds)
     }
     Py_BEGIN_ALLOW_THREADS
     rc = pa_hugepage_open(NULL, size, page_size, PyBytes_AS_STRING(dir),
-                          PyBytes_AS_STRING(pagemap), reserve, &mem, err_path,
-                          sizeof(err_path));
+                          PyBytes_AS_STRING(pagemap), reserve, &mem, &report,
+                          err_path, sizeof(err_path));
     Py_END_ALLOW_THREADS
+    unsigned long long needed = report.needed, available = report.available;
     if (rc == -EINVAL) {
         pa_raise(rc, NULL, "hugepage memory needs page_size 2 MiB (2097152) "
                  "or 1 GiB (1073741824) and a size from 1 byte to 64 TiB; got "
@@ -182,10 +188,22 @@ open_hugepage(PyObject *module, PyObject *args, PyObject *kwds)
         pa_raise_os(rc, err_path, "hugepage memory needs physical addresses, "
                     "which %s shows only to root (CAP_SYS_ADMIN)", err_path);
     }
+    else if (rc == -ENOMEM && report.asked > 0) {
+        pa_raise_os(rc, err_path, "cannot get %llu huge pages of %llu bytes "
+                    "for %llu bytes: %llu were free, and the kernel found "
+                    "%llu of the %llu more asked of it through %s (free "
+                    "memory is short, or in blocks smaller than a huge "
+                    "page); free memory, or reserve huge pages at boot "
+                    "(hugepages= on the kernel command line)", needed,
+                    page_size, size, available,
+                    (unsigned long long)report.taken,
+                    (unsigned long long)report.asked, err_path);
+    }
     else if (rc == -ENOMEM) {
-        pa_raise_os(rc, err_path, "cannot get %llu bytes of %llu-byte huge "
-                    "pages: reserve more by writing to %s (as root), or pass "
-                    "reserve=True as root", size, page_size, err_path);
+        pa_raise_os(rc, err_path, "cannot get %llu huge pages of %llu bytes "
+                    "for %llu bytes: %llu were free; reserve more by writing "
+                    "to %s (as root)%s", needed, page_size, size, available,
+                    err_path, reserve ? "" : ", or pass reserve=True as root");
     }
     else if (rc == -ENOTSUP) {
         pa_raise_os(rc, NULL, "this CPU's caches cannot be maintained from "
@@ -197,7 +215,11 @@ open_hugepage(PyObject *module, PyObject *args, PyObject *kwds)
                     "memory");
     }
     else {
-        result = pa_memory_wrap(mem);
+        PyObject *memory = pa_memory_wrap(mem);
+        result = memory == NULL ? NULL
+                 : Py_BuildValue("(NKKi)", memory, available,
+                                 (unsigned long long)report.taken,
+                                 -report.put_back);
     }
 done:
     Py_XDECREF(dir);
@@ -246,9 +268,14 @@ static PyObject *
 opened(int rc, pa_memory *mem, const char *err_path, const char *device,
        const char *what)
 {
+    /* The path that failed is the OSError's filename, which its text
+     * shows: the text names the device only when another path failed. */
+    const char *path = err_path[0] ? err_path : device;
+    int other = strcmp(path, device) != 0;
     if (rc == -ENODEV) {
-        return pa_raise_os(rc, err_path, "%s is not a %s device", device,
-                           what);
+        return other ? pa_raise_os(rc, path, "%s is not a %s device", device,
+                                   what)
+                     : pa_raise_os(rc, path, "not a %s device", what);
     }
     if (rc == -EBUSY) {
         return pa_raise_os(rc, err_path, "the %s device %s is in use by "
@@ -257,8 +284,8 @@ opened(int rc, pa_memory *mem, const char *err_path, const char *device,
                            "which)", what, device, device);
     }
     if (rc != 0) {
-        return pa_raise_os(rc, err_path[0] ? err_path : NULL, "cannot open "
-                           "the %s device %s", what, device);
+        return pa_raise_os(rc, path, "cannot open the %s device%s%s", what,
+                           other ? " " : "", other ? device : "");
     }
     return pa_memory_wrap(mem);
 }

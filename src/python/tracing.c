@@ -95,11 +95,15 @@ pa_trace_decode(const pa_trace *t)
     return out;
 }
 
-/* _trace(frames) -> the previous number; 0 turns tracing off. */
+/* _trace(frames) -> the previous number; 0 turns tracing off, None
+ * changes nothing (trace() asks the state with it). */
 static PyObject *
 module_trace(PyObject *module, PyObject *arg)
 {
     (void)module;
+    if (arg == Py_None) {
+        return PyLong_FromLong(pa_trace_frames);
+    }
     long frames = PyLong_AsLong(arg);
     if (frames == -1 && PyErr_Occurred()) {
         return NULL;

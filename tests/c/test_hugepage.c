@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MiB (1024ull * 1024ull)
@@ -45,7 +46,7 @@ test_real_huge_pages(void)
     uint64_t sizes[3] = {4096, 100 * 1024, 2 * MiB - 8192};
     CHECK_EQ(pa_hugepage_open(NULL, 8 * MiB, 2 * MiB,
                               "/sys/kernel/mm/hugepages", "/proc/self/pagemap",
-                              1, &m, err, sizeof(err)), 0);
+                              1, &m, NULL, err, sizeof(err)), 0);
     if (m == NULL) {
         return;
     }
@@ -98,7 +99,7 @@ test_whole_pages_and_retired_ones(void)
     char err[256];
     CHECK_EQ(pa_hugepage_open(NULL, 8 * MiB, 2 * MiB,
                               "/sys/kernel/mm/hugepages", "/proc/self/pagemap",
-                              1, &m, err, sizeof(err)), 0);
+                              1, &m, NULL, err, sizeof(err)), 0);
     if (m == NULL) {
         return;
     }
@@ -149,7 +150,7 @@ open_counted(const pa_sys *sys, pa_memory **m)
 {
     char err[256];
     return pa_hugepage_open(sys, 4 * MiB, 2 * MiB, "/sys/kernel/mm/hugepages",
-                            "/proc/self/pagemap", 1, m, err, sizeof(err));
+                            "/proc/self/pagemap", 1, m, NULL, err, sizeof(err));
 }
 
 /* Every block is mapped cached, and x86 DMA is coherent: a kept block
@@ -199,9 +200,128 @@ test_bad_page_size(void)
     pa_memory *m = NULL;
     char err[256];
     CHECK_EQ(pa_hugepage_open(NULL, 8 * MiB, 4096, "/sys/kernel/mm/hugepages",
-                              "/proc/self/pagemap", 0, &m, err, sizeof(err)),
+                              "/proc/self/pagemap", 0, &m, NULL, err,
+                              sizeof(err)),
              -EINVAL);
     CHECK(m == NULL);
+}
+
+#define DIR2M "/sys/kernel/mm/hugepages/hugepages-2048kB"
+
+static uint64_t
+count_of(const char *dir, const char *name)
+{
+    char path[512], text[32] = "";
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+    CHECK(n > 0);
+    return strtoull(text, NULL, 10);
+}
+
+static void
+set_count(const char *dir, const char *name, uint64_t value)
+{
+    char path[512], text[32];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(text, sizeof(text), "%llu", (unsigned long long)value);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* With no free huge page, opening raises nr_hugepages for its pages and
+ * puts it back at once: the pages are surplus ones, which the kernel frees
+ * when the pool closes.  The report says what was taken. */
+static void
+test_pages_taken_go_back_when_closed(void)
+{
+    uint64_t in_use = count_of(DIR2M, "nr_hugepages")
+                      - count_of(DIR2M, "free_hugepages");
+    set_count(DIR2M, "nr_hugepages", in_use);   /* none free */
+    uint64_t total = count_of(DIR2M, "nr_hugepages");
+    uint64_t surplus = count_of(DIR2M, "surplus_hugepages");
+    pa_memory *m = NULL;
+    pa_hugepage_report report;
+    char err[256];
+    CHECK_EQ(pa_hugepage_open(NULL, 4 * MiB, 2 * MiB,
+                              "/sys/kernel/mm/hugepages", "/proc/self/pagemap",
+                              1, &m, &report, err, sizeof(err)), 0);
+    if (m == NULL) {
+        return;
+    }
+    CHECK_EQ(report.needed, 2);
+    CHECK_EQ(report.available, 0);
+    CHECK_EQ(report.asked, 2);
+    CHECK_EQ(report.taken, 2);
+    CHECK_EQ(report.put_back, 0);
+    /* nr_hugepages counts the surplus pages while they are in use. */
+    CHECK_EQ(count_of(DIR2M, "surplus_hugepages"), surplus + 2);
+    CHECK_EQ(count_of(DIR2M, "nr_hugepages"), total + 2);
+    pa_memory_close(m);
+    CHECK_EQ(count_of(DIR2M, "nr_hugepages"), total);
+    CHECK_EQ(count_of(DIR2M, "surplus_hugepages"), surplus);
+    /* Without reserve nothing is asked, and the error says what was free. */
+    CHECK_EQ(pa_hugepage_open(NULL, 4 * MiB, 2 * MiB,
+                              "/sys/kernel/mm/hugepages", "/proc/self/pagemap",
+                              0, &m, &report, err, sizeof(err)), -ENOMEM);
+    CHECK_EQ(report.asked, 0);
+    CHECK_EQ(report.available, 0);
+    CHECK(strstr(err, "nr_hugepages") != NULL);
+    CHECK_EQ(count_of(DIR2M, "nr_hugepages"), total);
+}
+
+/* The sums, against a stand-in sysfs directory: the raise comes on top of
+ * nr_hugepages (which counts surplus pages, that a raise makes persistent
+ * first) and the put-back writes the count without surplus pages.  Others'
+ * reserved pages are not free for this pool. */
+static void
+test_raise_and_put_back_sums(void)
+{
+    char root[] = "/tmp/pynq-alloc-hugepages-XXXXXX", dir[256];
+    CHECK(mkdtemp(root) != NULL);
+    snprintf(dir, sizeof(dir), "%s/hugepages-2048kB", root);
+    CHECK(mkdir(dir, 0755) == 0);
+    set_count(dir, "nr_hugepages", 10);         /* 7 persistent, 3 surplus */
+    set_count(dir, "surplus_hugepages", 3);
+    set_count(dir, "free_hugepages", 2);
+    set_count(dir, "resv_hugepages", 1);        /* 1 free for this pool */
+    pa_memory *m = NULL;
+    pa_hugepage_report report;
+    char err[256];
+    int rc = pa_hugepage_open(NULL, 6 * MiB, 2 * MiB, root,
+                              "/proc/self/pagemap", 1, &m, &report, err,
+                              sizeof(err));
+    pa_memory_close(m);     /* the real pages, whether or not there were */
+    CHECK(rc == 0 || rc == -ENOMEM);
+    CHECK_EQ(report.needed, 3);
+    CHECK_EQ(report.available, 1);
+    CHECK_EQ(report.asked, 2);
+    CHECK_EQ(report.taken, 2);      /* the stand-in file took the raise */
+    CHECK_EQ(count_of(dir, "nr_hugepages"), 7);
+    /* Enough free: nothing written. */
+    set_count(dir, "nr_hugepages", 10);
+    set_count(dir, "free_hugepages", 5);
+    rc = pa_hugepage_open(NULL, 6 * MiB, 2 * MiB, root, "/proc/self/pagemap",
+                          1, &m, &report, err, sizeof(err));
+    pa_memory_close(rc == 0 ? m : NULL);
+    CHECK_EQ(report.available, 4);
+    CHECK_EQ(report.asked, 0);
+    CHECK_EQ(count_of(dir, "nr_hugepages"), 10);
+    const char *names[] = {"nr_hugepages", "surplus_hugepages",
+                           "free_hugepages", "resv_hugepages"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    rmdir(root);
 }
 
 int
@@ -221,6 +341,8 @@ main(void)
     RUN(test_whole_pages_and_retired_ones);
     RUN(test_default_requests_reuse_blocks);
     RUN(test_bad_page_size);
+    RUN(test_pages_taken_go_back_when_closed);
+    RUN(test_raise_and_put_back_sums);
     if (n > 0 && (fd = open(NR, O_WRONLY)) >= 0) {   /* put it back */
         if (write(fd, saved, (size_t)n) != n) {
             fprintf(stderr, "could not restore %s\n", NR);

@@ -93,7 +93,7 @@ device_fill(pa_memory *m, const pa_block *b, uint64_t at, uint64_t n,
     free(bytes);
 }
 
-/* The issue's correct program: flushing a whole buffer again must not
+/* A correct program: flushing a whole buffer again must not
  * write the clean lines of the device's output back over it. */
 static void
 test_flush_leaves_clean_lines_alone(void)

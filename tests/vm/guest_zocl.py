@@ -1,5 +1,5 @@
 """zocl for real: run by tests/vm/run in the arm64 guest, where XRT's zocl
-(built from ../shared/vendor with its test patches) drives a device-tree
+(built from $PYNQ_ALLOC_VENDOR with its test patches) drives a device-tree
 node "xlnx,zocl" and no xclbin is loaded, so every BO comes from the
 kernel's CMA pool.  The references are the kernel's: /proc/self/pagemap
 for addresses, kprobes on the DMA API for syncs, /dev/kmsg for what the
