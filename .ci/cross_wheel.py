@@ -5,8 +5,9 @@
 
 SOURCE is the unpacked sdist; HOST_WHEEL the wheel that PYTHON (an
 x86-64 interpreter of the wheel's Python version) built from it; ARCH
-aarch64, armv7l or x86_64 (the route checked here); NUMPY_INCLUDE numpy's headers for that Python (from
-numpy's aarch64 wheel of the version the build asks for).  The wheel
+aarch64, armv7l or x86_64 (the route checked on this machine);
+NUMPY_INCLUDE numpy's headers for that Python (from numpy's aarch64 wheel
+of the version the build asks for).  The wheel
 written to OUT is HOST_WHEEL with its extension compiled again for ARCH:
 everything else in it (Python files, metadata, entry points) is the same
 for every CPU, and comes from the project's own build as is.
@@ -19,7 +20,10 @@ CPU, and of that only what configure measured about the compiler's types
 (sizes, alignments, a few properties): those are measured again here for
 ARCH, by the target compiler, and written into a copy.  numpy's
 _numpyconfig.h is redone the same way.  A probe compiled for ARCH then
-checks every size that either header states against the compiler.
+checks every size that either header states against the compiler.  (Made
+so from Debian 12's amd64 headers, the pyconfig.h of Python 3.11 and the
+_numpyconfig.h of numpy 1.24 and 2.2 came out byte for byte as Debian's
+own arm64 and armhf builds have them.)
 """
 import base64
 import concurrent.futures
