@@ -51,6 +51,14 @@ def _new_udmabuf_lock() -> None:
 os.register_at_fork(after_in_child=_new_udmabuf_lock)
 
 
+# Testing only: the real paths of regular files that stand in for a
+# u-dma-buf device node (tests/fake_devices.py's make_udmabuf adds them).
+# The core refuses any other regular file, which it would sub-allocate
+# and zero as if it were the driver's buffer.  Neither an option nor the
+# environment reaches this set, so no spec can trip over it.
+_udmabuf_file_stand_ins: "set[str]" = set()
+
+
 def _open_udmabuf(device: Any = "/dev/udmabuf0", sysfs: Any = None) -> _core.Memory:
     device = path("device", device)
     if sysfs is None:
@@ -59,7 +67,9 @@ def _open_udmabuf(device: Any = "/dev/udmabuf0", sysfs: Any = None) -> _core.Mem
     with _udmabuf_lock:
         memory = _udmabuf_memories.get(key)
         if memory is None:
-            memory = _core._open_udmabuf(device=device, sysfs=path("sysfs", sysfs))
+            memory = _core._open_udmabuf(
+                device=device, sysfs=path("sysfs", sysfs),
+                file_stand_in=key in _udmabuf_file_stand_ins)
             _udmabuf_memories[key] = memory
         return memory
 

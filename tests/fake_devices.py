@@ -9,10 +9,15 @@ def make_udmabuf(root, name="udmabuf0", size=16 * MiB, phys=0x3000_0000,
                  coherent=False):
     """A u-dma-buf as the driver presents it: a device node (here a
     truncated regular file, which answers no ioctl, so the backend uses
-    sysfs) and its sysfs attributes.  Returns (device, sysfs_dir)."""
+    sysfs) and its sysfs attributes.  Returns (device, sysfs_dir).
+
+    The opener refuses a regular file unless it is listed as a stand-in,
+    which only tests do; a test that opens it in another interpreter lists
+    it there (see test_processes.py's HOLD)."""
     device = os.path.join(root, name)
     with open(device, "wb") as f:
         f.truncate(size)
+    allow_udmabuf_stand_in(device)
     sysfs = os.path.join(root, "sys", name)
     os.makedirs(sysfs)
     for attr, value in [("phys_addr", f"{phys:#x}\n"), ("size", f"{size}\n"),
@@ -21,6 +26,12 @@ def make_udmabuf(root, name="udmabuf0", size=16 * MiB, phys=0x3000_0000,
         with open(os.path.join(sysfs, attr), "w") as f:
             f.write(value)
     return device, sysfs
+
+
+def allow_udmabuf_stand_in(device):
+    """Lets this process open the regular file device as a u-dma-buf."""
+    from pynq_alloc import _open
+    _open._udmabuf_file_stand_ins.add(os.path.realpath(device))
 
 
 def read_and_clear(path):

@@ -5,6 +5,7 @@ import contextlib
 import ctypes
 import errno
 import gc
+import mmap
 import os
 import platform
 import signal
@@ -15,7 +16,7 @@ import warnings
 import numpy as np
 import pytest
 
-from helpers import MiB, assert_physically_contiguous
+from helpers import MiB, assert_physically_contiguous, in_child
 from pynq_alloc import allocate, open_memory
 
 GiB = 1 << 30
@@ -137,6 +138,54 @@ def test_whole_pages_freed_with_views_come_back_clean(pool):
         assert (v == 1).all()
         del b, v, c
     assert pool.stats() == before
+
+
+def map_anonymous_at(address, nbytes, fill):
+    """Maps fresh memory at exactly address, which must be free, and fills
+    it: independently of pynq_alloc, as numpy's own arrays might land."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    prot = mmap.PROT_READ | mmap.PROT_WRITE
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x100000  # NOREPLACE
+    got = libc.mmap(address, nbytes, prot, flags, -1, 0)
+    assert got == address, f"{address:#x} is not free: {ctypes.get_errno()}"
+    ctypes.memset(address, fill, nbytes)
+
+
+def test_a_forked_child_closing_the_memory_leaves_what_it_mapped_since():
+    # A child gives up the whole-page blocks it inherited: one the parent
+    # kept for reuse, one it releases, one it frees while a view holds it.
+    # Memory of its own then lands where they were; closing the pool must
+    # not unmap it (it did, under the child's arrays: a crash).
+    held = [open_or_skip(size=6 * MiB)]
+    bufs = [allocate(2 * MiB, "u1", target=held[0], cacheable=True)
+            for _ in range(3)]
+    for i in range(3):
+        bufs[i][:] = 0x10 + i
+    addresses = [b.ctypes.data for b in bufs]
+    bufs.pop(0)                         # kept for reuse, in the parent
+
+    def child():
+        view = bufs[1][1:]
+        bufs[1].freebuffer()
+        bufs.clear()
+        del view
+        gc.collect()
+        for a in addresses:
+            map_anonymous_at(a, 2 * MiB, 0x5A)
+        held.clear()                    # the last reference: closed
+        gc.collect()
+        return [ctypes.string_at(a, 2 * MiB) == b"\x5a" * (2 * MiB)
+                for a in addresses]
+
+    assert in_child(child) == [True, True, True]
+    # The parent's blocks are its own still.
+    assert (bufs[0] == 0x11).all() and (bufs[1] == 0x12).all()
+    assert_physically_contiguous(bufs[0])
+    again = allocate(2 * MiB, "u1", target=held[0], cacheable=True)
+    assert again.ctypes.data == addresses[0] and not again.any()
 
 
 def test_gigabyte_pages_give_large_contiguous_blocks():

@@ -114,8 +114,9 @@ def test_udmabuf_opened_twice_in_one_process_is_one_memory(tmp_path):
 
 
 HOLD = """
-import sys, time
-from pynq_alloc import allocate, open_memory
+import os, sys, time
+from pynq_alloc import _open, allocate, open_memory
+_open._udmabuf_file_stand_ins.add(os.path.realpath(sys.argv[1]))  # a test's
 m = open_memory("udmabuf", device=sys.argv[1], sysfs=sys.argv[2])
 b = allocate(4096, "u1", target=m)
 print("holding", flush=True)

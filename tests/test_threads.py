@@ -130,7 +130,10 @@ def test_threads_opening_one_udmabuf_at_once_get_one_memory(tmp_path):
 
 FIRST_ALLOCATE_RACE = """
 import os, threading
-from pynq_alloc import _probe, allocate
+from pynq_alloc import _open, _probe, allocate
+
+if "STAND_IN" in os.environ:        # a test's u-dma-buf, a regular file
+    _open._udmabuf_file_stand_ins.add(os.path.realpath(os.environ["STAND_IN"]))
 
 choose_default = _probe.choose_default
 choices = []
@@ -175,7 +178,8 @@ def test_threads_allocating_first_together_get_one_default(tmp_path):
     default, releases 8 threads into their first allocate() at once."""
     device, sysfs = make_udmabuf(str(tmp_path))
     result = run_python(FIRST_ALLOCATE_RACE, env={
-        "PYNQ_ALLOC_MEMORY": f"udmabuf:device={device},sysfs={sysfs}"})
+        "PYNQ_ALLOC_MEMORY": f"udmabuf:device={device},sysfs={sysfs}",
+        "STAND_IN": device})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0", result.stderr
 

@@ -69,11 +69,69 @@ def test_default_sysfs_comes_from_the_device_name(tmp_path):
 
 
 def test_missing_sysfs_is_an_oserror_naming_it(tmp_path):
-    device, _ = make_udmabuf(str(tmp_path))
+    # The stand-in answers no ioctl: without its sysfs directory nothing
+    # says it is a u-dma-buf.
+    device, sysfs = make_udmabuf(str(tmp_path))
+    absent = str(tmp_path / "absent")
     with pytest.raises(OSError) as info:
-        open_memory("udmabuf", device=device, sysfs=str(tmp_path / "absent"))
+        open_memory("udmabuf", device=device, sysfs=absent)
+    assert info.value.errno == errno.ENODEV
+    assert info.value.filename == absent
+    assert f"{device} is not a u-dma-buf device" in str(info.value)
+    # A directory without the attributes names the one it lacks.
+    os.remove(os.path.join(sysfs, "phys_addr"))
+    with pytest.raises(OSError) as info:
+        open_memory("udmabuf", device=device, sysfs=sysfs)
     assert info.value.errno == errno.ENOENT
-    assert info.value.filename.endswith("absent/phys_addr")
+    assert info.value.filename == os.path.join(sysfs, "phys_addr")
+
+
+NOT_A_DEVICE = ", not a u-dma-buf device (the driver's are character devices)"
+
+
+def test_only_a_character_device_is_opened_and_the_error_says_what_it_is(tmp_path):
+    # A regular file was sub-allocated as if it were the driver's buffer,
+    # and the first allocate() zeroed it.
+    _, sysfs = make_udmabuf(str(tmp_path), name="the_stand_in")
+    regular = tmp_path / "udmabuf0"
+    regular.write_bytes(b"\x07" * 8192)
+    directory = tmp_path / "udmabuf1"
+    directory.mkdir()
+    fifo = tmp_path / "udmabuf2"
+    os.mkfifo(fifo)
+    for node, kind, code in [(regular, "a regular file", errno.ENODEV),
+                             (directory, "a directory", errno.EISDIR),
+                             (fifo, "a FIFO", errno.ENODEV)]:
+        with pytest.raises(OSError) as info:
+            open_memory("udmabuf", device=str(node), sysfs=sysfs)
+        assert info.value.errno == code
+        assert info.value.filename == str(node)
+        assert str(info.value) == f"[Errno {code}] {kind}{NOT_A_DEVICE}: '{node}'"
+    assert regular.read_bytes() == b"\x07" * 8192
+
+
+def test_a_character_device_of_another_driver_is_refused(tmp_path):
+    # /dev/null answers no u-dma-buf ioctl and has no u-dma-buf sysfs
+    # directory (the default one, from its name, is not there).
+    assert not os.path.exists("/sys/class/u-dma-buf/null")
+    with pytest.raises(OSError) as info:
+        open_memory("udmabuf", device="/dev/null")
+    assert info.value.errno == errno.ENODEV
+    assert info.value.filename == "/sys/class/u-dma-buf/null"
+    assert str(info.value) == (
+        "[Errno 19] /dev/null is not a u-dma-buf device: it answers no "
+        "u-dma-buf ioctl, and the sysfs directory is not there (pass sysfs= "
+        "if the driver's is elsewhere): '/sys/class/u-dma-buf/null'")
+
+
+def test_the_file_stand_in_is_no_option(tmp_path):
+    # Only tests' own list lets a regular file in: neither an option nor a
+    # spec (PYNQ_ALLOC_MEMORY) can.
+    device, sysfs = make_udmabuf(str(tmp_path))
+    with pytest.raises(ValueError, match="no option 'file_stand_in'"):
+        open_memory(f"udmabuf:device={device},sysfs={sysfs},file_stand_in=1")
+    with pytest.raises(ValueError, match="no option 'file_stand_in'"):
+        open_memory("udmabuf", device=device, sysfs=sysfs, file_stand_in=True)
 
 
 def test_no_device_side_access(udmabuf):

@@ -245,16 +245,24 @@ hp_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     return 0;
 }
 
+/* Whether blk is handed out from run r's home mapping (its first page
+ * is `first`). */
+static int
+is_home_block(const hp_state *s, const run *r, uint64_t first,
+              const pa_block *blk)
+{
+    return (char *)blk->map_base == r->home + first * s->page_size
+           && blk->size == blk->map_length
+           && blk->cpu == blk->map_base;
+}
+
 static void
 hp_free(pa_memory *m, pa_block *blk, int keep_va)
 {
     hp_state *s = state_of(m);
     run *r = &s->runs[blk->handle >> 32];
     uint64_t ps = s->page_size, first = (blk->device_address - r->pa) / ps;
-    int home = (char *)blk->map_base == r->home + first * ps
-               && blk->size == blk->map_length
-               && blk->cpu == blk->map_base;
-    if (home) {
+    if (is_home_block(s, r, first, blk)) {
         /* Retired: the views' anonymous memory holds the home addresses.
          * Otherwise the pages stay mapped there (a block of its own that
          * the kernel happened to place at home leaves them home too). */
@@ -264,6 +272,20 @@ hp_free(pa_memory *m, pa_block *blk, int keep_va)
         s->sys->munmap(blk->map_base, blk->map_length);
     }
     pa_heap_free_block(r->heap, (uint32_t)blk->handle, blk->device_address);
+}
+
+/* A forked child's home block is gone from its home addresses: its
+ * pages are lost to this process, and closing leaves alone whatever the
+ * child has mapped there since. */
+static void
+hp_forget_mapping(pa_memory *m, const pa_block *blk)
+{
+    hp_state *s = state_of(m);
+    run *r = &s->runs[blk->handle >> 32];
+    uint64_t ps = s->page_size, first = (blk->device_address - r->pa) / ps;
+    if (is_home_block(s, r, first, blk)) {
+        memset(&s->at_home[r->first + first], 0, blk->size / ps);
+    }
 }
 
 static int
@@ -395,6 +417,7 @@ static const pa_backend_ops hugepage_ops = {
     .cacheable_as = hp_cacheable_as,
     .zero = pa_memory_zero_by_cpu,
     .free = hp_free,
+    .forget_mapping = hp_forget_mapping,
     .flush = hp_flush,
     .invalidate = hp_invalidate,
     .device_read = hp_device_read,

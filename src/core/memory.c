@@ -84,6 +84,17 @@ after_fork_in_parent(void)
     pthread_mutex_unlock(&registry_lock);
 }
 
+/* The child's copy of the mapping of a block the parent owns is gone
+ * (unmapped, or anonymous memory in its place): the backend must not
+ * unmap those addresses again.  The lock is held. */
+static void
+forget_mapping(pa_memory *m, const pa_block *blk)
+{
+    if (m->ops->forget_mapping != NULL) {
+        m->ops->forget_mapping(m, blk);
+    }
+}
+
 /* The blocks kept for reuse are the parent's: the child only unmaps its
  * copies of their mappings. */
 static void
@@ -93,6 +104,7 @@ after_fork_in_child(void)
     for (pa_memory *m = open_memories; m != NULL; m = m->next) {
         for (int i = 0; i < m->cached; i++) {
             munmap(m->cache[i].map_base, m->cache[i].map_length);
+            forget_mapping(m, &m->cache[i]);
         }
         m->cached = 0;
         m->cached_bytes = 0;
@@ -489,6 +501,7 @@ pa_memory_release(pa_memory *m, pa_block *blk)
     m->live--;
     if (!owned(blk)) {
         munmap(blk->map_base, blk->map_length);
+        forget_mapping(m, blk);
     }
     else if (cacheable_block(m, blk)) {
         /* Evict the oldest entries until this one fits. */
@@ -529,6 +542,9 @@ pa_memory_retire(pa_memory *m, pa_block *blk)
     m->live--;
     if (owned(blk)) {
         m->ops->free(m, blk, 1);
+    }
+    else {
+        forget_mapping(m, blk);
     }
     pthread_mutex_unlock(&m->lock);
     return 0;

@@ -114,6 +114,14 @@ typedef struct pa_backend_ops {
     /* total, used, free, largest_free (buffers is filled by the core). */
     void (*stats)(pa_memory *m, pa_stats *out);
     void (*close)(pa_memory *m);
+    /* In a forked child, for a block it inherited: the core has unmapped
+     * the block's mapping, or put anonymous memory over it, and gives the
+     * block back to no one (the parent owns it).  The backend drops any
+     * record that this process still maps those addresses for it, which
+     * it would otherwise unmap again at close, under whatever the child
+     * has mapped there since.  The lock is held; NULL where a backend
+     * records no mappings beyond its blocks' own. */
+    void (*forget_mapping)(pa_memory *m, const pa_block *blk);
     /* A lock of the backend's own, held across fork() like the memory's
      * (taken after it), so that no child inherits it held; NULL if none. */
     pthread_mutex_t *(*fork_lock)(pa_memory *m);

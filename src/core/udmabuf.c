@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 /* The driver's GET_DEV_INFO result (u-dma-buf 4.7+). */
 struct udmabuf_dev_info {
@@ -201,9 +202,36 @@ read_attr(const pa_sys *sys, const char *dir, const char *name, int base,
     return rc;
 }
 
+/* Whether fd is what a u-dma-buf device node is: a character device (or,
+ * where the caller allows it, a test's regular file).  0 or -errno. */
+static int
+check_node(int fd, unsigned flags)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        return -errno;
+    }
+    int stand_in = (flags & PA_UDMABUF_FILE_STAND_IN) && S_ISREG(st.st_mode);
+    return S_ISCHR(st.st_mode) || stand_in ? 0 : -ENODEV;
+}
+
+/* 0 if the sysfs directory dir is there; -ENODEV if it is not (nothing,
+ * or no directory, has that name); else -errno. */
+static int
+check_sysfs_dir(const pa_sys *sys, const char *dir)
+{
+    int fd = sys->open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        return errno == ENOENT || errno == ENOTDIR ? -ENODEV : -errno;
+    }
+    sys->close(fd);
+    return 0;
+}
+
 int
 pa_udmabuf_open(const pa_sys *sys, const char *device, const char *sysfs_dir,
-                pa_memory **out, char *err_path, size_t err_cap)
+                unsigned flags, pa_memory **out, char *err_path,
+                size_t err_cap)
 {
     if (sys == NULL) {
         sys = &pa_sys_real;
@@ -220,9 +248,14 @@ pa_udmabuf_open(const pa_sys *sys, const char *device, const char *sysfs_dir,
              sysfs_dir);
     int rc = 0;
     s->fd_cached = sys->open(device, O_RDWR);
-    if (s->fd_cached < 0 || (s->fd_uncached = sys->open(device,
-                                                         O_RDWR | O_SYNC)) < 0) {
+    if (s->fd_cached < 0) {
         rc = -errno;
+    }
+    else if ((rc = check_node(s->fd_cached, flags)) == 0
+             && (s->fd_uncached = sys->open(device, O_RDWR | O_SYNC)) < 0) {
+        rc = -errno;
+    }
+    if (rc != 0) {
         snprintf(err_path, err_cap, "%s", device);
         goto fail;
     }
@@ -241,6 +274,12 @@ pa_udmabuf_open(const pa_sys *sys, const char *device, const char *sysfs_dir,
         s->phys = info.addr;
         s->size = info.size;
         s->coherent = (info.flags & UDMABUF_FLAG_COHERENT) != 0;
+    }
+    else if ((rc = check_sysfs_dir(sys, sysfs_dir)) != 0) {
+        /* -ENODEV: neither interface, another driver's device (/dev/null,
+         * say), or the sysfs directory is elsewhere. */
+        snprintf(err_path, err_cap, "%s", sysfs_dir);
+        goto fail;
     }
     else {
         /* Older drivers, and test stand-ins: the sysfs attributes. */

@@ -15,11 +15,18 @@
  * Opens `device` (e.g. /dev/udmabuf0) whose sysfs directory is `sysfs_dir`
  * (e.g. /sys/class/u-dma-buf/udmabuf0).  sys NULL means the real system
  * calls.  -EBUSY if another open file (in any process) holds the device:
- * one heap per buffer.  On failure returns -errno and copies the path that
+ * one heap per buffer.  -ENODEV if `device` is not a character device (a
+ * regular file would be sub-allocated, and zeroed, as if it were the
+ * buffer), or is one that answers no u-dma-buf ioctl and has no
+ * `sysfs_dir` (err_path then names sysfs_dir); -EISDIR for a directory.
+ * PA_UDMABUF_FILE_STAND_IN, for tests only, lets a regular file stand in
+ * for the device node.  On failure returns -errno and copies the path that
  * failed into err_path (err_cap bytes).
  */
+#define PA_UDMABUF_FILE_STAND_IN 1u
+
 int pa_udmabuf_open(const pa_sys *sys, const char *device,
-                    const char *sysfs_dir, pa_memory **out, char *err_path,
-                    size_t err_cap);
+                    const char *sysfs_dir, unsigned flags, pa_memory **out,
+                    char *err_path, size_t err_cap);
 
 #endif

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* PyArg "O&" converter: an int from 0 to 2**64 - 1 ("K" wraps silently). */
 static int
@@ -290,41 +291,74 @@ opened(int rc, pa_memory *mem, const char *err_path, const char *device,
     return pa_memory_wrap(mem);
 }
 
-/* A backend opened from two paths, e.g. a device and its sysfs directory. */
-typedef int (*two_path_opener)(const pa_sys *, const char *, const char *,
-                               pa_memory **, char *, size_t);
-
-static PyObject *
-open_two_paths(PyObject *args, PyObject *kwds, const char *format,
-               char **kwlist, two_path_opener opener, const char *what)
+/* What is at path, in words, for a message about what it is not. */
+static const char *
+file_kind(const char *path)
 {
-    PyObject *first = NULL, *second = NULL, *result = NULL;
-    char err_path[PATH_MAX] = "";
-    pa_memory *mem = NULL;
-    int rc;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist,
-                                     PyUnicode_FSConverter, &first,
-                                     PyUnicode_FSConverter, &second)) {
-        goto done;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return "not a character device";
     }
-    Py_BEGIN_ALLOW_THREADS
-    rc = opener(NULL, PyBytes_AS_STRING(first), PyBytes_AS_STRING(second),
-                &mem, err_path, sizeof(err_path));
-    Py_END_ALLOW_THREADS
-    result = opened(rc, mem, err_path, PyBytes_AS_STRING(first), what);
-done:
-    Py_XDECREF(first);
-    Py_XDECREF(second);
-    return result;
+    return S_ISREG(st.st_mode) ? "a regular file"
+           : S_ISDIR(st.st_mode) ? "a directory"
+           : S_ISBLK(st.st_mode) ? "a block device"
+           : S_ISFIFO(st.st_mode) ? "a FIFO"
+           : S_ISSOCK(st.st_mode) ? "a socket"
+           : S_ISCHR(st.st_mode) ? "a character device"
+           : "not a character device";
+}
+
+/* The u-dma-buf open's error as an exception: what the device is when it
+ * is no device node, why it is not a u-dma-buf when its sysfs side is
+ * missing, else as every backend's. */
+static PyObject *
+udmabuf_error(int rc, const char *err_path, const char *device,
+              const char *sysfs)
+{
+    int at_device = strcmp(err_path, device) == 0;
+    if ((rc == -ENODEV || rc == -EISDIR) && at_device) {
+        return pa_raise_os(rc, device, "%s, not a u-dma-buf device (the "
+                           "driver's are character devices)",
+                           file_kind(device));
+    }
+    if (rc == -ENODEV && strcmp(err_path, sysfs) == 0) {
+        return pa_raise_os(rc, sysfs, "%s is not a u-dma-buf device: it "
+                           "answers no u-dma-buf ioctl, and the sysfs "
+                           "directory is not there (pass sysfs= if the "
+                           "driver's is elsewhere)", device);
+    }
+    return opened(rc, NULL, err_path, device, "u-dma-buf");
 }
 
 static PyObject *
 open_udmabuf(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"device", "sysfs", NULL};
+    static char *kwlist[] = {"device", "sysfs", "file_stand_in", NULL};
+    PyObject *device = NULL, *sysfs = NULL, *result = NULL;
+    int file_stand_in = 0;
+    char err_path[PATH_MAX] = "";
+    pa_memory *mem = NULL;
+    int rc;
     (void)module;
-    return open_two_paths(args, kwds, "O&O&:_open_udmabuf", kwlist,
-                          pa_udmabuf_open, "u-dma-buf");
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|$p:_open_udmabuf",
+                                     kwlist, PyUnicode_FSConverter, &device,
+                                     PyUnicode_FSConverter, &sysfs,
+                                     &file_stand_in)) {
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = pa_udmabuf_open(NULL, PyBytes_AS_STRING(device),
+                         PyBytes_AS_STRING(sysfs),
+                         file_stand_in ? PA_UDMABUF_FILE_STAND_IN : 0, &mem,
+                         err_path, sizeof(err_path));
+    Py_END_ALLOW_THREADS
+    result = rc == 0 ? pa_memory_wrap(mem)
+                     : udmabuf_error(rc, err_path, PyBytes_AS_STRING(device),
+                                     PyBytes_AS_STRING(sysfs));
+done:
+    Py_XDECREF(device);
+    Py_XDECREF(sysfs);
+    return result;
 }
 
 static PyObject *

@@ -32,8 +32,8 @@ static int
 open_udmabuf(const pa_sys *sys, pa_memory **out)
 {
     char err[256];
-    return pa_udmabuf_open(sys, udmabuf_device, udmabuf_sysfs, out, err,
-                           sizeof(err));
+    return pa_udmabuf_open(sys, udmabuf_device, udmabuf_sysfs,
+                           PA_UDMABUF_FILE_STAND_IN, out, err, sizeof(err));
 }
 
 static void

@@ -11,7 +11,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MiB (1024ull * 1024ull)
@@ -143,6 +145,100 @@ test_whole_pages_and_retired_ones(void)
     views[0] = 3;
     CHECK_EQ(views[0], 3);
     pa_memory_unmap_retired(&b[1]);
+}
+
+/* Maps anonymous memory at exactly `at` (which must be free), filled
+ * with `fill`: 1 if it could. */
+static int
+map_mine(void *at, uint64_t n, int fill)
+{
+    void *p = mmap(at, n, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p != at) {
+        return 0;
+    }
+    memset(p, fill, n);
+    return 1;
+}
+
+static int
+all_bytes_are(const void *p, uint64_t n, int value)
+{
+    const unsigned char *c = p;
+    for (uint64_t i = 0; i < n; i++) {
+        if (c[i] != value) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A forked child's part: it gives up the three whole-page blocks it got
+ * from its parent (one kept for reuse, one live, one retired), maps
+ * memory of its own where they were, and closes the memory: that memory
+ * must stay.  The exit status says what went wrong (a crash: a signal). */
+static int
+child_maps_over_its_parents_blocks(pa_memory *m, pa_block *kept,
+                                   pa_block *live, pa_block *retired)
+{
+    char *at[3] = {kept->cpu, live->cpu, retired->cpu};
+    uint64_t n = kept->size;
+    pa_memory_release(m, live);
+    if (pa_memory_retire(m, retired) != 0) {
+        return 2;
+    }
+    pa_memory_unmap_retired(retired);
+    for (int i = 0; i < 3; i++) {
+        if (!map_mine(at[i], n, 0x5A)) {
+            return 3;               /* the fork left a mapping there */
+        }
+    }
+    pa_memory_close(m);
+    for (int i = 0; i < 3; i++) {
+        if (!all_bytes_are(at[i], n, 0x5A)) {
+            return 4;
+        }
+    }
+    return 0;
+}
+
+static void
+test_a_child_closing_leaves_what_it_mapped_since(void)
+{
+    pa_memory *m = NULL;
+    pa_block b[3];
+    char err[256];
+    CHECK_EQ(pa_hugepage_open(NULL, 8 * MiB, 2 * MiB,
+                              "/sys/kernel/mm/hugepages", "/proc/self/pagemap",
+                              1, &m, NULL, err, sizeof(err)), 0);
+    if (m == NULL) {
+        return;
+    }
+    for (int i = 0; i < 3; i++) {       /* from the home mapping */
+        CHECK_EQ(pa_memory_alloc(m, 2 * MiB, 0, 0, PA_ALLOC_CACHEABLE, &b[i]),
+                 0);
+        memset(b[i].cpu, 0x10 + i, b[i].size);
+    }
+    pa_block kept = b[0];
+    pa_memory_release(m, &b[0]);        /* kept for reuse */
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        _exit(child_maps_over_its_parents_blocks(m, &kept, &b[1], &b[2]));
+    }
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!WIFEXITED(status)) {
+        fprintf(stderr, "the child died of signal %d\n", WTERMSIG(status));
+    }
+    /* The parent's blocks are as they were. */
+    CHECK(all_bytes_are(b[1].cpu, b[1].size, 0x11));
+    CHECK(all_bytes_are(b[2].cpu, b[2].size, 0x12));
+    CHECK(physically_at(b[1].cpu, b[1].size, b[1].device_address));
+    pa_memory_release(m, &b[1]);
+    pa_memory_release(m, &b[2]);
+    pa_memory_close(m);
 }
 
 static int
@@ -339,6 +435,7 @@ main(void)
     }
     RUN(test_real_huge_pages);
     RUN(test_whole_pages_and_retired_ones);
+    RUN(test_a_child_closing_leaves_what_it_mapped_since);
     RUN(test_default_requests_reuse_blocks);
     RUN(test_bad_page_size);
     RUN(test_pages_taken_go_back_when_closed);

@@ -15,6 +15,7 @@
 
 #define MiB (1024ull * 1024ull)
 #define PHYS 0x30000000ull
+#define STAND_IN PA_UDMABUF_FILE_STAND_IN
 
 static char dir[64], device[96], sysfs[96];
 static int ioctls_work;             /* a 4.7+ driver answers ioctls */
@@ -94,7 +95,7 @@ test_ioctl_driver(void)
     char err[256] = "";
     ioctls_work = 1;
     info_flags = 0;
-    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, &m, err, sizeof(err)),
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, STAND_IN, &m, err, sizeof(err)),
              0);
     CHECK_EQ(pa_memory_base_address(m), PHYS);
     CHECK_EQ(pa_memory_size(m), 4 * MiB);
@@ -143,7 +144,7 @@ test_coherent_driver(void)
     char err[256];
     ioctls_work = 1;
     info_flags = 1u << 9;
-    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, &m, err, sizeof(err)),
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, STAND_IN, &m, err, sizeof(err)),
              0);
     CHECK_EQ(pa_memory_alloc(m, 64, 0, 0, 1, &a), 0);
     CHECK(a.coherent && a.cacheable);
@@ -166,7 +167,7 @@ test_sysfs_fallback(void)
     write_file("dma_coherent", "0\n");
     write_file("sync_for_device", "");
     write_file("sync_for_cpu", "");
-    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, &m, err, sizeof(err)),
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, STAND_IN, &m, err, sizeof(err)),
              0);
     CHECK_EQ(pa_memory_base_address(m), PHYS);
     CHECK_EQ(pa_memory_alloc(m, 4096, 0, 0, 1, &a), 0);
@@ -193,13 +194,44 @@ test_open_errors_name_the_path(void)
     pa_memory *m = NULL;
     char err[256] = "", missing[128];
     snprintf(missing, sizeof(missing), "%s/nothing", dir);
-    CHECK_EQ(pa_udmabuf_open(&stand_in, missing, sysfs, &m, err, sizeof(err)),
-             -ENOENT);
+    CHECK_EQ(pa_udmabuf_open(&stand_in, missing, sysfs, STAND_IN, &m, err,
+                             sizeof(err)), -ENOENT);
     CHECK(strcmp(err, missing) == 0);
     ioctls_work = 0;
-    CHECK_EQ(pa_udmabuf_open(&stand_in, device, missing, &m, err, sizeof(err)),
-             -ENOENT);
-    CHECK(strstr(err, "/nothing/phys_addr") != NULL);
+    /* No ioctl and no sysfs directory: not a u-dma-buf at all. */
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, missing, STAND_IN, &m, err,
+                             sizeof(err)), -ENODEV);
+    CHECK(strcmp(err, missing) == 0);
+    /* A sysfs directory without the attributes. */
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, dir, STAND_IN, &m, err,
+                             sizeof(err)), -ENOENT);
+    CHECK(strstr(err, "/phys_addr") != NULL);
+    CHECK(m == NULL);
+}
+
+/* Only a character device is a device node: a regular file would be
+ * sub-allocated (and zeroed) as if it were the buffer.  Tests' stand-ins
+ * pass PA_UDMABUF_FILE_STAND_IN, which nothing else does. */
+static void
+test_only_a_character_device_is_opened(void)
+{
+    pa_memory *m = NULL;
+    char err[256] = "";
+    ioctls_work = 1;
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, 0, &m, err,
+                             sizeof(err)), -ENODEV);
+    CHECK(strcmp(err, device) == 0);
+    CHECK_EQ(pa_udmabuf_open(&stand_in, dir, sysfs, 0, &m, err, sizeof(err)),
+             -EISDIR);
+    CHECK(strcmp(err, dir) == 0);
+    CHECK_EQ(pa_udmabuf_open(&stand_in, dir, sysfs, STAND_IN, &m, err,
+                             sizeof(err)), -EISDIR);
+    /* A character device of another driver: no u-dma-buf ioctl, and its
+     * sysfs directory (a real one, named as the default would be) is not
+     * there. */
+    CHECK_EQ(pa_udmabuf_open(NULL, "/dev/null", "/sys/class/u-dma-buf/null",
+                             0, &m, err, sizeof(err)), -ENODEV);
+    CHECK(strcmp(err, "/sys/class/u-dma-buf/null") == 0);
     CHECK(m == NULL);
 }
 
@@ -211,6 +243,7 @@ main(void)
     RUN(test_coherent_driver);
     RUN(test_sysfs_fallback);
     RUN(test_open_errors_name_the_path);
+    RUN(test_only_a_character_device_is_opened);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0) {
