@@ -195,12 +195,6 @@ sim_close(pa_memory *m)
     sim_destroy(state_of(m));
 }
 
-static pthread_mutex_t *
-sim_fork_lock(pa_memory *m)
-{
-    return &lines_of(m)->lock;
-}
-
 /* ---- coherence tracking (pa_coherence_ops) ------------------------- */
 
 static int
@@ -251,7 +245,9 @@ static const pa_coherence_ops sim_coherence = {
     .device_write = sim_device_write, \
     .stats = sim_stats, \
     .close = sim_close, \
-    .fork_lock = (tracked) ? sim_fork_lock : NULL, \
+    /* The model's lock is shared with forked children: a child never \
+     * inherits it held but by a thread that will give it back. */ \
+    .fork_lock = NULL, \
     .coherence = &sim_coherence, \
 }
 static const pa_backend_ops sim_ops = SIM_OPS(0);
