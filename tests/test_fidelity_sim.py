@@ -25,3 +25,34 @@ def test_a_forked_childs_device_write_is_seen_by_the_parents_model():
     assert (buf == 7).all()
     assert mem.check() == []
     buf.freebuffer()
+
+
+def _overlapping_writes_are_memmoves(mem, cacheable):
+    rng = np.random.default_rng(3)
+    buf = mem.allocate(1 << 20, "u1", cacheable=cacheable)
+    buf[:] = rng.integers(0, 256, buf.size, dtype="u1")
+    buf.flush()
+    before = bytes(buf)
+    # The source is the buffer itself: what the DMA engine reads is what
+    # was there before the copy, as memmove gives, in both directions.
+    mem.device_write(buf.device_address + 1, buf[:-1])
+    after = before[:1] + before[:-1]
+    assert mem.device_read(buf.device_address, buf.nbytes) == after
+    buf.invalidate()
+    mem.device_write(buf.device_address, buf[4097:])
+    assert (mem.device_read(buf.device_address, buf.nbytes)
+            == after[4097:] + after[-4097:])
+    buf.invalidate()
+    buf.freebuffer()
+
+
+def test_a_device_write_from_the_same_sim_memory_is_a_memmove():
+    mem = open_memory("sim", size=4 << 20)
+    _overlapping_writes_are_memmoves(mem, cacheable=False)
+    _overlapping_writes_are_memmoves(mem, cacheable=True)
+
+
+def test_a_device_write_from_the_same_hugepage_memory_is_a_memmove():
+    from test_hugepage import open_or_skip
+    _overlapping_writes_are_memmoves(open_or_skip(size=4 << 20),
+                                     cacheable=True)
