@@ -21,6 +21,9 @@ typedef struct sim_state {
     uint8_t *device;        /* all of device_fd, for the device side */
     uint8_t *cache;         /* all of cache_fd, for cache maintenance */
     sim_lines lines;        /* the line model over the two */
+    /* Every address at which this process maps the pool lies in
+     * [maps_lo, maps_hi) (it only grows; atomics, read without a lock). */
+    uintptr_t maps_lo, maps_hi;
 } sim_state;
 
 static sim_state *
@@ -42,6 +45,34 @@ pool_offset(const sim_state *s, const pa_block *blk, uint64_t offset)
     return blk->device_address - s->base + offset;
 }
 
+/* [p, p + len) maps the pool: widen [maps_lo, maps_hi) to hold it. */
+static void
+note_mapping(sim_state *s, const void *p, uint64_t len)
+{
+    uintptr_t lo = (uintptr_t)p, hi = lo + (uintptr_t)len;
+    uintptr_t cur = __atomic_load_n(&s->maps_lo, __ATOMIC_RELAXED);
+    while ((cur == 0 || lo < cur)
+           && !__atomic_compare_exchange_n(&s->maps_lo, &cur, lo, 0,
+                                           __ATOMIC_RELAXED,
+                                           __ATOMIC_RELAXED)) {
+    }
+    cur = __atomic_load_n(&s->maps_hi, __ATOMIC_RELAXED);
+    while (hi > cur
+           && !__atomic_compare_exchange_n(&s->maps_hi, &cur, hi, 0,
+                                           __ATOMIC_RELAXED,
+                                           __ATOMIC_RELAXED)) {
+    }
+}
+
+/* Whether [p, p + n) may be the pool seen through one of its mappings. */
+static int
+may_alias_pool(sim_state *s, const void *p, uint64_t n)
+{
+    uintptr_t lo = (uintptr_t)p;
+    return lo < __atomic_load_n(&s->maps_hi, __ATOMIC_RELAXED)
+           && lo + n > __atomic_load_n(&s->maps_lo, __ATOMIC_RELAXED);
+}
+
 /* ---- backend operations -------------------------------------------- */
 
 static int
@@ -55,6 +86,7 @@ sim_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     if (rc == 0) {
         blk->cacheable = (uint8_t)cacheable;
         blk->coherent = (uint8_t)!cacheable;
+        note_mapping(s, blk->map_base, blk->map_length);
         sim_lines_allocated(&s->lines, pool_offset(s, blk, 0), size,
                             cacheable);
     }
@@ -159,10 +191,26 @@ sim_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n)
     return device_io(m, addr, n, dst, NULL);
 }
 
+/* A source in the pool itself (a view of a buffer) is copied as memmove
+ * copies: read whole before anything is written.  Comparing addresses
+ * cannot tell, as the source's mapping may alias the pool at another
+ * address than the destination's, so such a source goes through a copy of
+ * its own; any other costs two comparisons. */
 static int
 sim_device_write(pa_memory *m, uint64_t addr, const void *src, uint64_t n)
 {
-    return device_io(m, addr, n, NULL, src);
+    sim_state *s = state_of(m);
+    if (n == 0 || !may_alias_pool(s, src, n)) {
+        return device_io(m, addr, n, NULL, src);
+    }
+    void *bounce = malloc(n);
+    if (bounce == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(bounce, src, n);
+    int rc = device_io(m, addr, n, NULL, bounce);
+    free(bounce);
+    return rc;
 }
 
 static void
@@ -193,12 +241,6 @@ static void
 sim_close(pa_memory *m)
 {
     sim_destroy(state_of(m));
-}
-
-static pthread_mutex_t *
-sim_fork_lock(pa_memory *m)
-{
-    return &lines_of(m)->lock;
 }
 
 /* ---- coherence tracking (pa_coherence_ops) ------------------------- */
@@ -251,7 +293,9 @@ static const pa_coherence_ops sim_coherence = {
     .device_write = sim_device_write, \
     .stats = sim_stats, \
     .close = sim_close, \
-    .fork_lock = (tracked) ? sim_fork_lock : NULL, \
+    /* The model's lock is shared with forked children: a child never \
+     * inherits it held but by a thread that will give it back. */ \
+    .fork_lock = NULL, \
     .coherence = &sim_coherence, \
 }
 static const pa_backend_ops sim_ops = SIM_OPS(0);
@@ -313,6 +357,8 @@ pa_sim_open(const pa_sys *sys, uint64_t base_address, uint64_t size,
                           &s->cache);
     }
     if (rc == 0) {
+        note_mapping(s, s->device, size);
+        note_mapping(s, s->cache, size);
         rc = sim_lines_init(&s->lines, sys, base_address, size, s->device,
                             s->cache, opt.line_size, opt.coherence);
     }

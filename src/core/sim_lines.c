@@ -96,14 +96,70 @@ bitmap_bytes(uint64_t n)
     return (size_t)((n + 63) / 64 * sizeof(uint64_t));
 }
 
-/* A bitmap of n bits, all clear, whose pages exist only once touched (a
- * terabyte pool has gigabytes of them). */
+/* len bytes of zeros shared with forked children, whose pages exist only
+ * once touched (a terabyte pool has gigabytes of bitmaps). */
+static void *
+new_shared(const pa_sys *sys, size_t len)
+{
+    void *p = sys->mmap(NULL, len, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* A bitmap of n bits, all clear. */
 static uint64_t *
 new_bitmap(const pa_sys *sys, uint64_t n)
 {
-    void *p = sys->mmap(NULL, bitmap_bytes(n), PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    return new_shared(sys, bitmap_bytes(n));
+}
+
+/* ---- the lock ------------------------------------------------------ */
+
+void
+sim_lines_lock(sim_lines *l)
+{
+    int rc = pthread_mutex_lock(l->lock);
+    if (rc == EOWNERDEAD) {
+        /* A process died holding it, mid-way through an update of the
+         * bitmaps at worst: they stay usable as they are. */
+        rc = pthread_mutex_consistent(l->lock);
+    }
+    PA_ASSERT(rc == 0);
+    (void)rc;
+}
+
+void
+sim_lines_unlock(sim_lines *l)
+{
+    pthread_mutex_unlock(l->lock);
+}
+
+/* A process-shared, robust mutex in shared memory, or -errno. */
+static int
+new_shared_lock(const pa_sys *sys, pthread_mutex_t **out)
+{
+    pthread_mutex_t *lock = new_shared(sys, sizeof(*lock));
+    if (lock == NULL) {
+        return pa_mmap_error(errno);
+    }
+    pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+    if (rc == 0) {
+        rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+        if (rc == 0) {
+            rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+        }
+        if (rc == 0) {
+            rc = pthread_mutex_init(lock, &attr);
+        }
+        pthread_mutexattr_destroy(&attr);
+    }
+    if (rc != 0) {
+        sys->munmap(lock, sizeof(*lock));
+        return -rc;
+    }
+    *out = lock;
+    return 0;
 }
 
 /* ---- hazards ------------------------------------------------------- */
@@ -368,9 +424,9 @@ sim_lines_allocated(sim_lines *l, uint64_t at, uint64_t size, int cacheable)
     }
     uint64_t page = pa_page_size();
     PA_ASSERT(at % page == 0 && size % page == 0 && size <= l->size - at);
-    pthread_mutex_lock(&l->lock);
+    sim_lines_lock(l);
     set_bits(l->cached_pages, at / page, size / page, cacheable);
-    pthread_mutex_unlock(&l->lock);
+    sim_lines_unlock(l);
 }
 
 void
@@ -380,9 +436,9 @@ sim_lines_zeroed(sim_lines *l, uint64_t at, uint64_t size)
         return;
     }
     PA_ASSERT(whole_lines(l, at, at + size));
-    pthread_mutex_lock(&l->lock);
+    sim_lines_lock(l);
     clear_written(l, at / l->line, size / l->line);
-    pthread_mutex_unlock(&l->lock);
+    sim_lines_unlock(l);
 }
 
 void
@@ -394,9 +450,9 @@ sim_lines_flush(sim_lines *l, const pa_block *blk, uint64_t at,
         copy_changed(l->device, l->cache, at, len);
         return;
     }
-    pthread_mutex_lock(&l->lock);
+    sim_lines_lock(l);
     write_back(l, blk, line_down(l, at), line_up(l, at + len));
-    pthread_mutex_unlock(&l->lock);
+    sim_lines_unlock(l);
 }
 
 void
@@ -409,7 +465,7 @@ sim_lines_invalidate(sim_lines *l, const pa_block *blk, uint64_t at,
         return;
     }
     uint64_t lo = line_down(l, at), hi = line_up(l, at + len);
-    pthread_mutex_lock(&l->lock);
+    sim_lines_lock(l);
     /* Lines the span covers only in part are cleaned first (dc civac):
      * the CPU's bytes outside the span must survive. */
     uint64_t last = hi - l->line;
@@ -420,7 +476,7 @@ sim_lines_invalidate(sim_lines *l, const pa_block *blk, uint64_t at,
         write_back_line(l, blk, last);
     }
     discard(l, blk, lo, hi);
-    pthread_mutex_unlock(&l->lock);
+    sim_lines_unlock(l);
 }
 
 void
@@ -428,7 +484,7 @@ sim_lines_device_io(sim_lines *l, const pa_block *blk, uint64_t at,
                     uint64_t n, void *out, const void *in)
 {
     PA_ASSERT(at <= l->size && n <= l->size - at);
-    pthread_mutex_lock(&l->lock);
+    sim_lines_lock(l);
     if (n > 0 && sim_lines_tracking(l) && in_cacheable_block(l, at)) {
         device_access(l, blk, at, at + n,
                       in != NULL ? PA_HAZARD_WRITE_UNDER_DIRTY
@@ -440,7 +496,7 @@ sim_lines_device_io(sim_lines *l, const pa_block *blk, uint64_t at,
     else {
         memcpy(out, l->device + at, n);
     }
-    pthread_mutex_unlock(&l->lock);
+    sim_lines_unlock(l);
 }
 
 int
@@ -448,9 +504,9 @@ sim_lines_has_device_writes(sim_lines *l, const pa_block *blk)
 {
     PA_ASSERT(sim_lines_tracking(l) && blk->cacheable);
     uint64_t at = offset_of(l, blk);
-    pthread_mutex_lock(&l->lock);
+    sim_lines_lock(l);
     int any = any_written(l, at / l->line, blk->size / l->line);
-    pthread_mutex_unlock(&l->lock);
+    sim_lines_unlock(l);
     return any;
 }
 
@@ -460,7 +516,7 @@ sim_lines_check(sim_lines *l, const pa_block *blk, int kind, uint64_t from)
     PA_ASSERT(sim_lines_tracking(l) && blk->cacheable && from < blk->size);
     uint64_t lo = offset_of(l, blk), hi = lo + blk->size;
     uint64_t stop = hi;
-    pthread_mutex_lock(&l->lock);
+    sim_lines_lock(l);
     for (uint64_t at = line_down(l, lo + from), end; at < stop; at = end) {
         end = chunk_end(at, hi);
         int busy = kind == PA_HAZARD_UNFLUSHED
@@ -482,7 +538,7 @@ sim_lines_check(sim_lines *l, const pa_block *blk, int kind, uint64_t from)
             }
         }
     }
-    pthread_mutex_unlock(&l->lock);
+    sim_lines_unlock(l);
     return stop - lo;
 }
 
@@ -515,11 +571,10 @@ sim_lines_init(sim_lines *l, const pa_sys *sys, uint64_t base, uint64_t size,
     *l = (sim_lines){.sys = sys, .base = base, .size = size,
                      .device = device, .cache = cache, .mode = mode,
                      .line = line, .shadow_fd = -1};
-    int rc = pthread_mutex_init(&l->lock, NULL);
+    int rc = new_shared_lock(sys, &l->lock);
     if (rc != 0) {
-        return -rc;
+        return rc;
     }
-    l->has_lock = 1;
     if (!sim_lines_tracking(l)) {
         return 0;
     }
@@ -563,7 +618,9 @@ sim_lines_destroy(sim_lines *l)
         l->sys->munmap(l->cached_pages,
                        bitmap_bytes(l->size / pa_page_size()));
     }
-    if (l->has_lock) {
-        pthread_mutex_destroy(&l->lock);
+    if (l->lock != NULL) {
+        /* Not destroyed: a forked child may still use it; it goes with
+         * the last process's mapping. */
+        l->sys->munmap(l->lock, sizeof(*l->lock));
     }
 }

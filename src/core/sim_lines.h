@@ -5,6 +5,11 @@
  * record as hazards (hazard.h).  sim.c owns the pool and its heap; this
  * file owns the model's bitmaps, its shadow copy and its lock.
  *
+ * Everything the model keeps about the pool is shared memory, as the pool
+ * is, so that a forked child that acts as the device or the CPU changes
+ * the parent's model too; the lock is process-shared and robust (a
+ * process that dies holding it leaves it to the next taker).
+ *
  * Offsets are into the pool.  With tracking off (PA_COHERENCE_OFF) flush
  * and invalidate copy exactly their span and nothing else is kept.
  */
@@ -37,9 +42,9 @@ typedef struct sim_lines {
                                device-written, whatever `written` holds */
     uint64_t *cached_pages; /* a bit per page: in a cacheable block */
     uint64_t lines_per_page;
-    pthread_mutex_t lock;   /* the model's bits and copies, and the
-                               device's accesses */
-    int has_lock;
+    pthread_mutex_t *lock;  /* the model's bits and copies, and the
+                               device's accesses: in shared memory, held
+                               across processes; NULL until made */
 } sim_lines;
 
 /* A sparse file of `size` bytes (a memfd named `name`) mapped shared
@@ -56,6 +61,12 @@ int sim_lines_init(sim_lines *l, const pa_sys *sys, uint64_t base,
                    uint64_t size, uint8_t *device, uint8_t *cache,
                    uint64_t line, int mode);
 void sim_lines_destroy(sim_lines *l);
+
+/* Take and give back the model's lock (as every function below does).  A
+ * holder that died leaves the model as far as it got: a line it was
+ * marking may be reported wrongly, never a byte of the pool changed. */
+void sim_lines_lock(sim_lines *l);
+void sim_lines_unlock(sim_lines *l);
 
 static inline int
 sim_lines_tracking(const sim_lines *l)

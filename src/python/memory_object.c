@@ -129,6 +129,11 @@ bus_error(int rc, uint64_t address, uint64_t n)
     if (rc == -ENOTSUP) {
         return pa_raise(rc, NULL, "this memory gives no device-side access");
     }
+    if (rc == -ENOMEM) {        /* device_write's copy of its source */
+        return pa_raise(rc, NULL, "no memory for a copy of the %llu-byte "
+                        "source of the device write to %s",
+                        (unsigned long long)n, range);
+    }
     return pa_raise(rc, NULL, "device bus error: %s is not inside one live "
                     "allocation of this memory", range);
 }

@@ -1,11 +1,15 @@
 /* Tests of the simulated memory's cache-line model and its hazards. */
 #include "../../src/core/memory.h"
 #include "../../src/core/sim.h"
+#include "../../src/core/sim_lines.h"
 #include "check.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 
 #define MiB (1024ull * 1024ull)
 #define PAGE 4096ull
@@ -563,6 +567,101 @@ test_other_memories_track_nothing(void)
 
 /* The one check of the sim's options names the first one that is wrong,
  * and pa_sim_open refuses exactly what it names. */
+/* Runs child() in a forked child and waits for it to exit 0. */
+static void
+in_child(void (*child)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        child(arg);
+        _exit(0);
+    }
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+typedef struct forked_write {
+    pa_memory *m;
+    pa_block b;
+} forked_write;
+
+static void
+child_device_fill(void *arg)
+{
+    forked_write *w = arg;
+    device_fill(w->m, &w->b, 0, PAGE, 7);
+    if (check_failures != 0) {
+        _exit(1);
+    }
+}
+
+/* The model describes shared memory, so it is shared as that memory is:
+ * a forked child's device write is a device write in the parent too, and
+ * the parent's flush of its unchanged, synced lines leaves the device's
+ * bytes alone, with no hazard but the standing uninvalidated one. */
+static void
+test_a_forked_childs_device_writes_are_the_parents(void)
+{
+    forked_write w = {open_model(64, PA_COHERENCE_WARN), {0}};
+    w.b = cached_block(w.m, PAGE);
+    memset(w.b.cpu, 1, PAGE);
+    CHECK_EQ(pa_memory_flush(w.m, &w.b, 0, PAGE), 0);
+    in_child(child_device_fill, &w);
+    CHECK_EQ(pa_memory_has_device_writes(w.m, &w.b), 1);
+    CHECK_EQ(pa_memory_flush(w.m, &w.b, 0, PAGE), 0);
+    take();
+    CHECK_EQ(ngot, 0);
+    CHECK_EQ(device_byte(w.m, &w.b, 0), 7);
+    CHECK_EQ(device_byte(w.m, &w.b, PAGE - 1), 7);
+    check(w.m, &w.b, 1);
+    take();
+    CHECK_EQ(ngot, 1);
+    CHECK(is(0, PA_HAZARD_UNINVALIDATED, &w.b, 0, PAGE));
+    CHECK_EQ(pa_memory_invalidate(w.m, &w.b, 0, PAGE), 0);
+    CHECK_EQ(((uint8_t *)w.b.cpu)[PAGE - 1], 7);
+    pa_memory_release(w.m, &w.b);
+    pa_memory_close(w.m);
+}
+
+static void
+child_dies_holding(void *arg)
+{
+    sim_lines_lock(arg);
+    _exit(0);
+}
+
+/* A child that dies holding the model's lock does not stop the parent:
+ * the lock is robust. */
+static void
+test_a_child_that_dies_holding_the_lock(void)
+{
+    int fds[2] = {-1, -1};
+    uint8_t *pools[2] = {NULL, NULL};
+    CHECK_EQ(sim_pool_map(&pa_sys_real, "test-device", PAGE, &fds[0],
+                          &pools[0]), 0);
+    CHECK_EQ(sim_pool_map(&pa_sys_real, "test-cache", PAGE, &fds[1],
+                          &pools[1]), 0);
+    sim_lines l;
+    CHECK_EQ(sim_lines_init(&l, &pa_sys_real, BASE, PAGE, pools[0],
+                            pools[1], 64, PA_COHERENCE_WARN), 0);
+    in_child(child_dies_holding, &l);
+    pa_block b = {.device_address = BASE, .size = PAGE};
+    uint8_t in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8] = {0};
+    alarm(10);                  /* a hang is a failure */
+    sim_lines_device_io(&l, &b, 8, sizeof(in), NULL, in);
+    sim_lines_device_io(&l, &b, 8, sizeof(out), out, NULL);
+    alarm(0);
+    CHECK(memcmp(in, out, sizeof(in)) == 0);
+    sim_lines_destroy(&l);
+    for (int i = 0; i < 2; i++) {
+        munmap(pools[i], PAGE);
+        close(fds[i]);
+    }
+}
+
 static void
 test_invalid_options_are_named(void)
 {
@@ -619,5 +718,7 @@ main(void)
     RUN(test_device_writes_are_seen);
     RUN(test_an_earlier_blocks_device_writes_stay_gone);
     RUN(test_other_memories_track_nothing);
+    RUN(test_a_forked_childs_device_writes_are_the_parents);
+    RUN(test_a_child_that_dies_holding_the_lock);
     return check_report("test_sim_coherence");
 }
