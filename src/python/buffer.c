@@ -292,17 +292,11 @@ span_in_memory(PyArrayObject *arr, const char *noun, long long start,
     return span;
 }
 
-/* flush/invalidate of arr's span in a (held by the caller). */
+/* flush/invalidate of arr's span in a, live (held by the caller). */
 static PyObject *
 sync_allocation(PyArrayObject *arr, AllocationObject *a, sync_fn fn,
                 const char *what)
 {
-    if (a->freed) {
-        PyErr_Format(PyExc_ValueError,
-                     "cannot %s: the buffer was freed (freebuffer(), close() "
-                     "or the end of its with-block)", what);
-        return NULL;
-    }
     if (a->blk.coherent) {
         /* No bytes to sync, so none can be outside the allocation; a
          * flush still orders the CPU's stores. */
@@ -346,19 +340,13 @@ sync_allocation(PyArrayObject *arr, AllocationObject *a, sync_fn fn,
     Py_RETURN_NONE;
 }
 
-/* flush/invalidate of arr's span in lent memory f (held by the caller):
- * its owner's device does it, once, with the exact span; on coherent
- * memory nothing is asked of it. */
+/* flush/invalidate of arr's span in lent memory f, live (held by the
+ * caller): its owner's device does it, once, with the exact span; on
+ * coherent memory nothing is asked of it. */
 static PyObject *
 sync_foreign(PyArrayObject *arr, ForeignObject *f, sync_fn fn,
              const char *what)
 {
-    if (f->freed) {
-        PyErr_Format(PyExc_ValueError,
-                     "cannot %s: the buffer was freed (freebuffer() or the "
-                     "end of its with-block)", what);
-        return NULL;
-    }
     if (f->coherent) {
         if (fn == pa_memory_flush) {
             pa_cpu_store_barrier();     /* as on coherent memory of ours */
@@ -396,9 +384,18 @@ sync_span(PyArrayObject *arr, sync_fn fn, const char *what)
                      "allocate() or a view of one)", what);
         return NULL;
     }
-    PyObject *r = Py_IS_TYPE(holder, &pa_AllocationType)
-        ? sync_allocation(arr, (AllocationObject *)holder, fn, what)
-        : sync_foreign(arr, (ForeignObject *)holder, fn, what);
+    int ours = Py_IS_TYPE(holder, &pa_AllocationType);
+    PyObject *r = NULL;
+    if (ours ? ((AllocationObject *)holder)->freed
+             : ((ForeignObject *)holder)->freed) {
+        PyErr_Format(PyExc_ValueError,
+                     "cannot %s: the buffer was freed (freebuffer() or the "
+                     "end of its with-block)", what);
+    }
+    else {
+        r = ours ? sync_allocation(arr, (AllocationObject *)holder, fn, what)
+                 : sync_foreign(arr, (ForeignObject *)holder, fn, what);
+    }
     Py_DECREF(holder);
     return r;
 }
