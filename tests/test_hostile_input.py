@@ -118,7 +118,7 @@ def test_a_free_that_cannot_detach_its_views_is_kept_not_lost():
         import resource, warnings
         from pynq_alloc import allocate, open_memory
         mem = open_memory("sim", size=64 << 20)
-        b = allocate(16 << 20, "u1", target=mem)
+        b = allocate(32 << 20, "u1", target=mem)    # too large to park
         view = b[100:]
         resource.setrlimit(resource.RLIMIT_DATA, (1 << 20, resource.RLIM_INFINITY))
         with warnings.catch_warnings(record=True) as caught:

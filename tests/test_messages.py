@@ -175,7 +175,7 @@ def test_zero_false_as_one_and_zero():
     mem = open_memory("sim", size=MiB, base_address=BASE)
     b = allocate(1024, "u1", target=mem)
     b[:] = 7
-    b.freebuffer()
+    del b                   # kept for reuse
     assert (allocate(1024, "u1", target=mem, zero=0) == 7).all()
     assert (allocate(1024, "u1", target=mem, zero=1) == 0).all()
 

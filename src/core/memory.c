@@ -6,6 +6,14 @@
  * can observe: cached blocks count as free in the statistics (they are
  * released before figures are taken), an allocation that fails is retried
  * after releasing them, and the device refuses to touch them.
+ *
+ * Parking does the same for freebuffer(): swapping a retired block's
+ * mapping for anonymous memory costs three system calls (the swap, the
+ * unmap when its arrays go, a new mapping for the next block), while a
+ * with-block usually ends with no array on the block but the root, which
+ * goes soon after.  A parked block keeps its mapping and stays out of the
+ * heap until its arrays are gone, and is swapped out only when its space
+ * is needed: nobody else can reach its bytes meanwhile.
  */
 #include "memory.h"
 #include "cache.h"
@@ -23,6 +31,7 @@
 #define SYNC_SLOTS 64       /* PA_DEBUG: syncs in flight that are checked */
 #define CACHE_MAX_BLOCK (16ull << 20)
 #define CACHE_MAX_BYTES (64ull << 20)
+#define PARKED_ENTRIES 64
 
 struct pa_memory {
     const pa_backend_ops *ops;
@@ -35,6 +44,10 @@ struct pa_memory {
     pa_block cache[CACHE_ENTRIES];  /* oldest first */
     int cached;
     uint64_t cached_bytes;
+    pa_block *parked[PARKED_ENTRIES];   /* retired, still mapped; the
+                                           blocks live in their callers */
+    int parked_count;
+    uint64_t parked_bytes;
     pa_memory *prev, *next;         /* in `open_memories` */
 #ifdef PA_DEBUG
     /* Flushes and invalidations in progress, by block (see sync_begin);
@@ -280,6 +293,40 @@ drain_cache(pa_memory *m)
     m->cached_bytes = 0;
 }
 
+/* Gives a parked block back for good: anonymous memory over its range
+ * first, so that its arrays never see a later allocation.  One this
+ * process inherited is the parent's to give back.  Without memory for the
+ * swap it stays parked, and 0 says so.  The lock is held. */
+static int
+unpark(pa_memory *m, int i)
+{
+    pa_block *blk = m->parked[i];
+    if (pa_map_anonymous_over(blk->map_base, blk->map_length) != 0) {
+        return 0;
+    }
+    m->parked[i] = m->parked[--m->parked_count];
+    m->parked_bytes -= blk->size;
+    blk->parked = 0;
+    if (owned(blk)) {
+        m->ops->free(m, blk, 1);
+    }
+    else {
+        forget_mapping(m, blk);
+    }
+    return 1;
+}
+
+/* 1 if any block was given back.  The lock is held. */
+static int
+unpark_all(pa_memory *m)
+{
+    int any = 0;
+    for (int i = m->parked_count - 1; i >= 0; i--) {
+        any |= unpark(m, i);
+    }
+    return any;
+}
+
 /* Whether zeroing blk needs no system call and little time. */
 static int
 zero_is_inline(const pa_memory *m, const pa_block *blk)
@@ -376,6 +423,7 @@ pa_memory_try_reuse(pa_memory *m, uint64_t nbytes, uint64_t align,
     }
     if (hit) {
         out->owner = pa_process_id();
+        out->parked = 0;
     }
     return hit;
 }
@@ -406,6 +454,9 @@ pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
             drain_cache(m);
             rc = m->ops->alloc(m, size, align, limit, cacheable, out);
         }
+        if ((rc == -ENOMEM || rc == -PA_ENOMAP) && unpark_all(m)) {
+            rc = m->ops->alloc(m, size, align, limit, cacheable, out);
+        }
     }
     if (rc == 0) {
         /* What pa_backend_ops.alloc promises. */
@@ -417,6 +468,7 @@ pa_memory_alloc(pa_memory *m, uint64_t nbytes, uint64_t align,
                           && !m->ops->reuse_blocks)));
         m->live++;
         out->owner = pa_process_id();
+        out->parked = 0;
     }
     pthread_mutex_unlock(&m->lock);
     /* Outside the lock: zeroing a large block takes a while. */
@@ -493,12 +545,11 @@ pa_memory_try_keep(pa_memory *m, pa_block *blk)
     return kept;
 }
 
-void
-pa_memory_release(pa_memory *m, pa_block *blk)
+/* Gives a block nothing maps any more back, or keeps it for reuse; the
+ * lock is held and blk is no longer counted live. */
+static void
+put_back(pa_memory *m, pa_block *blk)
 {
-    pthread_mutex_lock(&m->lock);
-    PA_ASSERT(m->live > 0 && blk->size != 0 && !syncing(m, blk));
-    m->live--;
     if (!owned(blk)) {
         munmap(blk->map_base, blk->map_length);
         forget_mapping(m, blk);
@@ -524,13 +575,52 @@ pa_memory_release(pa_memory *m, pa_block *blk)
     else {
         m->ops->free(m, blk, 0);
     }
+}
+
+void
+pa_memory_release(pa_memory *m, pa_block *blk)
+{
+    pthread_mutex_lock(&m->lock);
+    PA_ASSERT(m->live > 0 && blk->size != 0 && !syncing(m, blk));
+    m->live--;
+    put_back(m, blk);
     pthread_mutex_unlock(&m->lock);
     memset(blk, 0, sizeof(*blk));
+}
+
+/* Whether blk can be parked without swapping anything; the lock is held. */
+static int
+parking_has_room(const pa_memory *m, const pa_block *blk)
+{
+    return m->parked_count < PARKED_ENTRIES
+           && m->parked_bytes + blk->size <= CACHE_MAX_BYTES;
+}
+
+int
+pa_memory_try_park(pa_memory *m, pa_block *blk)
+{
+    if (!cacheable_block(m, blk) || !owned(blk)) {
+        return 0;
+    }
+    pthread_mutex_lock(&m->lock);
+    PA_ASSERT(m->live > 0 && !syncing(m, blk) && !blk->parked);
+    int parked = parking_has_room(m, blk);
+    if (parked) {
+        m->live--;
+        blk->parked = 1;
+        m->parked[m->parked_count++] = blk;
+        m->parked_bytes += blk->size;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return parked;
 }
 
 int
 pa_memory_retire(pa_memory *m, pa_block *blk)
 {
+    if (pa_memory_try_park(m, blk)) {
+        return 0;
+    }
     /* Swap the mapping first: from here on no CPU access reaches the
      * device memory, so giving it back cannot expose it. */
     int rc = pa_map_anonymous_over(blk->map_base, blk->map_length);
@@ -538,7 +628,6 @@ pa_memory_retire(pa_memory *m, pa_block *blk)
         return rc;
     }
     pthread_mutex_lock(&m->lock);
-    PA_ASSERT(m->live > 0 && !syncing(m, blk));
     m->live--;
     if (owned(blk)) {
         m->ops->free(m, blk, 1);
@@ -550,9 +639,53 @@ pa_memory_retire(pa_memory *m, pa_block *blk)
     return 0;
 }
 
-void
-pa_memory_unmap_retired(pa_block *blk)
+/* Takes blk off the parked list if it is still there (1); the lock is
+ * held.  It is then a released block that nothing maps. */
+static int
+unlist_parked(pa_memory *m, pa_block *blk)
 {
+    for (int i = m->parked_count - 1; i >= 0; i--) {
+        if (m->parked[i] == blk) {
+            m->parked[i] = m->parked[--m->parked_count];
+            m->parked_bytes -= blk->size;
+            blk->parked = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+pa_memory_try_keep_retired(pa_memory *m, pa_block *blk)
+{
+    pthread_mutex_lock(&m->lock);
+    int kept = blk->parked && owned(blk) && cache_has_room(m, blk)
+               && unlist_parked(m, blk);
+    if (kept) {
+        m->cache[m->cached++] = *blk;
+        m->cached_bytes += blk->size;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (kept) {
+        memset(blk, 0, sizeof(*blk));
+    }
+    return kept;
+}
+
+void
+pa_memory_unmap_retired(pa_memory *m, pa_block *blk)
+{
+    if (m != NULL) {
+        pthread_mutex_lock(&m->lock);
+        if (unlist_parked(m, blk)) {
+            put_back(m, blk);   /* as a released block goes */
+            pthread_mutex_unlock(&m->lock);
+            memset(blk, 0, sizeof(*blk));
+            return;
+        }
+        pthread_mutex_unlock(&m->lock);
+    }
+    PA_ASSERT(!blk->parked);
     munmap(blk->map_base, blk->map_length);
     memset(blk, 0, sizeof(*blk));
 }
@@ -596,14 +729,25 @@ pa_memory_invalidate(pa_memory *m, const pa_block *blk, uint64_t offset,
     return rc;
 }
 
-/* Is any byte of [addr, addr + n) in a cached (released) block? */
 static int
-touches_cache(const pa_memory *m, uint64_t addr, uint64_t n)
+overlaps(const pa_block *b, uint64_t addr, uint64_t n)
+{
+    return addr < b->device_address + b->size
+           && b->device_address < addr + n;
+}
+
+/* Is any byte of [addr, addr + n) in a released block, kept for reuse or
+ * parked? */
+static int
+touches_released(const pa_memory *m, uint64_t addr, uint64_t n)
 {
     for (int i = 0; i < m->cached; i++) {
-        const pa_block *b = &m->cache[i];
-        if (addr < b->device_address + b->size
-                && b->device_address < addr + n) {
+        if (overlaps(&m->cache[i], addr, n)) {
+            return 1;
+        }
+    }
+    for (int i = 0; i < m->parked_count; i++) {
+        if (overlaps(m->parked[i], addr, n)) {
             return 1;
         }
     }
@@ -626,7 +770,7 @@ pa_memory_device_read(pa_memory *m, uint64_t addr, void *dst, uint64_t n)
         return -EFAULT;
     }
     pthread_mutex_lock(&m->lock);
-    int rc = touches_cache(m, addr, n)
+    int rc = touches_released(m, addr, n)
              ? -EFAULT : m->ops->device_read(m, addr, dst, n);
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -643,7 +787,7 @@ pa_memory_device_write(pa_memory *m, uint64_t addr, const void *src,
         return -EFAULT;
     }
     pthread_mutex_lock(&m->lock);
-    int rc = touches_cache(m, addr, n)
+    int rc = touches_released(m, addr, n)
              ? -EFAULT : m->ops->device_write(m, addr, src, n);
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -690,6 +834,7 @@ pa_memory_stats(pa_memory *m, pa_stats *out)
 {
     pthread_mutex_lock(&m->lock);
     drain_cache(m);
+    unpark_all(m);
     m->ops->stats(m, out);
     out->buffers = m->live;
     pthread_mutex_unlock(&m->lock);
@@ -762,6 +907,12 @@ pa_memory_close(pa_memory *m)
     pthread_mutex_unlock(&registry_lock);
     pthread_mutex_lock(&m->lock);
     drain_cache(m);
+    unpark_all(m);
+    /* Any left had no memory for the swap: they keep their mappings, which
+     * pa_memory_unmap_retired(NULL, ...) unmaps. */
+    for (int i = 0; i < m->parked_count; i++) {
+        m->parked[i]->parked = 0;
+    }
     pthread_mutex_unlock(&m->lock);
     m->ops->close(m);
     pthread_mutex_destroy(&m->lock);

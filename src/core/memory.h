@@ -40,6 +40,7 @@ typedef struct pa_block {
     int32_t owner;          /* the process that allocated it */
     uint8_t cacheable;      /* mapped cached */
     uint8_t coherent;       /* flush/invalidate are not needed */
+    uint8_t parked;         /* retired, still mapped (pa_memory_retire) */
 } pa_block;
 
 typedef struct pa_stats {
@@ -205,12 +206,27 @@ int pa_memory_try_keep(pa_memory *m, pa_block *blk);
 
 /*
  * Gives a block's device memory back now, while CPU users may still hold
- * pointers into it: its CPU range becomes private anonymous memory, so they
- * stay memory-safe and can never see a later allocation.  Call
- * pa_memory_unmap_retired once the last of them is gone.
+ * pointers into it, and keeps them memory-safe: they can never see a later
+ * allocation.  Where the backend reuses blocks, the block is parked: it
+ * stays mapped and out of the heap, at no system call, counted free in the
+ * figures and refused to the device; an allocation that needs its space
+ * first puts anonymous memory over its range and gives it back, as
+ * pa_memory_stats and pa_memory_close do.  Elsewhere that happens at once.
+ * The caller keeps blk where it is until pa_memory_unmap_retired, called
+ * once the last CPU user is gone: a parked block is then kept for reuse
+ * or released, like a block nothing mapped.  m may be NULL there only
+ * after pa_memory_close.
  */
 int pa_memory_retire(pa_memory *m, pa_block *blk);
-void pa_memory_unmap_retired(pa_block *blk);
+void pa_memory_unmap_retired(pa_memory *m, pa_block *blk);
+
+/* For callers that release locks of their own around system calls: parks
+ * blk if it can (1), else 0 and the caller calls pa_memory_retire. */
+int pa_memory_try_park(pa_memory *m, pa_block *blk);
+/* Keeps a retired block for reuse once its arrays are gone, if it is
+ * still parked and that needs no system call: 1, else 0 and the caller
+ * calls pa_memory_unmap_retired. */
+int pa_memory_try_keep_retired(pa_memory *m, pa_block *blk);
 
 /* Cache maintenance of [offset, offset + len) of blk.  On a coherent
  * block flush only orders the CPU's stores before later ones (a device's

@@ -1,9 +1,9 @@
 /*
  * Allocation: owns one block of device memory and its CPU mapping.
  *
- * freebuffer() gives the device memory back early (the mapping turns into
- * anonymous memory, see pa_memory_retire); dealloc then only unmaps the
- * range.  Each Memory lists its live Allocations in an intrusive doubly
+ * freebuffer() gives the device memory back early (parked, or the mapping
+ * turns into anonymous memory: see pa_memory_retire); dealloc then keeps
+ * a parked block for reuse, or unmaps the range.  Each Memory lists its live Allocations in an intrusive doubly
  * linked list (two stores to link), which holds no references.
  */
 #include "allocation.h"
@@ -75,6 +75,10 @@ forget_root_shape(AllocationObject *a)
 static int
 retire(AllocationObject *a)
 {
+    if (pa_memory_try_park(a->memory->mem, &a->blk)) {
+        a->retired = 1;     /* no system call: the GIL can stay */
+        return 0;
+    }
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = pa_memory_retire(a->memory->mem, &a->blk);
@@ -181,9 +185,11 @@ allocation_dealloc(AllocationObject *a)
     /* Nothing can reach `a` any more, so the GIL may go around the system
      * and driver calls; keeping a block for reuse needs none. */
     if (a->retired) {
-        Py_BEGIN_ALLOW_THREADS
-        pa_memory_unmap_retired(&a->blk);
-        Py_END_ALLOW_THREADS
+        if (!pa_memory_try_keep_retired(a->memory->mem, &a->blk)) {
+            Py_BEGIN_ALLOW_THREADS
+            pa_memory_unmap_retired(a->memory->mem, &a->blk);
+            Py_END_ALLOW_THREADS
+        }
     }
     else if (!pa_memory_try_keep(a->memory->mem, &a->blk)) {
         Py_BEGIN_ALLOW_THREADS

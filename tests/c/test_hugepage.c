@@ -67,8 +67,8 @@ test_real_huge_pages(void)
     CHECK_EQ(pa_memory_device_read(m, b[2].device_address + b[2].size, &seen,
                                    1), -EFAULT);
     CHECK_EQ(pa_memory_retire(m, &b[2]), 0);
-    ((char *)b[2].cpu)[0] = 1;          /* anonymous now, still mapped */
-    pa_memory_unmap_retired(&b[2]);
+    ((char *)b[2].cpu)[0] = 1;          /* still mapped */
+    pa_memory_unmap_retired(m, &b[2]);
     pa_memory_release(m, &b[0]);
     pa_memory_release(m, &b[1]);
     pa_memory_stats(m, &s);
@@ -114,10 +114,11 @@ test_whole_pages_and_retired_ones(void)
     char *views = b[0].cpu;
     uint64_t at = b[0].device_address;
     CHECK_EQ(pa_memory_retire(m, &b[0]), 0);
-    CHECK_EQ(views[0], 0);              /* anonymous memory now */
-    views[0] = 1;
+    CHECK_EQ(views[0], 0x10);           /* parked while nothing needs it */
     CHECK_EQ(pa_memory_alloc(m, 2 * MiB, 0, 0, PA_ALLOC_CACHEABLE, &again),
              0);
+    CHECK_EQ(views[0], 0);              /* anonymous memory now */
+    views[0] = 1;
     CHECK_EQ(again.device_address, at);
     CHECK((char *)again.cpu != views);  /* the views keep their memory */
     CHECK(physically_at(again.cpu, again.size, again.device_address));
@@ -126,7 +127,7 @@ test_whole_pages_and_retired_ones(void)
     CHECK_EQ(views[0], 1);
     CHECK_EQ(views[1], 0);
     release_now(m, &again);
-    pa_memory_unmap_retired(&b[0]);     /* the last view is gone */
+    pa_memory_unmap_retired(m, &b[0]);  /* the last view is gone */
     CHECK_EQ(pa_memory_alloc(m, 2 * MiB, 0, 0, PA_ALLOC_CACHEABLE, &back), 0);
     CHECK_EQ(back.device_address, at);
     CHECK((char *)back.cpu == views);   /* mapped home again */
@@ -144,7 +145,7 @@ test_whole_pages_and_retired_ones(void)
     pa_memory_close(m);
     views[0] = 3;
     CHECK_EQ(views[0], 3);
-    pa_memory_unmap_retired(&b[1]);
+    pa_memory_unmap_retired(NULL, &b[1]);   /* the memory is closed */
 }
 
 /* Maps anonymous memory at exactly `at` (which must be free), filled
@@ -187,7 +188,7 @@ child_maps_over_its_parents_blocks(pa_memory *m, pa_block *kept,
     if (pa_memory_retire(m, retired) != 0) {
         return 2;
     }
-    pa_memory_unmap_retired(retired);
+    pa_memory_unmap_retired(m, retired);
     for (int i = 0; i < 3; i++) {
         if (!map_mine(at[i], n, 0x5A)) {
             return 3;               /* the fork left a mapping there */

@@ -197,33 +197,83 @@ test_alignment_and_limit(void)
 }
 
 static void
-test_retired_block_stays_mapped_but_detached(void)
+test_retired_block_is_parked_until_its_space_is_needed(void)
+{
+    pa_memory *m = open_plain_sim(4 * MiB);
+    pa_block a, b, c;
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &a), 0);
+    memset(a.cpu, 0x11, PAGE);
+    CHECK_EQ(pa_memory_retire(m, &a), 0);
+    /* Parked: the range keeps the block, and nobody else reaches it. */
+    uint8_t *old = a.cpu, dev;
+    CHECK(a.parked);
+    CHECK_EQ(old[5], 0x11);
+    CHECK_EQ(pa_memory_device_read(m, a.device_address, &dev, 1), -EFAULT);
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, PA_ALLOC_UNZEROED, &b), 0);
+    CHECK(b.device_address != a.device_address);
+    pa_memory_release(m, &b);
+    /* The whole pool needs its space: the range turns anonymous first. */
+    CHECK_EQ(pa_memory_alloc(m, 4 * MiB, 0, 0, PA_ALLOC_UNZEROED, &c), 0);
+    CHECK(!a.parked);
+    CHECK(c.device_address <= a.device_address
+          && a.device_address < c.device_address + c.size);
+    CHECK_EQ(old[5], 0);
+    old[6] = 0x33;
+    uint64_t at = a.device_address - c.device_address;
+    CHECK_EQ(((uint8_t *)c.cpu)[at + 5], 0x11);  /* left unzeroed */
+    CHECK_EQ(((uint8_t *)c.cpu)[at + 6], 0x11);
+    CHECK_EQ(pa_memory_device_read(m, a.device_address + 6, &dev, 1), 0);
+    CHECK_EQ(dev, 0x11);
+    pa_memory_unmap_retired(m, &a);
+    pa_memory_release(m, &c);
+    pa_memory_close(m);
+}
+
+static void
+test_parked_block_is_reused_when_its_arrays_are_gone(void)
 {
     pa_memory *m = open_plain_sim(4 * MiB);
     pa_block a, b;
     pa_stats s;
     CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &a), 0);
-    memset(a.cpu, 0x11, PAGE);
+    void *cpu = a.cpu;
+    uint64_t at = a.device_address;
     CHECK_EQ(pa_memory_retire(m, &a), 0);
+    pa_memory_unmap_retired(m, &a);
+    /* Kept for reuse, mapping and all, as a released block is. */
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &b), 0);
+    CHECK_EQ(b.device_address, at);
+    CHECK(b.cpu == cpu);
+    /* Figures count a parked block free: it is swapped out for them. */
+    ((uint8_t *)b.cpu)[0] = 9;
+    CHECK_EQ(pa_memory_retire(m, &b), 0);
     pa_memory_stats(m, &s);
     CHECK_EQ(s.used, 0);
     CHECK_EQ(s.buffers, 0);
-    /* The old range is still ours to touch... */
-    uint8_t *old = a.cpu;
-    CHECK_EQ(old[5], 0);
-    old[5] = 0x22;
-    /* ...and is not the memory that the next allocation receives (left
-     * unzeroed here to show it is the same memory). */
-    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, PA_ALLOC_UNZEROED, &b), 0);
-    CHECK_EQ(b.device_address, a.device_address);
-    CHECK(b.cpu != a.cpu);
-    CHECK_EQ(((uint8_t *)b.cpu)[5], 0x11);
-    old[6] = 0x33;
-    uint8_t dev;
-    CHECK_EQ(pa_memory_device_read(m, b.device_address + 6, &dev, 1), 0);
-    CHECK_EQ(dev, 0x11);
-    pa_memory_unmap_retired(&a);
-    pa_memory_release(m, &b);
+    CHECK(!b.parked);
+    CHECK_EQ(((uint8_t *)cpu)[0], 0);
+    pa_memory_unmap_retired(m, &b);
+    pa_memory_close(m);
+}
+
+/* At most PARKED_ENTRIES wait; past that, a block is swapped at once. */
+static void
+test_parking_is_bounded(void)
+{
+    pa_memory *m = open_plain_sim(4 * MiB);
+    pa_block b[65];
+    for (int i = 0; i < 65; i++) {
+        CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, 0, &b[i]), 0);
+        ((uint8_t *)b[i].cpu)[0] = 1;
+    }
+    for (int i = 0; i < 65; i++) {
+        CHECK_EQ(pa_memory_retire(m, &b[i]), 0);
+    }
+    CHECK(b[63].parked && !b[64].parked);
+    CHECK_EQ(((uint8_t *)b[64].cpu)[0], 0);
+    for (int i = 0; i < 65; i++) {
+        pa_memory_unmap_retired(m, &b[i]);
+    }
     pa_memory_close(m);
 }
 
@@ -497,7 +547,9 @@ main(void)
     RUN(test_device_refuses_ranges_outside_live_blocks);
     RUN(test_reuse_is_invisible_in_stats);
     RUN(test_alignment_and_limit);
-    RUN(test_retired_block_stays_mapped_but_detached);
+    RUN(test_retired_block_is_parked_until_its_space_is_needed);
+    RUN(test_parked_block_is_reused_when_its_arrays_are_gone);
+    RUN(test_parking_is_bounded);
     RUN(test_reused_blocks_read_as_zeros);
     RUN(test_unzeroed_blocks_keep_old_contents);
     RUN(test_reuse_serves_what_alloc_would_make);

@@ -45,7 +45,7 @@ test_allocate_sync_release(void)
     CHECK_EQ(pa_memory_retire(m, &b), 0);
     CHECK(log_has("free 0x20000000"));
     CHECK_EQ(((char *)b.cpu)[0], 0);
-    pa_memory_unmap_retired(&b);
+    pa_memory_unmap_retired(m, &b);
     pa_memory_close(m);
 }
 

@@ -147,7 +147,7 @@ test_staged_mode_and_retire(void)
     CHECK(log_has("free 0x4000000000\n"));
     held[0] = 1;
     CHECK(held[0] == 1 && held[1] == 0);
-    pa_memory_unmap_retired(&b);
+    pa_memory_unmap_retired(m, &b);
     pa_memory_close(m);
     CHECK(log_has("close 0 live=0\n"));
 }

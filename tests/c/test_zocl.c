@@ -385,7 +385,7 @@ test_alignment_beyond_a_page(void)
     CHECK_EQ(open_bos, 2);
     CHECK_EQ(((char *)c.cpu)[0], 0);
     ((char *)c.cpu)[5] = 7;
-    pa_memory_unmap_retired(&c);
+    pa_memory_unmap_retired(m, &c);
     pa_memory_release(m, &b);
     pa_memory_release(m, &pad);
     CHECK_EQ(open_bos, 0);
