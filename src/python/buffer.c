@@ -607,9 +607,10 @@ buffer_enter(PyObject *self, PyObject *unused)
 }
 
 static PyObject *
-buffer_exit(PyArrayObject *self, PyObject *args)
+buffer_exit(PyArrayObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)args;
+    (void)nargs;
     PyObject *r = buffer_freebuffer(self, NULL);
     if (r == NULL) {
         return NULL;
@@ -668,6 +669,11 @@ buffer_deepcopy(PyArrayObject *self, PyObject *memo)
  * for every ufunc and reduction, where a plain method would make a bound
  * method object each time.
  */
+static const char *const wrap_names[] = {"array", "context",
+                                         "return_scalar"};
+static PyObject *wrap_interned[3];  /* the same, interned: numpy's
+                                       keywords are, so identity matches */
+
 static PyObject *
 buffer_array_wrap(PyObject *unused, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames)
@@ -675,7 +681,6 @@ buffer_array_wrap(PyObject *unused, PyObject *const *args, Py_ssize_t nargs,
     /* (array, context=None, return_scalar=<absent>), by hand: numpy calls
      * this on every ufunc result, and PyArg_ParseTupleAndKeywords was
      * nine tenths of its time. */
-    static const char *const names[] = {"array", "context", "return_scalar"};
     PyObject *given[3] = {NULL, NULL, NULL};
     (void)unused;
     if (nargs > 3) {
@@ -691,7 +696,12 @@ buffer_array_wrap(PyObject *unused, PyObject *const *args, Py_ssize_t nargs,
         PyObject *name = PyTuple_GET_ITEM(kwnames, k);
         int found = -1;
         for (int i = 0; i < 3 && found < 0; i++) {
-            if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0) {
+            if (name == wrap_interned[i]) {
+                found = i;
+            }
+        }
+        for (int i = 0; i < 3 && found < 0; i++) {
+            if (PyUnicode_CompareWithASCIIString(name, wrap_names[i]) == 0) {
                 found = i;
             }
         }
@@ -829,7 +839,8 @@ static PyMethodDef buffer_methods[] = {
      freebuffer_doc},
     {"close", (PyCFunction)buffer_close, METH_NOARGS, close_doc},
     {"__enter__", (PyCFunction)buffer_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)buffer_exit, METH_VARARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))buffer_exit, METH_FASTCALL,
+     NULL},
     {"__array_wrap__", (PyCFunction)(void (*)(void))buffer_array_wrap,
      METH_FASTCALL | METH_KEYWORDS | METH_STATIC, NULL},
     {"__reduce__", (PyCFunction)buffer_reduce, METH_NOARGS, NULL},
@@ -1365,6 +1376,13 @@ pa_buffer_type_ready(void)
     pa_BufferType.tp_dictoffset = dict_offset;
     if (pa_BufferType.tp_dict == NULL && fill_type_dict(&pa_BufferType) < 0) {
         return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (wrap_interned[i] == NULL
+                && (wrap_interned[i] = PyUnicode_InternFromString(
+                        wrap_names[i])) == NULL) {
+            return -1;
+        }
     }
     return PyType_Ready(&pa_ForeignType) < 0 ? -1
                                              : PyType_Ready(&pa_BufferType);
