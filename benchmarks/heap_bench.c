@@ -10,9 +10,12 @@
  * Transparent huge pages are off (as on PYNQ boards' kernels), so that
  * the heap's bookkeeping and the unit's array lie in pages of one size.
  *
- * malloc is a peer, not a model: it keeps its bookkeeping inside the
- * memory it hands out, which pa_heap must not (device memory), and it
- * touches that memory (one page per live block here).
+ * malloc (and mimalloc, where libmimalloc.so.2 is installed: Debian's
+ * libmimalloc2.0) is a peer, not a model: it keeps its bookkeeping inside the memory it hands
+ * out, which pa_heap must not (device memory), and it touches that memory
+ * (one page per live block here), so it runs at 100,000 live at most.
+ * pa_heap also runs with 4,000,000 live, its bookkeeping then far past
+ * the last-level cache, so that its figure there is about memory.
  *
  * bench.py's heap row runs this program once per figure, so that the
  * settings a measurement needs change this process and never the user's:
@@ -26,12 +29,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
 #include <sys/prctl.h>
 
 #define PAGE 4096u
 #define SPAN 16u                /* blocks of 1..SPAN pages, as the workload */
 #define OPS 500000
 #define ROUNDS 5
+#define MANY 4000000u           /* live blocks past the cache */
 
 static void
 die(const char *what)
@@ -54,34 +59,60 @@ run_heap(uint32_t live, uint64_t seed, int ahead, uint64_t *meta)
     return ns;
 }
 
-/* The same with malloc and free. */
+/* A malloc/free pair to run the workload on. */
+typedef struct peer {
+    const char *name;
+    void *(*alloc)(size_t);
+    void (*release)(void *);
+} peer;
+
+/* The same workload with a peer's malloc and free. */
 static double
-run_malloc(uint32_t live, uint64_t seed)
+run_peer(const peer *p, uint32_t live, uint64_t seed)
 {
     void **b = malloc(live * sizeof(void *));
     if (b == NULL) {
         die("out of memory");
     }
     for (uint32_t i = 0; i < live; i++) {
-        if ((b[i] = malloc((1 + pa_splitmix(&seed) % SPAN) * PAGE)) == NULL) {
-            die("malloc failed");
+        if ((b[i] = p->alloc((1 + pa_splitmix(&seed) % SPAN) * PAGE)) == NULL) {
+            die("a peer's malloc failed");
         }
     }
     double t0 = pa_now_ns();
     for (int i = 0; i < OPS; i++) {
         uint64_t r = pa_splitmix(&seed);
         void **v = &b[r % live];
-        free(*v);
-        if ((*v = malloc((1 + (r >> 32) % SPAN) * PAGE)) == NULL) {
-            die("malloc failed");
+        p->release(*v);
+        if ((*v = p->alloc((1 + (r >> 32) % SPAN) * PAGE)) == NULL) {
+            die("a peer's malloc failed");
         }
     }
     double ns = (pa_now_ns() - t0) / OPS;
     for (uint32_t i = 0; i < live; i++) {
-        free(b[i]);
+        p->release(b[i]);
     }
     free(b);
     return ns;
+}
+
+/* The peers found: the C library's, then mimalloc by dlopen, its symbols
+ * kept to itself (RTLD_LOCAL) so that it replaces nobody's malloc. */
+static size_t
+find_peers(peer *out)
+{
+    size_t n = 0;
+    out[n++] = (peer){"malloc/free", malloc, free};
+    void *lib = dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
+    void *a = lib == NULL ? NULL : dlsym(lib, "mi_malloc");
+    void *r = lib == NULL ? NULL : dlsym(lib, "mi_free");
+    if (a != NULL && r != NULL) {
+        peer mi = {"mimalloc", NULL, NULL};
+        memcpy(&mi.alloc, &a, sizeof(a));   /* object to function pointer */
+        memcpy(&mi.release, &r, sizeof(r));
+        out[n++] = mi;
+    }
+    return n;
 }
 
 static double
@@ -133,8 +164,9 @@ one_figure(char **argv)
     int rc;
     if (strcmp(argv[1], "heap") == 0) {
         uint64_t meta;
-        if (a > 1000000) {
-            fprintf(stderr, "heap_bench: LIVE must be 1 to 1,000,000\n");
+        if (a > PA_WORKLOAD_MAX_LIVE) {
+            fprintf(stderr, "heap_bench: LIVE must be 1 to %u\n",
+                    PA_WORKLOAD_MAX_LIVE);
             return 2;
         }
         rc = pa_heap_workload(a, n, seed, 0, &ns, &meta);
@@ -178,36 +210,52 @@ main(int argc, char **argv)
                 "       heap_bench read NBYTES READS SEED\n");
         return 2;
     }
-    double heap_small = 1e30, heap_large = 1e30, malloc_small = 1e30,
-           malloc_large = 1e30, unit = 1e30, ahead_small = 1e30,
-           ahead_large = 1e30;
-    uint64_t meta_small = 0, meta_large = 0;
+    double heap[3] = {1e30, 1e30, 1e30}, ahead[3] = {1e30, 1e30, 1e30},
+           unit[3] = {1e30, 1e30, 1e30}, peer_ns[2][2];
+    const uint32_t live[3] = {100, 100000, MANY};
+    uint64_t meta[3] = {0, 0, 0};
+    peer peers[2];
+    size_t n_peers = find_peers(peers);
+    for (size_t p = 0; p < n_peers; p++) {
+        peer_ns[p][0] = peer_ns[p][1] = 1e30;
+    }
     prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
     for (uint64_t seed = 1; seed <= ROUNDS; seed++) {
-        heap_small = min(heap_small, run_heap(100, seed, 0, &meta_small));
-        heap_large = min(heap_large, run_heap(100000, seed, 0, &meta_large));
-        ahead_small = min(ahead_small, run_heap(100, seed, 1, &meta_small));
-        ahead_large = min(ahead_large, run_heap(100000, seed, 1, &meta_large));
-        malloc_small = min(malloc_small, run_malloc(100, seed));
-        malloc_large = min(malloc_large, run_malloc(100000, seed));
-        unit = min(unit, random_read(meta_large, seed));
+        for (int i = 0; i < 3; i++) {
+            heap[i] = min(heap[i], run_heap(live[i], seed, 0, &meta[i]));
+            ahead[i] = min(ahead[i], run_heap(live[i], seed, 1, &meta[i]));
+            if (i > 0) {
+                unit[i] = min(unit[i], random_read(meta[i], seed));
+            }
+        }
+        for (size_t p = 0; p < n_peers; p++) {
+            for (int i = 0; i < 2; i++) {
+                peer_ns[p][i] = min(peer_ns[p][i],
+                                    run_peer(&peers[p], live[i], seed));
+            }
+        }
     }
     printf("free+alloc of 1-16 pages, best of %d rounds of %d:\n", ROUNDS,
            OPS);
     printf("%-14s %12s %12s %12s\n", "", "100 live", "100,000 live",
-           "extra");
-    printf("%-14s %10.1fns %10.1fns %10.1fns\n", "pa_heap", heap_small,
-           heap_large, heap_large - heap_small);
-    printf("%-14s %10.1fns %10.1fns %10.1fns\n", "  read ahead", ahead_small,
-           ahead_large, ahead_large - ahead_small);
-    printf("%-14s %10.1fns %10.1fns %10.1fns\n", "malloc/free", malloc_small,
-           malloc_large, malloc_large - malloc_small);
-    printf("pa_heap bookkeeping: %llu bytes at 100 live, %llu at 100,000\n",
-           (unsigned long long)meta_small, (unsigned long long)meta_large);
-    printf("dependent random read over %llu bytes: %.1fns\n",
-           (unsigned long long)meta_large, unit);
-    printf("pa_heap's extra cost at 100,000 live: %.2f random reads "
-           "(target <= 1.5); %.2f with the harness reading ahead\n",
-           (heap_large - heap_small) / unit, (ahead_large - ahead_small) / unit);
+           "4,000,000");
+    printf("%-14s %10.1fns %10.1fns %10.1fns\n", "pa_heap", heap[0], heap[1],
+           heap[2]);
+    printf("%-14s %10.1fns %10.1fns %10.1fns\n", "  read ahead", ahead[0],
+           ahead[1], ahead[2]);
+    for (size_t p = 0; p < n_peers; p++) {
+        printf("%-14s %10.1fns %10.1fns %12s\n", peers[p].name,
+               peer_ns[p][0], peer_ns[p][1], "-");
+    }
+    printf("pa_heap bookkeeping: %llu bytes at 100 live, %llu at 100,000, "
+           "%llu at 4,000,000\n", (unsigned long long)meta[0],
+           (unsigned long long)meta[1], (unsigned long long)meta[2]);
+    for (int i = 1; i < 3; i++) {
+        printf("dependent random read over %llu bytes: %.1fns; pa_heap's "
+               "extra cost at %u live over 100: %.2f random reads (target "
+               "<= 1.5), %.2f with the harness reading ahead\n",
+               (unsigned long long)meta[i], unit[i], live[i],
+               (heap[i] - heap[0]) / unit[i], (ahead[i] - ahead[0]) / unit[i]);
+    }
     return 0;
 }

@@ -47,7 +47,7 @@ int
 pa_heap_workload(uint64_t live, uint64_t ops, uint64_t seed, int ahead,
                  double *ns, uint64_t *meta)
 {
-    if (live < 1 || live > 1000000 || ops < 1) {
+    if (live < 1 || live > PA_WORKLOAD_MAX_LIVE || ops < 1) {
         return -EINVAL;
     }
     pa_heap *h = NULL;

@@ -17,8 +17,12 @@ uint64_t pa_splitmix(uint64_t *state);
 /* CLOCK_MONOTONIC in nanoseconds. */
 double pa_now_ns(void);
 
+/* Blocks live at most: millions, so that the heap's bookkeeping can be
+ * measured well past the last-level cache (block numbers fit 32 bits). */
+#define PA_WORKLOAD_MAX_LIVE 8000000u
+
 /* ns per free+alloc over `ops` operations with `live` blocks (1 to
- * 1,000,000) into *ns, and the heap's bookkeeping bytes then into *meta.
+ * PA_WORKLOAD_MAX_LIVE) into *ns, and the heap's bookkeeping bytes then into *meta.
  * With `ahead`, the harness fetches its own table entry for the next
  * victim one operation early, so that its random read of that table no
  * longer counts.  0, -ENOMEM, -EINVAL for bad counts, or -EFAULT if the
