@@ -441,6 +441,13 @@ def release_rows(env):
                            "allocate((1024,), 'u4', rel)", env, 50_000)
     report("with-block (1024,) u4, no view alive", ours, theirs,
            "allocate+drop", 1.3)
+    # The floor: CPython's with statement itself (two special-method
+    # lookups, each making a bound method, and two calls), timed on a C
+    # type whose __exit__ does next to nothing.
+    with_mv, plain_mv = pair_ns("with memoryview(b'x') as m: pass",
+                                "memoryview(b'x')", env, 50_000)
+    report("  its cost over allocate+drop", ours - theirs, with_mv - plain_mv,
+           "the with statement alone")
     ours, theirs = pair_ns("allocate((1024,), 'u4', rel).freebuffer()",
                            "allocate((1024,), 'u4', rel)", env, 50_000)
     report("  freebuffer(), no view alive", ours, theirs, "allocate+drop")
