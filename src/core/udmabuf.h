@@ -30,6 +30,8 @@
  * regular file would be sub-allocated, and zeroed, as if it were the
  * buffer), or is one that answers no u-dma-buf ioctl and has no
  * `sysfs_dir` (err_path then names sysfs_dir); -EISDIR for a directory.
+ * A failure of the moment (not a refusal) to read or set sync_mode fails
+ * the open, err_path naming the device (ioctl) or the sync_mode file.
  * PA_UDMABUF_FILE_STAND_IN, for tests only, lets a regular file stand in
  * for the device node.  On failure returns -errno and copies the path that
  * failed into err_path (err_cap bytes).
