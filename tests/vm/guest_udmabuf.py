@@ -143,13 +143,13 @@ def in_child(work):
 
 
 def unaligned_accesses(address):
-    """Unaligned 2-, 4- and 8-byte stores and loads at address (4 KiB of
-    memory), each one instruction (ctypes copies with a fixed-size memcpy),
+    """Within the 4 KiB at address: unaligned 2-, 4- and 8-byte stores and
+    loads, each one instruction (ctypes copies with a fixed-size memcpy),
     then numpy's unaligned loops and a memcpy from an odd address."""
     for width, ctype in ((2, ctypes.c_uint16), (4, ctypes.c_uint32),
                          (8, ctypes.c_uint64)):
         for misalign in range(1, width):
-            at = address + 512 * width + 32 * misalign + misalign
+            at = address + 256 * width + 32 * misalign + misalign
             value = 0x0123456789ABCDEF >> (64 - 8 * width) ^ misalign
             ctype.from_address(at).value = value
             assert ctype.from_address(at).value == value, (width, misalign)
