@@ -22,6 +22,7 @@ def make_udmabuf(root, name="udmabuf0", size=16 * MiB, phys=0x3000_0000,
     os.makedirs(sysfs)
     for attr, value in [("phys_addr", f"{phys:#x}\n"), ("size", f"{size}\n"),
                         ("dma_coherent", f"{int(coherent)}\n"),
+                        ("sync_mode", "1\n"),  # the driver loads with 1
                         ("sync_for_device", ""), ("sync_for_cpu", "")]:
         with open(os.path.join(sysfs, attr), "w") as f:
             f.write(value)

@@ -2,6 +2,8 @@
 sysfs directory made by the test (see fake_devices.py)."""
 import errno
 import os
+import platform
+import warnings
 
 import numpy as np
 import pytest
@@ -139,4 +141,61 @@ def test_no_device_side_access(udmabuf):
     b = allocate(4, target=mem)
     with pytest.raises(OSError) as info:
         mem.device_read(b.device_address, 4)
+    assert info.value.errno == errno.ENOTSUP
+
+
+# The driver's uncached mapping: write-combined (sync_mode 2), as zocl maps
+# its uncached BOs.  With the default, 1, it is device memory on arm and
+# arm64, where an unaligned access is a bus error.
+ARM = platform.machine() in ("aarch64", "arm64") or platform.machine().startswith("arm")
+
+
+def sync_mode(sysfs):
+    with open(os.path.join(sysfs, "sync_mode")) as f:
+        return f.read().strip()
+
+
+def test_the_open_makes_uncached_mappings_write_combined(udmabuf):
+    mem, _, sysfs = udmabuf
+    assert sync_mode(sysfs) == "2"
+    b = allocate(4096, "u1", target=mem, cacheable=False)
+    assert (b.cacheable, b.coherent) == (False, True)
+
+
+def test_sync_mode_with_the_always_bit_is_made_plain_write_combine(tmp_path):
+    # 4 to 7 apply to opens without O_SYNC too: the cached mapping would
+    # not be cached.
+    device, sysfs = make_udmabuf(str(tmp_path))
+    with open(os.path.join(sysfs, "sync_mode"), "w") as f:
+        f.write("5\n")
+    open_memory("udmabuf", device=device, sysfs=sysfs)
+    assert sync_mode(sysfs) == "2"
+
+
+def test_without_sync_mode_uncached_is_refused_on_arm_and_says_why(tmp_path):
+    # A driver that has no sync_mode maps uncached buffers as device memory
+    # on arm and arm64: refused there, with the reason said once, at the
+    # open; x86 takes any access on any memory type, so they are mapped.
+    device, sysfs = make_udmabuf(str(tmp_path))
+    os.remove(os.path.join(sysfs, "sync_mode"))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        mem = open_memory("udmabuf", device=device, sysfs=sysfs)
+    b = allocate(64, "u1", target=mem, cacheable=True)
+    assert b.cacheable is True
+    if not ARM:
+        assert said == []
+        assert allocate(64, "u1", target=mem, cacheable=False).coherent is True
+        return
+    path = os.path.join(sysfs, "sync_mode")
+    assert [str(w.message) for w in said] == [
+        f"u-dma-buf {device}: uncached buffers (cacheable=False) are refused: "
+        f"{path} is not there (a driver without sync_mode), and the driver's "
+        "other uncached mapping (sync_mode 1) is device memory on this CPU, "
+        "where an unaligned access is a bus error; use cacheable=True with "
+        "flush() and invalidate(), or have sync_mode set to 2 "
+        "(write-combine) as root"]
+    assert said[0].category is RuntimeWarning
+    with pytest.raises(OSError, match="cannot map buffers uncached") as info:
+        allocate(64, "u1", target=mem, cacheable=False)
     assert info.value.errno == errno.ENOTSUP

@@ -1,6 +1,8 @@
 """The xlnk backend through its real interface: dlopen() of a stand-in
 libcma.so built by the test suite, which logs every call."""
 import errno
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -113,3 +115,43 @@ def test_driver_calls_run_without_the_gil(xlnk, monkeypatch):
     monkeypatch.setenv("PA_FAKE_XLNK_FLUSH_MS", "300")
     # Holding the GIL through the call would stall this thread for 300 ms.
     assert longest_stall(b.flush) < 0.15
+
+
+def test_a_forked_child_killed_without_freeing_keeps_its_buffer(xlnk):
+    """A forked child allocates through the libcma its parent loaded (one
+    /dev/xlnk open file, shared) and is killed: no cma_free runs for its
+    buffer, neither in it (a killed process runs no destructor) nor in the
+    parent, whose stats and buffer are untouched.  What the kernel then
+    does with the buffer is the xlnk driver's (docs/backends.md, "A
+    process that dies"): the stand-in cannot show it."""
+    mem, log, device = xlnk
+    parent = allocate(4096, "u1", target=mem)
+    parent[:] = 6
+    stats = mem.stats()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(reader)
+            mine = allocate(8192, "u1", target=mem)
+            mine[:] = 7
+            os.write(writer, str(mine.device_address).encode())
+            signal.pause()
+        finally:
+            os._exit(1)
+    os.close(writer)
+    try:
+        child_address = int(os.read(reader, 64))
+    finally:
+        os.close(reader)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert read_log(log) == [f"alloc 4096 0 {parent.device_address:#x}",
+                             f"alloc 8192 0 {child_address:#x}"]
+    assert child_address != parent.device_address
+    with open(device, "rb") as f:               # still there, as it was left
+        f.seek(child_address - 0x2000_0000)
+        assert f.read(8192) == b"\x07" * 8192
+    assert mem.stats()["used"] == stats["used"]
+    assert mem.stats()["buffers"] == stats["buffers"] == 1
+    assert (parent == 6).all()

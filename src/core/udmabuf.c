@@ -21,12 +21,32 @@ struct udmabuf_dev_info {
     uint64_t addr;
 };
 
+/* GET_SYNC and SET_SYNC's argument (u-dma-buf 4.7+): the sysfs sync_*
+ * attributes, with sync_direction in flags bits 2-3 and sync_mode in bits
+ * 8-15.  SET_SYNC sets offset, a non-zero size, a direction 0 to 2 and a
+ * non-zero mode; flags bits 0-1 (a sync command) are left 0. */
+struct udmabuf_sync_args {
+    uint64_t flags;
+    uint64_t size;
+    uint64_t offset;
+};
+
 #define UDMABUF_GET_DEV_INFO 0x80185507u
 #define UDMABUF_SET_SYNC_FOR_CPU 0x40085505u
 #define UDMABUF_SET_SYNC_FOR_DEVICE 0x40085506u
+#define UDMABUF_GET_SYNC 0x80185508u
+#define UDMABUF_SET_SYNC 0x40185509u
 #define UDMABUF_FLAG_COHERENT (1u << 9)
 #define UDMABUF_TO_DEVICE 1u
 #define UDMABUF_FROM_DEVICE 2u
+#define UDMABUF_SYNC_DIR_MASK (3ull << 2)
+#define UDMABUF_SYNC_MODE_SHIFT 8
+#define UDMABUF_SYNC_MODE_MASK (0xFFull << UDMABUF_SYNC_MODE_SHIFT)
+/* sync_mode 2: an O_SYNC open maps write-combined (pgprot_writecombine:
+ * Normal non-cacheable on arm64), as zocl maps its uncached BOs; other
+ * opens map cached.  The driver's default, 1, maps O_SYNC opens with
+ * pgprot_noncached: device memory on arm and arm64. */
+#define UDMABUF_SYNC_MODE_WRITECOMBINE 2u
 
 _Static_assert(_IOR('U', 7, struct udmabuf_dev_info) == UDMABUF_GET_DEV_INFO,
                "GET_DEV_INFO");
@@ -34,7 +54,21 @@ _Static_assert(_IOW('U', 5, uint64_t) == UDMABUF_SET_SYNC_FOR_CPU,
                "SET_SYNC_FOR_CPU");
 _Static_assert(_IOW('U', 6, uint64_t) == UDMABUF_SET_SYNC_FOR_DEVICE,
                "SET_SYNC_FOR_DEVICE");
+_Static_assert(_IOR('U', 8, struct udmabuf_sync_args) == UDMABUF_GET_SYNC,
+               "GET_SYNC");
+_Static_assert(_IOW('U', 9, struct udmabuf_sync_args) == UDMABUF_SET_SYNC,
+               "SET_SYNC");
 _Static_assert(sizeof(struct udmabuf_dev_info) == 24, "dev_info layout");
+_Static_assert(sizeof(struct udmabuf_sync_args) == 24, "sync_args layout");
+
+/* Whether this CPU faults on an unaligned access to device memory (an
+ * uncached mapping made with pgprot_noncached): arm and arm64 do; x86
+ * takes any access on any memory type. */
+#if defined(__aarch64__) || defined(__arm__)
+#define DEVICE_MEMORY_FAULTS_UNALIGNED 1
+#else
+#define DEVICE_MEMORY_FAULTS_UNALIGNED 0
+#endif
 
 typedef struct udmabuf_state {
     const pa_sys *sys;
@@ -44,7 +78,9 @@ typedef struct udmabuf_state {
     uint64_t size;
     int coherent;           /* the driver says DMA is coherent */
     int use_ioctl;          /* the driver answered GET_DEV_INFO */
+    int write_combine;      /* sync_mode reads 2: uncached is write-combined */
     pa_heap *heap;
+    char sync_mode_problem[PATH_MAX + 160];  /* why it is not, if it is not */
     char sync_for_device[PATH_MAX];
     char sync_for_cpu[PATH_MAX];
 } udmabuf_state;
@@ -55,11 +91,27 @@ state_of(pa_memory *m)
     return pa_memory_state(m);
 }
 
+/* Uncached blocks only where they are write-combined, or where the
+ * driver's other mapping takes unaligned access too (x86). */
+static int
+ub_cacheable_as(const pa_memory *m, int cacheable)
+{
+    const udmabuf_state *s = pa_memory_state(m);
+    if (!cacheable && !s->write_combine && DEVICE_MEMORY_FAULTS_UNALIGNED) {
+        return -ENOTSUP;
+    }
+    return cacheable;
+}
+
 static int
 ub_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
          int cacheable, pa_block *blk)
 {
     udmabuf_state *s = state_of(m);
+    int as = ub_cacheable_as(m, cacheable);
+    if (as < 0) {
+        return as;
+    }
     int rc = pa_window_alloc(s->sys, s->heap,
                              cacheable ? s->fd_cached : s->fd_uncached,
                              s->phys, size, align, limit, blk);
@@ -170,6 +222,7 @@ static const pa_backend_ops udmabuf_ops = {
     .reuse_blocks = 1,      /* one fixed buffer: reuse holds nothing extra */
     .sync_calls_driver = 1,
     .private_heap = 1,
+    .cacheable_as = ub_cacheable_as,
     .alloc = ub_alloc,
     .zero = pa_memory_zero_by_cpu,
     .free = ub_free,
@@ -226,6 +279,129 @@ check_sysfs_dir(const pa_sys *sys, const char *dir)
     }
     sys->close(fd);
     return 0;
+}
+
+/* The sync_mode in GET_SYNC's flags. */
+static unsigned
+sync_mode_of(const struct udmabuf_sync_args *args)
+{
+    return (unsigned)((args->flags & UDMABUF_SYNC_MODE_MASK)
+                      >> UDMABUF_SYNC_MODE_SHIFT);
+}
+
+/* Errors that say the driver will not take sync_mode 2 from this process
+ * (as opposed to a failure of the moment, which fails the open). */
+static int
+refused(int err)
+{
+    return err == EACCES || err == EPERM || err == EINVAL || err == EROFS;
+}
+
+/* Sets sync_mode 2 through SET_SYNC, keeping the driver's other sync_*
+ * settings, and reads it back.  0 with s->write_combine set, or the
+ * problem in s; 1 if the driver answers no GET_SYNC (use sysfs); else
+ * -errno. */
+static int
+write_combine_by_ioctl(udmabuf_state *s)
+{
+    struct udmabuf_sync_args args;
+    if (pa_sys_ioctl(s->sys, s->fd_cached, UDMABUF_GET_SYNC, &args) != 0) {
+        return errno == ENOTTY || errno == EINVAL ? 1 : -errno;
+    }
+    if (sync_mode_of(&args) != UDMABUF_SYNC_MODE_WRITECOMBINE) {
+        struct udmabuf_sync_args set = {
+            (args.flags & UDMABUF_SYNC_DIR_MASK)
+            | ((uint64_t)UDMABUF_SYNC_MODE_WRITECOMBINE
+               << UDMABUF_SYNC_MODE_SHIFT),
+            args.size, args.offset};
+        if (pa_sys_ioctl(s->sys, s->fd_cached, UDMABUF_SET_SYNC, &set) != 0) {
+            if (!refused(errno)) {
+                return -errno;
+            }
+            snprintf(s->sync_mode_problem, sizeof(s->sync_mode_problem),
+                     "the driver's SET_SYNC ioctl failed (%s)",
+                     strerror(errno));
+            return 0;
+        }
+        if (pa_sys_ioctl(s->sys, s->fd_cached, UDMABUF_GET_SYNC, &args)
+                != 0) {
+            return -errno;
+        }
+    }
+    s->write_combine = sync_mode_of(&args) == UDMABUF_SYNC_MODE_WRITECOMBINE;
+    if (!s->write_combine) {
+        snprintf(s->sync_mode_problem, sizeof(s->sync_mode_problem),
+                 "the driver's sync_mode reads %u after SET_SYNC set 2",
+                 sync_mode_of(&args));
+    }
+    return 0;
+}
+
+/* The same through sysfs_dir/sync_mode: 0 with s->write_combine set, or
+ * the problem in s; else -errno. */
+static int
+write_combine_by_sysfs(udmabuf_state *s, const char *sysfs_dir)
+{
+    char path[PATH_MAX], ignored[8];
+    uint64_t mode;
+    snprintf(path, sizeof(path), "%s/sync_mode", sysfs_dir);
+    int rc = read_attr(s->sys, sysfs_dir, "sync_mode", 0, &mode, ignored,
+                       sizeof(ignored));
+    if (rc == -ENOENT) {
+        snprintf(s->sync_mode_problem, sizeof(s->sync_mode_problem),
+                 "%s is not there (a driver without sync_mode)", path);
+        return 0;
+    }
+    if (rc == 0 && mode != UDMABUF_SYNC_MODE_WRITECOMBINE) {
+        rc = pa_sys_write_text(s->sys, path, "2");
+        if (refused(-rc)) {
+            snprintf(s->sync_mode_problem, sizeof(s->sync_mode_problem),
+                     "%s cannot be set to 2 (%s), and the driver answers "
+                     "no ioctl to set it", path, strerror(-rc));
+            return 0;
+        }
+        if (rc == 0) {
+            rc = read_attr(s->sys, sysfs_dir, "sync_mode", 0, &mode, ignored,
+                           sizeof(ignored));
+        }
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    s->write_combine = mode == UDMABUF_SYNC_MODE_WRITECOMBINE;
+    if (!s->write_combine) {
+        snprintf(s->sync_mode_problem, sizeof(s->sync_mode_problem),
+                 "%s reads %" PRIu64 " after 2 was written to it", path,
+                 mode);
+    }
+    return 0;
+}
+
+/* Makes the driver map uncached blocks write-combined (see udmabuf.h):
+ * 0, or -errno with the path that failed in err_path. */
+static int
+choose_write_combine(udmabuf_state *s, const char *device,
+                     const char *sysfs_dir, char *err_path, size_t err_cap)
+{
+    int rc = s->use_ioctl ? write_combine_by_ioctl(s) : 1;
+    if (rc < 0) {
+        snprintf(err_path, err_cap, "%s", device);
+    }
+    else if (rc == 1 && (rc = write_combine_by_sysfs(s, sysfs_dir)) != 0) {
+        snprintf(err_path, err_cap, "%s/sync_mode", sysfs_dir);
+    }
+    return rc;
+}
+
+int
+pa_udmabuf_refuses_uncached(const pa_memory *m, char *why, size_t cap)
+{
+    const udmabuf_state *s = pa_memory_state(m);
+    if (ub_cacheable_as(m, 0) != -ENOTSUP) {
+        return 0;
+    }
+    snprintf(why, cap, "%s", s->sync_mode_problem);
+    return 1;
 }
 
 int
@@ -294,6 +470,10 @@ pa_udmabuf_open(const pa_sys *sys, const char *device, const char *sysfs_dir,
                       err_path, err_cap) == 0) {
             s->coherent = coherent != 0;
         }
+    }
+    if ((rc = choose_write_combine(s, device, sysfs_dir, err_path, err_cap))
+            != 0) {
+        goto fail;
     }
     uint64_t page = pa_page_size();
     s->size &= ~(page - 1);     /* whole pages only: each maps separately */

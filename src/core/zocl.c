@@ -76,9 +76,22 @@ _Static_assert(_IOW('d', 0x09, struct drm_gem_close) == DRM_GEM_CLOSE,
                "GEM_CLOSE");
 #define DRM_VERSION _IOWR('d', 0x00, struct drm_version)
 
+/*
+ * A BO belongs to the open file it was created through, not to a
+ * process, and lives until that file's last descriptor closes.  A forked
+ * child shares its parent's open file, so a BO it created there would
+ * outlive it, held by the parent's descriptor, if it died without freeing.
+ * So each process creates its BOs through an open file of its own, opened
+ * at its first allocation, and a block records its file's descriptor (for
+ * SYNC_BO and GEM_CLOSE).  The descriptors of the files an ancestor
+ * created its BOs through stay open here, for the blocks inherited.
+ */
 typedef struct zocl_state {
     const pa_sys *sys;
-    int fd;
+    int *fds;               /* every descriptor this state closes: the */
+    size_t nfds;            /* opener's, then each later process's own */
+    int32_t fd_owner;       /* the process whose own file fds[nfds-1] is */
+    char device[PATH_MAX];
     char meminfo[PATH_MAX];
     uint32_t bank;          /* CREATE_BO's flags, bits 0-15 */
     int cma;                /* the bank's BOs come from CMA (see alloc) */
@@ -95,10 +108,52 @@ state_of(pa_memory *m)
 }
 
 static void
-gem_close(zocl_state *s, uint32_t handle)
+gem_close(zocl_state *s, int fd, uint32_t handle)
 {
     struct drm_gem_close close_arg = {handle, 0};
-    pa_sys_ioctl(s->sys, s->fd, DRM_GEM_CLOSE, &close_arg);
+    pa_sys_ioctl(s->sys, fd, DRM_GEM_CLOSE, &close_arg);
+}
+
+/* A block's handle: the GEM handle in bits 0-31, whether the BO is in CMA
+ * in bit 32, the descriptor of its open file from bit 33. */
+#define HANDLE_CMA (1ull << 32)
+#define HANDLE_FD_SHIFT 33
+
+static int
+fd_of(const pa_block *blk)
+{
+    return (int)(blk->handle >> HANDLE_FD_SHIFT);
+}
+
+static int check_zocl(const pa_sys *sys, int fd);
+
+/* The descriptor of this process's own open file of the device, opened
+ * at its first allocation after a fork (see zocl_state); the memory's
+ * lock is held.  -errno if it cannot be opened. */
+static int
+own_fd(zocl_state *s)
+{
+    int32_t self = pa_process_id();
+    if (s->fd_owner == self) {
+        return s->fds[s->nfds - 1];
+    }
+    int *grown = realloc(s->fds, (s->nfds + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        return -ENOMEM;
+    }
+    s->fds = grown;
+    int fd = s->sys->open(s->device, O_RDWR);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rc = check_zocl(s->sys, fd);
+    if (rc != 0) {
+        s->sys->close(fd);
+        return rc;
+    }
+    s->fds[s->nfds++] = fd;
+    s->fd_owner = self;
+    return fd;
 }
 
 /* The size of the BO that zocl makes for a request of `size` bytes: a page
@@ -123,7 +178,7 @@ bo_size(uint64_t size, uint64_t page)
  * the driver.
  */
 static int
-create_bo(zocl_state *s, uint64_t size, int cacheable,
+create_bo(zocl_state *s, int fd, uint64_t size, int cacheable,
           struct zocl_create_bo *create, struct zocl_info_bo *info,
           struct zocl_map_bo *map)
 {
@@ -136,7 +191,7 @@ create_bo(zocl_state *s, uint64_t size, int cacheable,
     *create = (struct zocl_create_bo){size, 0,
                                       s->bank | (cacheable ? ZOCL_CACHEABLE
                                                            : 0)};
-    if (pa_sys_ioctl(s->sys, s->fd, ZOCL_CREATE_BO, create) != 0) {
+    if (pa_sys_ioctl(s->sys, fd, ZOCL_CREATE_BO, create) != 0) {
         return -errno;
     }
     /* The driver writes back where the BO came from: what the next
@@ -144,10 +199,10 @@ create_bo(zocl_state *s, uint64_t size, int cacheable,
     s->cma = (create->flags & ZOCL_FROM_CMA) != 0;
     *info = (struct zocl_info_bo){create->handle, 0, 0, 0};
     *map = (struct zocl_map_bo){create->handle, 0, 0};
-    if (pa_sys_ioctl(s->sys, s->fd, ZOCL_INFO_BO, info) != 0
-            || pa_sys_ioctl(s->sys, s->fd, ZOCL_MAP_BO, map) != 0) {
+    if (pa_sys_ioctl(s->sys, fd, ZOCL_INFO_BO, info) != 0
+            || pa_sys_ioctl(s->sys, fd, ZOCL_MAP_BO, map) != 0) {
         int rc = -errno;
-        gem_close(s, create->handle);
+        gem_close(s, fd, create->handle);
         return rc;
     }
     return 0;
@@ -163,6 +218,10 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     struct zocl_info_bo info;
     struct zocl_map_bo map;
     uint64_t start, lead;
+    int fd = own_fd(s);
+    if (fd < 0) {
+        return fd;
+    }
     /* CMA aligns a BO to its size's power of two, up to 1 MiB
      * (CONFIG_CMA_ALIGNMENT), so ask for the size alone first.  Only a BO
      * that lies misaligned is given back for one with room to slide. */
@@ -170,7 +229,8 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         if (size > UINT64_MAX - extra) {
             return -ENOMEM;
         }
-        int rc = create_bo(s, size + extra, cacheable, &create, &info, &map);
+        int rc = create_bo(s, fd, size + extra, cacheable, &create, &info,
+                           &map);
         if (rc != 0) {
             return rc;
         }
@@ -179,7 +239,7 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         if (info.size >= lead + size && start + size <= limit) {
             break;
         }
-        gem_close(s, create.handle);
+        gem_close(s, fd, create.handle);
         if (extra != 0 || align <= page || start + size > limit) {
             /* The kernel chooses where a BO lies; it lay out of bounds. */
             return -ENOMEM;
@@ -192,10 +252,10 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         cacheable = 0;
     }
     char *base = s->sys->mmap(NULL, info.size, PROT_READ | PROT_WRITE,
-                              MAP_SHARED, s->fd, (off_t)map.offset);
+                              MAP_SHARED, fd, (off_t)map.offset);
     if (base == MAP_FAILED) {
         int rc = pa_mmap_error(errno);
-        gem_close(s, create.handle);
+        gem_close(s, fd, create.handle);
         return rc;
     }
     if ((create.flags & ZOCL_FROM_CMA) == 0) {
@@ -213,9 +273,9 @@ zocl_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
     blk->size = size;
     blk->map_base = base;
     blk->map_length = info.size;
-    /* The handle, and in bit 32 whether the BO is in CMA. */
     blk->handle = create.handle
-                  | ((create.flags & ZOCL_FROM_CMA) ? 1ull << 32 : 0);
+                  | ((create.flags & ZOCL_FROM_CMA) ? HANDLE_CMA : 0)
+                  | (uint64_t)fd << HANDLE_FD_SHIFT;
     blk->cacheable = (uint8_t)cacheable;
     blk->coherent = (uint8_t)!cacheable;    /* mapped write-combined */
     return 0;
@@ -229,10 +289,10 @@ zocl_free(pa_memory *m, pa_block *blk, int keep_va)
         s->sys->munmap(blk->map_base, blk->map_length);
     }
     s->used -= blk->map_length;
-    if ((blk->handle >> 32) && blk->map_length > s->buddy_max) {
+    if ((blk->handle & HANDLE_CMA) && blk->map_length > s->buddy_max) {
         s->cma_used -= blk->map_length;
     }
-    gem_close(s, (uint32_t)blk->handle);
+    gem_close(s, fd_of(blk), (uint32_t)blk->handle);
 }
 
 static int
@@ -243,7 +303,7 @@ zocl_sync(pa_memory *m, const pa_block *blk, uint64_t offset, uint64_t len,
     uint64_t lead = (uint64_t)((char *)blk->cpu - (char *)blk->map_base);
     struct zocl_sync_bo sync = {(uint32_t)blk->handle, dir, lead + offset,
                                 len};
-    return pa_sys_ioctl(s->sys, s->fd, ZOCL_SYNC_BO, &sync) == 0
+    return pa_sys_ioctl(s->sys, fd_of(blk), ZOCL_SYNC_BO, &sync) == 0
            ? 0 : -errno;
 }
 
@@ -296,9 +356,10 @@ zocl_describe(const pa_memory *m, char *buf, size_t cap)
 static void
 zocl_destroy(zocl_state *s)
 {
-    if (s->fd >= 0) {
-        s->sys->close(s->fd);
+    for (size_t i = 0; i < s->nfds; i++) {
+        s->sys->close(s->fds[i]);
     }
+    free(s->fds);
     free(s);
 }
 
@@ -427,9 +488,20 @@ pa_zocl_open(const pa_sys *sys, const char *device, int64_t bank, int cma,
     s->sys = sys;
     s->bank = (uint32_t)bank;
     s->cma = cma;
+    snprintf(s->device, sizeof(s->device), "%s", device);
     snprintf(s->meminfo, sizeof(s->meminfo), "%s", meminfo);
-    s->fd = sys->open(device, O_RDWR);
-    int rc = s->fd < 0 ? -errno : check_zocl(sys, s->fd);
+    s->fds = malloc(sizeof(*s->fds));
+    if (s->fds == NULL) {
+        free(s);
+        return -ENOMEM;
+    }
+    int fd = sys->open(device, O_RDWR);
+    int rc = fd < 0 ? -errno : 0;
+    if (rc == 0) {
+        s->fds[s->nfds++] = fd;
+        s->fd_owner = pa_process_id();
+        rc = check_zocl(sys, fd);
+    }
     if (rc != 0) {
         snprintf(err_path, err_cap, "%s", device);
         zocl_destroy(s);

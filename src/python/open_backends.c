@@ -355,6 +355,20 @@ open_udmabuf(PyObject *module, PyObject *args, PyObject *kwds)
     result = rc == 0 ? pa_memory_wrap(mem)
                      : udmabuf_error(rc, err_path, PyBytes_AS_STRING(device),
                                      PyBytes_AS_STRING(sysfs));
+    /* Said once, at the open: why every cacheable=False will be refused. */
+    char why[PATH_MAX + 160];
+    if (result != NULL && pa_udmabuf_refuses_uncached(mem, why, sizeof(why))
+            && PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "u-dma-buf %s: "
+                                "uncached buffers (cacheable=False) are "
+                                "refused: %s, and the driver's other "
+                                "uncached mapping (sync_mode 1) is device "
+                                "memory on this CPU, where an unaligned "
+                                "access is a bus error; use cacheable=True "
+                                "with flush() and invalidate(), or have "
+                                "sync_mode set to 2 (write-combine) as root",
+                                PyBytes_AS_STRING(device), why) != 0) {
+        Py_CLEAR(result);
+    }
 done:
     Py_XDECREF(device);
     Py_XDECREF(sysfs);

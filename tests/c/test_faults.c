@@ -62,6 +62,7 @@ test_udmabuf(void)
     write_text(udmabuf_sysfs, "phys_addr", "0x30000000\n");
     write_text(udmabuf_sysfs, "size", "4194304\n");
     write_text(udmabuf_sysfs, "dma_coherent", "0\n");
+    write_text(udmabuf_sysfs, "sync_mode", "1\n");    /* as the driver loads */
     write_text(udmabuf_sysfs, "sync_for_device", "");
     write_text(udmabuf_sysfs, "sync_for_cpu", "");
     inject_everywhere(open_udmabuf, &pa_sys_real, udmabuf_device);

@@ -23,6 +23,11 @@ static uint64_t info_flags;
 static unsigned long last_request;
 static uint64_t last_cmd;
 static int sync_calls;
+/* The driver's sync_* settings as GET_SYNC and SET_SYNC see them. */
+static uint64_t sync_flags, sync_size, sync_offset;
+static int sync_ioctls;             /* the driver answers GET/SET_SYNC */
+static int set_sync_calls;
+static int sync_mode_writes_fail;   /* sysfs sync_mode: EACCES to writes */
 
 static int
 fake_ioctl(int fd, unsigned long request, void *arg)
@@ -39,6 +44,29 @@ fake_ioctl(int fd, unsigned long request, void *arg)
         info[2] = PHYS;
         return 0;
     }
+    if (request == 0x80185508u && sync_ioctls) {   /* GET_SYNC */
+        uint64_t *args = arg;
+        args[0] = sync_flags;
+        args[1] = sync_size;
+        args[2] = sync_offset;
+        return 0;
+    }
+    if (request == 0x40185509u && sync_ioctls) {   /* SET_SYNC, as 5.5.0 */
+        const uint64_t *args = arg;
+        uint64_t direction = (args[0] >> 2) & 3, mode = (args[0] >> 8) & 0xFF;
+        set_sync_calls++;
+        if (direction <= 2) {
+            sync_flags = (sync_flags & ~(3ull << 2)) | (direction << 2);
+        }
+        if (mode > 0) {
+            sync_flags = (sync_flags & ~(0xFFull << 8)) | (mode << 8);
+        }
+        sync_offset = args[2];
+        if (args[1] > 0) {
+            sync_size = args[1];
+        }
+        return 0;
+    }
     if (request == 0x40085505u || request == 0x40085506u) {
         last_request = request;
         last_cmd = *(uint64_t *)arg;
@@ -50,6 +78,20 @@ fake_ioctl(int fd, unsigned long request, void *arg)
 }
 
 static pa_sys stand_in;
+
+/* Opens as the real open does, but a write of sync_mode is refused when
+ * sync_mode_writes_fail is set (as sysfs refuses one but root). */
+static int
+fake_open(const char *path, int flags)
+{
+    const char *name = strrchr(path, '/');
+    if (sync_mode_writes_fail && (flags & O_ACCMODE) != O_RDONLY
+            && name != NULL && strcmp(name, "/sync_mode") == 0) {
+        errno = EACCES;
+        return -1;
+    }
+    return open(path, flags);
+}
 
 static void
 write_file(const char *name, const char *text)
@@ -85,6 +127,7 @@ set_up(void)
     close(fd);
     stand_in = pa_sys_real;
     stand_in.ioctl = fake_ioctl;
+    stand_in.open = fake_open;
 }
 
 static void
@@ -94,6 +137,7 @@ test_ioctl_driver(void)
     pa_block a, b, c;
     char err[256] = "";
     ioctls_work = 1;
+    sync_ioctls = 1;
     info_flags = 0;
     CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, STAND_IN, &m, err, sizeof(err)),
              0);
@@ -188,6 +232,144 @@ test_sysfs_fallback(void)
     pa_memory_close(m);
 }
 
+
+/* The fake driver, with a SET_SYNC that fails. */
+static int
+refuse_set_sync(int fd, unsigned long request, void *arg)
+{
+    if (request == 0x40185509u) {
+        errno = EPERM;
+        return -1;
+    }
+    return fake_ioctl(fd, request, arg);
+}
+
+/* The driver's sync_mode after an open, as the sysfs file holds it. */
+static void
+read_sync_mode(char *text, size_t cap)
+{
+    read_file("sync_mode", text, cap);
+}
+
+/* Where an uncached block is refused (arm, arm64: the driver's other
+ * uncached mapping is device memory), and where it is not (x86). */
+#if defined(__aarch64__) || defined(__arm__)
+#define REFUSED_HERE 1
+#else
+#define REFUSED_HERE 0
+#endif
+
+/* Opens, and tells whether an uncached block is refused: 1 with the
+ * reason in why, or 0 after allocating and releasing one. */
+static int
+uncached_refused(char *why, size_t cap)
+{
+    pa_memory *m;
+    pa_block b;
+    char err[256] = "";
+    why[0] = '\0';
+    CHECK_EQ(pa_udmabuf_open(&stand_in, device, sysfs, STAND_IN, &m, err,
+                             sizeof(err)), 0);
+    int refused = pa_udmabuf_refuses_uncached(m, why, cap);
+    int rc = pa_memory_alloc(m, 4096, 0, 0, 0, &b);
+    CHECK_EQ(rc, refused ? -ENOTSUP : 0);
+    if (rc == 0) {
+        CHECK(!b.cacheable && b.coherent);
+        pa_memory_release(m, &b);
+    }
+    pa_memory_close(m);
+    return refused;
+}
+
+/* Uncached means write-combined, as on zocl: the open sets sync_mode 2
+ * through SET_SYNC, keeping the driver's other sync settings. */
+static void
+test_uncached_is_write_combined_by_ioctl(void)
+{
+    char why[512];
+    ioctls_work = 1;
+    sync_ioctls = 1;
+    info_flags = 0;
+    /* As the driver loads: sync_mode 1; say direction 2, a size, an offset. */
+    sync_flags = (1ull << 8) | (2ull << 2);
+    sync_size = 8192;
+    sync_offset = 4096;
+    set_sync_calls = 0;
+    CHECK(!uncached_refused(why, sizeof(why)));
+    CHECK_EQ(set_sync_calls, 1);
+    CHECK_EQ(sync_flags, (2ull << 8) | (2ull << 2));
+    CHECK_EQ(sync_size, 8192);
+    CHECK_EQ(sync_offset, 4096);
+    /* Already 2: nothing to set. */
+    CHECK(!uncached_refused(why, sizeof(why)));
+    CHECK_EQ(set_sync_calls, 1);
+    /* SYNC_ALWAYS (4) would map cached opens uncached too: 6 becomes 2. */
+    sync_flags = 6ull << 8;
+    CHECK(!uncached_refused(why, sizeof(why)));
+    CHECK_EQ(sync_flags, 2ull << 8);
+}
+
+/* Without the ioctls, the sysfs file: written as root writes it. */
+static void
+test_uncached_is_write_combined_by_sysfs(void)
+{
+    char why[512], text[16];
+    ioctls_work = 0;
+    write_file("phys_addr", "0x30000000\n");
+    write_file("size", "4194304\n");
+    write_file("sync_mode", "1\n");
+    CHECK(!uncached_refused(why, sizeof(why)));
+    read_sync_mode(text, sizeof(text));
+    CHECK(text[0] == '2');
+    write_file("sync_mode", "7\n");
+    CHECK(!uncached_refused(why, sizeof(why)));
+    read_sync_mode(text, sizeof(text));
+    CHECK(text[0] == '2');
+    /* A 4.7+ driver without GET_SYNC is asked through sysfs too. */
+    ioctls_work = 1;
+    sync_ioctls = 0;
+    write_file("sync_mode", "1\n");
+    CHECK(!uncached_refused(why, sizeof(why)));
+    read_sync_mode(text, sizeof(text));
+    CHECK(text[0] == '2');
+}
+
+/* Where sync_mode cannot be made 2, uncached blocks are refused on arm
+ * and arm64, with the reason; x86 maps them as the driver does. */
+static void
+test_uncached_without_write_combine(void)
+{
+    char why[512], path[160], expect[256];
+    ioctls_work = 0;
+    write_file("phys_addr", "0x30000000\n");
+    write_file("size", "4194304\n");
+    snprintf(path, sizeof(path), "%s/sync_mode", sysfs);
+    /* sysfs only root may write, and no ioctl. */
+    write_file("sync_mode", "1\n");
+    sync_mode_writes_fail = 1;
+    CHECK_EQ(uncached_refused(why, sizeof(why)), REFUSED_HERE);
+    snprintf(expect, sizeof(expect), "%s cannot be set to 2 (Permission "
+             "denied), and the driver answers no ioctl to set it", path);
+    CHECK(!REFUSED_HERE || strcmp(why, expect) == 0);
+    sync_mode_writes_fail = 0;
+    /* A driver without sync_mode. */
+    unlink(path);
+    CHECK_EQ(uncached_refused(why, sizeof(why)), REFUSED_HERE);
+    snprintf(expect, sizeof(expect), "%s is not there (a driver without "
+             "sync_mode)", path);
+    CHECK(!REFUSED_HERE || strcmp(why, expect) == 0);
+    /* A driver whose SET_SYNC does not take. */
+    ioctls_work = 1;
+    sync_ioctls = 1;
+    sync_flags = 1ull << 8;
+    stand_in.ioctl = refuse_set_sync;
+    CHECK_EQ(uncached_refused(why, sizeof(why)), REFUSED_HERE);
+    CHECK(!REFUSED_HERE || strcmp(why, "the driver's SET_SYNC ioctl failed "
+                                  "(Operation not permitted)") == 0);
+    stand_in.ioctl = fake_ioctl;
+    write_file("sync_mode", "1\n");
+}
+
 static void
 test_open_errors_name_the_path(void)
 {
@@ -242,6 +424,9 @@ main(void)
     RUN(test_ioctl_driver);
     RUN(test_coherent_driver);
     RUN(test_sysfs_fallback);
+    RUN(test_uncached_is_write_combined_by_ioctl);
+    RUN(test_uncached_is_write_combined_by_sysfs);
+    RUN(test_uncached_without_write_combine);
     RUN(test_open_errors_name_the_path);
     RUN(test_only_a_character_device_is_opened);
     char cmd[128];

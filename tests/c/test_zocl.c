@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* DRM_IOCTL_VERSION's argument, as the kernel defines it. */
@@ -662,6 +663,42 @@ test_drm_driver_name(void)
     CHECK(none == NULL);
 }
 
+/* A BO lives as long as the open file it was created through, and a
+ * forked child shares its parent's: so the child's first allocation opens
+ * the device anew, its BOs are made through that file, which closes with
+ * the memory (or with the child, however it ends), and the parent opens
+ * nothing. */
+static void
+test_a_forked_child_allocates_through_a_file_of_its_own(void)
+{
+    pa_memory *m = open_bank(0);
+    pa_block mine;
+    CHECK_EQ(pa_memory_alloc(m, PAGE, 0, 0, PA_ALLOC_CACHEABLE, &mine), 0);
+    int opens = device_opens;
+    pid_t pid = fork();
+    if (pid == 0) {
+        pa_block a, b;
+        int ok = pa_memory_alloc(m, PAGE, 0, 0, 0, &a) == 0
+                 && device_opens == opens + 1
+                 && pa_memory_alloc(m, 3 * PAGE, 0, 0, 0, &b) == 0
+                 && device_opens == opens + 1
+                 && pa_memory_flush(m, &mine, 0, 64) == 0;
+        pa_memory_release(m, &a);
+        pa_memory_release(m, &b);
+        int closes = device_closes;
+        pa_memory_close(m);
+        _exit(ok && device_closes == closes + 2 && bad_requests == 0 ? 0 : 1);
+    }
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(device_opens, opens);
+    pa_memory_release(m, &mine);
+    int closes = device_closes;
+    pa_memory_close(m);
+    CHECK_EQ(device_closes, closes + 1);
+}
+
 static void
 test_every_request_was_well_formed_and_nothing_leaked(void)
 {
@@ -693,6 +730,7 @@ main(void)
     RUN(test_interrupted_ioctls_are_retried);
     RUN(test_faults_leak_no_bo);
     RUN(test_drm_driver_name);
+    RUN(test_a_forked_child_allocates_through_a_file_of_its_own);
     RUN(test_every_request_was_well_formed_and_nothing_leaked);
     unlink(meminfo);
     return check_report("test_zocl");

@@ -73,6 +73,55 @@ def dma_calls():
     tracer.close()
 
 
+CMA_EVENT = re.compile(r"\s(cma_alloc_finish|cma_release): name=\S+ pfn=0x([0-9a-f]+) "
+                       r"page=\S+ count=(\d+)")
+
+
+class CmaEvents:
+    """The kernel's CMA allocations and releases (the cma trace events),
+    system-wide: which pages the drivers hold, whatever process they did
+    it for."""
+
+    def __init__(self):
+        self._write("events/cma/cma_alloc_finish/enable", "1")
+        self._write("events/cma/cma_release/enable", "1")
+        self.held = {}                  # pfn: pages, of allocations made since
+        self.released = {}              # pfn: pages, of those given back
+
+    def _write(self, name, text):
+        with open(os.path.join(TRACING, name), "w") as f:
+            f.write(text)
+
+    def take(self):
+        """Reads the events since the last take() into held and released."""
+        with open(os.path.join(TRACING, "trace")) as f:
+            text = f.read()
+        self._write("trace", "")
+        for line in text.splitlines():
+            m = CMA_EVENT.search(line)
+            if m is None or int(m[3]) == 0:
+                continue
+            pfn, pages = int(m[2], 16), int(m[3])
+            if m[1] == "cma_alloc_finish":
+                self.held[pfn] = pages
+            elif pfn in self.held:
+                self.released[pfn] = self.held.pop(pfn)
+
+    def close(self):
+        self._write("events/cma/cma_alloc_finish/enable", "0")
+        self._write("events/cma/cma_release/enable", "0")
+
+
+@pytest.fixture
+def cma_events():
+    if not os.path.isdir(os.path.join(TRACING, "events", "cma")):
+        pytest.fail(f"no cma trace events at {TRACING}: this runs in the VM tier's guests")
+    events = CmaEvents()
+    events._write("trace", "")
+    yield events
+    events.close()
+
+
 def sample_views(m):
     """Views of a 2-D Buffer, each touching a different span."""
     return [m, m[3], m[:, 0], m[::-1], m[1:7, 2:5], m[::2, ::3], m.T,

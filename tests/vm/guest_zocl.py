@@ -5,6 +5,7 @@ kernel's CMA pool.  The references are the kernel's: /proc/self/pagemap
 for addresses, kprobes on the DMA API for syncs, /dev/kmsg for what the
 driver logs, and CMA that comes back whole for leaks."""
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -169,3 +170,94 @@ def test_more_than_all_of_cma_is_refused_before_the_driver_is_asked(zocl, kernel
         allocate(total + PAGE, "u1", target=zocl)
     # zocl logs every CREATE_BO it gets with no xclbin loaded.
     assert not [line for line in kernel_log.read() if "memory index" in line]
+
+
+def cma_free_drained(zocl):
+    """CmaFree with the per-CPU lists of free pages emptied first: pages a
+    driver gives back wait there, uncounted, until drained, and a CMA
+    allocation drains them (alloc_contig_range).  So this allocates a BO of
+    two pages (from CMA) and reads CmaFree while it lives: every reading is
+    low by the same two pages."""
+    probe = allocate(1, "u1", target=zocl)
+    free = meminfo("CmaFree")
+    del probe
+    return free
+
+
+def memstat_bos():
+    """What zocl's memstat_raw says: (bytes, BOs) summed over the memories it
+    lists (a loaded xclbin's; none without one)."""
+    try:
+        with open("/sys/class/drm/renderD128/device/memstat_raw") as f:
+            rows = [line.split() for line in f if line.strip()]
+    except OSError as e:
+        return repr(e)
+    return sum(int(r[0]) for r in rows), sum(int(r[1]) for r in rows), len(rows)
+
+
+def test_a_forked_childs_bos_come_back_when_it_dies(zocl, cma_events):
+    """A child forked from a process that has zocl open allocates on it and
+    is killed without freeing.  Its BOs were created through its own open
+    file of the device, so its death closes that file and zocl frees them
+    (a BO lives as long as the open file it was created through, and the
+    parent's file, which the child shares, lives on).  The parent's own BO
+    and its stats are untouched."""
+    mine = allocate(3 * MiB, "u1", target=zocl, cacheable=True)
+    mine[:] = 0x11
+    mine.flush()
+    stats = zocl.stats()
+    free_before = cma_free_drained(zocl)
+    memstat_before = memstat_bos()
+    cma_events.take()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(reader)
+            b = allocate(8 * MiB, "u1", target=zocl, cacheable=True)
+            b[:] = 0x22
+            b.flush()
+            os.write(writer, str(b.device_address).encode())
+            signal.pause()
+        finally:
+            os._exit(1)
+    os.close(writer)
+    try:
+        child_address = int(os.read(reader, 64))
+        os.close(reader)
+        free_child = cma_free_drained(zocl)
+        cma_events.take()
+        child_bos = {pfn: pages for pfn, pages in cma_events.held.items()
+                     if pfn * PAGE == child_address}
+        memstat_child = memstat_bos()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    free_after = cma_free_drained(zocl)
+    cma_events.take()
+    memstat_after = memstat_bos()
+    print(f"CmaFree (drained): {free_before} before, {free_child} while the "
+          f"child held its BO, {free_after} after it was killed; the child's "
+          f"CMA allocation {child_bos}, released after: "
+          f"{ {p: n for p, n in cma_events.released.items() if p in child_bos} }; "
+          f"memstat_raw (bytes, BOs, memories): {memstat_before}, "
+          f"{memstat_child}, {memstat_after}")
+    assert child_bos == {child_address // PAGE: 8 * MiB // PAGE}
+    # Other users of the kernel's memory may take or give back a few pages
+    # of CMA meanwhile: 256 KiB of slack, against the BO's 8 MiB.
+    slack = 256 << 10
+    assert abs(free_child - (free_before - 8 * MiB)) <= slack
+    # The child's death gave its BO back: the kernel's CMA says so.
+    assert all(pfn in cma_events.released for pfn in child_bos)
+    assert abs(free_after - free_before) <= slack
+    assert memstat_after == memstat_before
+    # The parent's stats are exact, and its BO works as before.
+    assert zocl.stats()["used"] == stats["used"]
+    assert zocl.stats()["buffers"] == stats["buffers"]
+    assert (mine == 0x11).all()
+    mine[:] = 0x33
+    mine.flush()
+    mine.invalidate()
+    assert (mine == 0x33).all()
+    del mine
+    assert zocl.stats()["used"] == stats["used"] - 3 * MiB
