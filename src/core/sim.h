@@ -7,16 +7,16 @@
  * the CPU only through invalidate.  Non-cacheable blocks map the device
  * copy directly and are coherent.
  *
- * With coherence tracking on (the default), cacheable blocks follow an
- * exact model of a write-back cache of `line_size`-byte lines: a line is
- * dirty when the CPU's copy differs from what was last synced, flush
+ * Cacheable blocks follow an exact model of a write-back cache of
+ * `line_size`-byte lines: a line is dirty when the CPU's copy differs from what was last synced, flush
  * writes back only the dirty lines its span touches, and invalidate cleans
  * the lines its span covers only in part, then discards the rest and
- * reloads them, as Linux's arm64 __dma_inv_area does.  What a program does
- * wrong against that model is recorded as a hazard for the calling thread
- * to take (pa_hazards_take, hazard.h); pa_memory_coherence and the calls
- * after it (memory.h) reach the model.  Off, flush and invalidate copy the
- * whole span, and nothing is recorded.  The model is sim_lines.c.
+ * reloads them, as Linux's arm64 __dma_inv_area does.  With coherence
+ * tracking on (the default), what a program does wrong against that model
+ * is recorded as a hazard for the calling thread to take
+ * (pa_hazards_take, hazard.h); pa_memory_coherence and the calls after it
+ * (memory.h) reach the model.  Off, the model moves the same bytes and
+ * nothing is recorded.  The model is sim_lines.c.
  */
 #ifndef PA_SIM_H
 #define PA_SIM_H

@@ -169,6 +169,9 @@ static void
 note(int kind, const sim_lines *l, const pa_block *blk, uint64_t lo,
      uint64_t hi)
 {
+    if (!sim_lines_tracking(l)) {
+        return;                     /* the plain model reports nothing */
+    }
     pa_hazard_note(kind, blk->device_address, l->base + lo, l->base + hi);
 }
 
@@ -298,20 +301,6 @@ chunk_end(uint64_t at, uint64_t hi)
     return end < hi ? end : hi;
 }
 
-/* The plain model's copy of a span: only the chunks that differ are
- * written, which changes nothing in the result and spares a warm flush
- * its writes. */
-static void
-copy_changed(uint8_t *dst, const uint8_t *src, uint64_t at, uint64_t len)
-{
-    for (uint64_t end, hi = at + len; at < hi; at = end) {
-        end = chunk_end(at, hi);
-        if (memcmp(dst + at, src + at, end - at) != 0) {
-            memcpy(dst + at, src + at, end - at);
-        }
-    }
-}
-
 /* Writes one dirty line back to the device (dc cvac). */
 static void
 write_back_line(sim_lines *l, const pa_block *blk, uint64_t at)
@@ -398,6 +387,25 @@ device_access(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi,
     }
 }
 
+/* invalidate is about to reload a line its span covers only in part, of
+ * which [lo, hi) lies outside the span: the bytes there that differ from
+ * memory take memory's values, as on an arm64 CPU.  That is said (a clean
+ * line may be reloaded at any time on a board, so it is no error). */
+static void
+note_edge_change(sim_lines *l, const pa_block *blk, uint64_t lo,
+                 uint64_t hi)
+{
+    while (lo < hi && l->cache[lo] == l->device[lo]) {
+        lo++;
+    }
+    while (hi > lo && l->cache[hi - 1] == l->device[hi - 1]) {
+        hi--;
+    }
+    if (lo < hi) {
+        note(PA_HAZARD_EDGE_RELOADED, l, blk, lo, hi);
+    }
+}
+
 static int
 in_cacheable_block(const sim_lines *l, uint64_t at)
 {
@@ -419,22 +427,21 @@ offset_of(const sim_lines *l, const pa_block *blk)
 void
 sim_lines_allocated(sim_lines *l, uint64_t at, uint64_t size, int cacheable)
 {
-    if (!sim_lines_tracking(l)) {
-        return;
-    }
     uint64_t page = pa_page_size();
     PA_ASSERT(at % page == 0 && size % page == 0 && size <= l->size - at);
     sim_lines_lock(l);
     set_bits(l->cached_pages, at / page, size / page, cacheable);
+    if (cacheable) {
+        /* What the device wrote to a block released here is no longer
+         * the device's writes: the new block's copies are as they are. */
+        clear_written(l, at / l->line, size / l->line);
+    }
     sim_lines_unlock(l);
 }
 
 void
 sim_lines_zeroed(sim_lines *l, uint64_t at, uint64_t size)
 {
-    if (!sim_lines_tracking(l)) {
-        return;
-    }
     PA_ASSERT(whole_lines(l, at, at + size));
     sim_lines_lock(l);
     clear_written(l, at / l->line, size / l->line);
@@ -446,10 +453,6 @@ sim_lines_flush(sim_lines *l, const pa_block *blk, uint64_t at,
                 uint64_t len)
 {
     PA_ASSERT(at <= l->size && len <= l->size - at);
-    if (!sim_lines_tracking(l)) {
-        copy_changed(l->device, l->cache, at, len);
-        return;
-    }
     sim_lines_lock(l);
     write_back(l, blk, line_down(l, at), line_up(l, at + len));
     sim_lines_unlock(l);
@@ -460,10 +463,6 @@ sim_lines_invalidate(sim_lines *l, const pa_block *blk, uint64_t at,
                      uint64_t len)
 {
     PA_ASSERT(at <= l->size && len <= l->size - at);
-    if (!sim_lines_tracking(l)) {
-        copy_changed(l->cache, l->device, at, len);
-        return;
-    }
     uint64_t lo = line_down(l, at), hi = line_up(l, at + len);
     sim_lines_lock(l);
     /* Lines the span covers only in part are cleaned first (dc civac):
@@ -471,9 +470,13 @@ sim_lines_invalidate(sim_lines *l, const pa_block *blk, uint64_t at,
     uint64_t last = hi - l->line;
     if (lo != at) {
         write_back_line(l, blk, lo);
+        note_edge_change(l, blk, lo, at);
     }
-    if (hi != at + len && !(last == lo && lo != at)) {
-        write_back_line(l, blk, last);
+    if (hi != at + len) {
+        if (!(last == lo && lo != at)) {
+            write_back_line(l, blk, last);
+        }
+        note_edge_change(l, blk, at + len, last + l->line);
     }
     discard(l, blk, lo, hi);
     sim_lines_unlock(l);
@@ -485,7 +488,7 @@ sim_lines_device_io(sim_lines *l, const pa_block *blk, uint64_t at,
 {
     PA_ASSERT(at <= l->size && n <= l->size - at);
     sim_lines_lock(l);
-    if (n > 0 && sim_lines_tracking(l) && in_cacheable_block(l, at)) {
+    if (n > 0 && in_cacheable_block(l, at)) {
         device_access(l, blk, at, at + n,
                       in != NULL ? PA_HAZARD_WRITE_UNDER_DIRTY
                                  : PA_HAZARD_UNFLUSHED_READ, in != NULL);
@@ -574,9 +577,6 @@ sim_lines_init(sim_lines *l, const pa_sys *sys, uint64_t base, uint64_t size,
     int rc = new_shared_lock(sys, &l->lock);
     if (rc != 0) {
         return rc;
-    }
-    if (!sim_lines_tracking(l)) {
-        return 0;
     }
     l->lines_per_page = pa_page_size() / line;
     l->written = new_bitmap(sys, size / line);

@@ -10,8 +10,9 @@
  * the parent's model too; the lock is process-shared and robust (a
  * process that dies holding it leaves it to the next taker).
  *
- * Offsets are into the pool.  With tracking off (PA_COHERENCE_OFF) flush
- * and invalidate copy exactly their span and nothing else is kept.
+ * Offsets are into the pool.  The model moves the bytes in every mode, so
+ * that every mode gives a program the same data; with PA_COHERENCE_OFF it
+ * records no hazards.
  */
 #ifndef PA_SIM_LINES_H
 #define PA_SIM_LINES_H
@@ -31,7 +32,6 @@ typedef struct sim_lines {
     uint8_t *cache;         /* the CPU's cached copy of it (sim.c's) */
     int mode;               /* PA_COHERENCE_* */
     uint64_t line;          /* bytes per cache line */
-    /* With tracking on only, else -1/NULL: */
     int shadow_fd;
     uint8_t *shadow;        /* what the CPU last synced of lines that the
                                device has written since (sparse) */
@@ -68,6 +68,7 @@ void sim_lines_destroy(sim_lines *l);
 void sim_lines_lock(sim_lines *l);
 void sim_lines_unlock(sim_lines *l);
 
+/* Whether hazards are recorded (the mode is not PA_COHERENCE_OFF). */
 static inline int
 sim_lines_tracking(const sim_lines *l)
 {
