@@ -314,7 +314,8 @@ test_line_size_option(void)
     pa_memory_close(x);
 }
 
-/* Off: the plain two-copy model, whole spans copied, nothing recorded. */
+/* Off: the line model's bytes, nothing recorded: a flush writes back the
+ * whole dirty line, and invalidate reloads the clean edge lines. */
 static void
 test_tracking_off(void)
 {
@@ -325,9 +326,13 @@ test_tracking_off(void)
     memset(cpu, 0xAB, 64);
     CHECK_EQ(device_byte(m, &b, 0), 0);
     CHECK_EQ(pa_memory_flush(m, &b, 8, 16), 0);
-    CHECK_EQ(device_byte(m, &b, 7), 0);
-    CHECK_EQ(device_byte(m, &b, 8), 0xAB);
-    CHECK_EQ(device_byte(m, &b, 24), 0);
+    CHECK_EQ(device_byte(m, &b, 0), 0xAB);
+    CHECK_EQ(device_byte(m, &b, 63), 0xAB);
+    CHECK_EQ(device_byte(m, &b, 64), 0);
+    device_fill(m, &b, 64, 64, 7);
+    CHECK_EQ(pa_memory_invalidate(m, &b, 72, 8), 0);
+    CHECK_EQ(cpu[64], 7);
+    CHECK_EQ(cpu[127], 7);
     check(m, &b, 1);
     take();
     CHECK_EQ(ngot, 0);
