@@ -26,7 +26,7 @@ open_sim(uint64_t size)
 static pa_memory *
 open_plain_sim(uint64_t size)
 {
-    static const pa_sim_options untracked = {0, PA_COHERENCE_OFF};
+    static const pa_sim_options untracked = {0, PA_COHERENCE_OFF, 0};
     pa_memory *m = NULL;
     CHECK_EQ(pa_sim_open(NULL, BASE, size, &untracked, &m), 0);
     return m;
