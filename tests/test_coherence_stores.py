@@ -43,8 +43,9 @@ def watched():
 
 @needs_watching
 def test_clearing_a_fresh_buffer_is_a_store_the_device_write_meets(watched):
-    """issue 17's program: out[:] = 0 on a fresh buffer changes no byte,
-    and on a board leaves every line dirty over the device's result."""
+    """The commonest clearing of an output buffer, out[:] = 0 on a fresh
+    buffer, changes no byte, and on a board leaves every line dirty over
+    the device's result."""
     out = allocate(1024, "u4", target=watched, cacheable=True)
     out[:] = 0
     with pytest.raises(CoherenceError) as caught:
