@@ -117,7 +117,8 @@ class Hazard(NamedTuple):
         what, fix = KINDS[self.kind]
         span = f"bytes {self.start} to {self.stop}"
         label = "Note" if self.kind in NOTICES else "Fix"
-        return f"{what.format(span=span)}, in {_describe(self)}. {label}: {fix}."
+        return (f"{what.format(span=span)}, in {_describe(self)}. "
+                f"{label}: {fix}.")
 
     def __repr__(self) -> str:
         return fields_repr(self, message=self.message)

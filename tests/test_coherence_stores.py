@@ -194,7 +194,8 @@ def test_a_correct_program_is_never_reported(mode, watch, program):
             seen = mem.device_read(buf.device_address + read[0],
                                    read[1] - read[0])
             assert seen == expected[read[0]:read[1]].tobytes()
-            mem.device_write(buf.device_address + lo, bytes([value]) * (hi - lo))
+            mem.device_write(buf.device_address + lo,
+                             bytes([value]) * (hi - lo))
             buf[lo:hi].invalidate()
             expected[lo:hi] = value
             assert np.array_equal(buf, expected)

@@ -51,8 +51,8 @@ enum {
 #define PA_HAZARD_KINDS 7
 
 /* "unflushed-read", "write-under-dirty", "writeback-clobbered",
- * "discarded", "unflushed", "uninvalidated" or "edge-reloaded"; NULL for a number that
- * names no kind. */
+ * "discarded", "unflushed", "uninvalidated" or "edge-reloaded"; NULL for
+ * a number that names no kind. */
 const char *pa_hazard_kind_name(int kind);
 
 typedef struct pa_hazard {

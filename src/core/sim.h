@@ -8,17 +8,18 @@
  * copy directly and are coherent.
  *
  * Cacheable blocks follow an exact model of a write-back cache of
- * `line_size`-byte lines: a line is dirty when the CPU's copy differs from what was last synced, flush
- * writes back only the dirty lines its span touches, and invalidate cleans
- * the lines its span covers only in part, then discards the rest and
- * reloads them, as Linux's arm64 __dma_inv_area does.  With coherence
- * tracking on (the default), what a program does wrong against that model
- * is recorded as a hazard for the calling thread to take
- * (pa_hazards_take, hazard.h); pa_memory_coherence and the calls after it
- * (memory.h) reach the model.  Off, the model moves the same bytes and
- * nothing is recorded.  The model is sim_lines.c.  A line is dirty when
- * its bytes differ; with watch_stores the CPU's stores are seen too, a
- * page at a time, where the kernel can show them (sim_stores.h).
+ * `line_size`-byte lines: a line is dirty when the CPU's copy differs
+ * from what was last synced, flush writes back only the dirty lines its
+ * span touches, and invalidate cleans the lines its span covers only in
+ * part, then discards the rest and reloads them, as Linux's arm64
+ * __dma_inv_area does.  With coherence tracking on (the default), what a
+ * program does wrong against that model is recorded as a hazard for the
+ * calling thread to take (pa_hazards_take, hazard.h); pa_memory_coherence
+ * and the calls after it (memory.h) reach the model.  Off, the model
+ * moves the same bytes and nothing is recorded.  The model is
+ * sim_lines.c.  A line is dirty when its bytes differ; with watch_stores
+ * the CPU's stores are seen too, a page at a time, where the kernel can
+ * show them (sim_stores.h).
  */
 #ifndef PA_SIM_H
 #define PA_SIM_H

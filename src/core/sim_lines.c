@@ -295,7 +295,8 @@ mark_stored(void *arg, uint64_t lo, uint64_t hi)
 }
 
 /* The CPU's stores to the pages of [lo, hi) (pool offsets in blk), seen
- * since they were last taken, go into `stored`; found NULL forgets them. */
+ * since they were last taken, go into `stored`, or are forgotten (keep
+ * 0). */
 static void
 take_stores(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi,
             int keep)
@@ -314,7 +315,8 @@ take_stores(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi,
     taking t = {l, lo};
     /* A scan that fails (no memory for page tables) only loses sight of
      * stores: nothing is reported that did not happen. */
-    (void)sim_stores_take(&l->stores, (void *)(cpu + (lo - start)), hi - lo,
+    void *at = (void *)(cpu + (uintptr_t)(lo - start));
+    (void)sim_stores_take(&l->stores, at, hi - lo,
                           keep ? mark_stored : NULL, &t);
 }
 
@@ -582,9 +584,10 @@ sim_lines_allocated(sim_lines *l, uint64_t at, uint64_t size, int cacheable,
     int rc = 0;
     sim_lines_lock(l);
     set_bits(l->cached_pages, at / page, size / page, cacheable);
-    if (cacheable) {
+    if (cacheable && !sim_lines_tracking(l)) {
         /* What the device wrote to a block released here is no longer
-         * the device's writes: the new block's copies are as they are. */
+         * the device's writes: the new block's copies are as they are
+         * (tracking, every cacheable block is zeroed, and that says so). */
         clear_written(l, at / l->line, size / l->line);
     }
     if (cacheable && watching(l)) {
