@@ -17,6 +17,13 @@ invalidated, say).
         buf = allocate(1024)            # in pynq_memory
         ...
 
+Where the kernel allows (Linux 6.7 or later), the memory watches the
+CPU's stores (`watch_stores=True`), so that a store of the value already
+there, which changes no byte, is seen too; elsewhere it does without,
+and says why at the end of the run.  `watch_stores=True` in the
+marker requires it (an OSError where it cannot be had), False turns it
+off.
+
 Options of the memory come from the `pynq_memory` marker (those of
 `open_memory('sim', ...)`, coherence='warn' or 'off' among them), and
 `leak_check=False` there, or `--pynq-no-leak-check`, turns the leak check
@@ -35,6 +42,7 @@ never import pynq_alloc or load its extension.
 """
 from __future__ import annotations
 
+import errno
 import gc
 from typing import Any, Dict, Generator, Iterator
 
@@ -64,9 +72,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the simulated memory "
         "that the pynq_memory fixture opens (size, base_address, "
-        "coherence, line_size, as pynq_alloc.open_memory('sim', ...) takes "
-        "them; coherence is 'raise' unless given); leak_check=False skips "
-        "its leak check.  A marked test gets the fixture without asking")
+        "coherence, line_size, watch_stores, as "
+        "pynq_alloc.open_memory('sim', ...) takes them; coherence is "
+        "'raise' unless given, watch_stores on where the kernel allows); "
+        "leak_check=False skips its leak check.  A marked test gets the "
+        "fixture without asking")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -118,7 +128,7 @@ def pynq_memory(request: pytest.FixtureRequest) -> Iterator[Any]:
         raise TypeError(f"@pytest.mark.{MARKER}(leak_check=...) takes True or "
                         f"False, not {type(leak_check).__name__}")
     options.setdefault("coherence", "raise")
-    memory = pynq_alloc.open_memory("sim", **options)
+    memory = _open(pynq_alloc, options)
     previous = _core._set_default_memory(memory)
     tracing = _core._trace(FRAMES)
     try:
@@ -157,6 +167,34 @@ def pynq_axi_dma(request: pytest.FixtureRequest, pynq_memory: Any) -> Any:
             "@pytest.mark.parametrize('pynq_axi_dma', [{'sg': True}], "
             f"indirect=True), not {options!r}")
     return AxiDma(pynq_memory, **options)
+
+
+# Why this kernel cannot watch stores, once found out: None until then.
+_cannot_watch: Any = None
+
+
+def _open(pynq_alloc: Any, options: Dict[str, Any]) -> Any:
+    """The test's memory, watching stores where the kernel allows unless
+    the marker says either way (see the module's docstring)."""
+    global _cannot_watch
+    if "watch_stores" in options or options["coherence"] == "off" \
+            or _cannot_watch is not None:
+        return pynq_alloc.open_memory("sim", **options)
+    try:
+        return pynq_alloc.open_memory("sim", watch_stores=True, **options)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EPERM):
+            raise
+        _cannot_watch = e.strerror or str(e)
+    return pynq_alloc.open_memory("sim", **options)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # Said at the end, once known: a run that never uses the fixture never
+    # imports pynq_alloc to find out.
+    if _cannot_watch is not None:
+        terminalreporter.write_line(
+            f"pynq_alloc: pynq_memory did not watch stores: {_cannot_watch}")
 
 
 def _check_leaks(memory: Any, nodeid: str) -> None:

@@ -28,6 +28,7 @@ core = [
     "src/core/memory.c",
     "src/core/sim.c",
     "src/core/sim_lines.c",
+    "src/core/sim_stores.c",
     "src/core/sys.c",
     "src/core/udmabuf.c",
     "src/core/window.c",

@@ -476,6 +476,46 @@ def sim_cacheable_rows(env):
     del env["sim256"]
 
 
+def sim_watch_stores_rows(env):
+    """The sim's watch_stores=True against its line model without it: a
+    first store to each page since the last sync faults once (the kernel
+    marks the page written), and each sync and device access scans its
+    pages (PAGEMAP_SCAN)."""
+    name = "sim: watch_stores, 4 KiB DMA round"
+    try:
+        env["watched"] = open_memory("sim", size=192 << 20, watch_stores=True)
+    except OSError as e:
+        skipped(name, f"this kernel cannot: {e.strerror}")
+        return
+    env["lines"] = open_memory("sim", size=192 << 20)
+    env["blob"] = bytes(4096)
+    # A buffer written, flushed, written by the device, invalidated, freed.
+    ours, theirs = pair_ns(
+        "r = allocate(1024, 'u4', watched, cacheable=True); r[:] = 1; "
+        "r.flush(); watched.device_write(r.device_address, blob); "
+        "r.invalidate(); del r",
+        "r = allocate(1024, 'u4', lines, cacheable=True); r[:] = 1; "
+        "r.flush(); lines.device_write(r.device_address, blob); "
+        "r.invalidate(); del r", env, 5_000)
+    report(name, ours, theirs, "the line model alone")
+    # Every page stored again after each flush: a fault per page.
+    env["w4"] = allocate(4 << 20, "u1", env["watched"], cacheable=True)
+    env["l4"] = allocate(4 << 20, "u1", env["lines"], cacheable=True)
+    ours, theirs = pair_ns("w4[:] = 1; w4.flush()", "l4[:] = 1; l4.flush()",
+                           env, 20, rounds=15)
+    report("  fill 4 MiB then flush()", ours, theirs, "the line model alone")
+    # A warm flush of a clean 64 MiB buffer: one scan of its pages.
+    env["w64"] = allocate(64 << 20, "u1", env["watched"], cacheable=True)
+    env["l64"] = allocate(64 << 20, "u1", env["lines"], cacheable=True)
+    for b in (env["w64"], env["l64"]):
+        b[:] = 1
+        b.flush()
+    ours, theirs = pair_ns("w64.flush()", "l64.flush()", env, 4, rounds=7)
+    report("  warm flush() 64 MiB", ours, theirs, "the line model alone")
+    for key in ("w4", "l4", "w64", "l64", "watched", "lines", "blob"):
+        del env[key]
+
+
 class PynqStyleDevice:
     """A PYNQ device as its XRT devices make buffers (pynq/pl_server/
     xrt_device.py): the buffer type called with PYNQ's arguments over
@@ -528,7 +568,8 @@ def pynq_rows(env):
 
 
 # The sections in the order they run, each its rows in order.
-SECTIONS = {"ratios": (ratio_rows, release_rows, sim_cacheable_rows),
+SECTIONS = {"ratios": (ratio_rows, release_rows, sim_cacheable_rows,
+                       sim_watch_stores_rows),
             "heap": (heap_row,),
             "hugepage": (hugepage_rows, hugepage_reuse_rows),
             "pynq": (pynq_rows,)}

@@ -41,7 +41,8 @@ if _util.find_spec(__name__ + "._core") is None:
     raise _missing_core()
 from ._core import Allocation, Buffer, Memory, allocate, default_memory
 from ._core import _set_default_resolver, _set_target_resolver
-from ._coherence import CoherenceError, CoherenceWarning, Hazard
+from ._coherence import (CoherenceError, CoherenceWarning, EdgeLineWarning,
+                         Hazard)
 from ._inventory import BufferInfo
 from ._open import open_memory
 from ._memory_map import memory_map
@@ -50,7 +51,7 @@ from ._tracing import trace, trace_from_environment as _trace_env
 
 __version__ = "0.1.0"
 __all__ = ["Allocation", "Buffer", "BufferInfo", "CoherenceError",
-           "CoherenceWarning", "Hazard", "Memory", "allocate",
+           "CoherenceWarning", "EdgeLineWarning", "Hazard", "Memory", "allocate",
            "default_memory", "memory_map", "open_memory", "trace"]
 
 _set_default_resolver(_resolve_default)

@@ -34,6 +34,24 @@ class CoherenceError(RuntimeError):
     __module__ = "pynq_alloc"
 
 
+class EdgeLineWarning(UserWarning):
+    """invalidate() of a view changed bytes outside the view, in a cache
+    line the view shares with the rest of its buffer: they took what the
+    device wrote, as on an arm64 board, which cleans and reloads such a
+    line (dc civac).  A notice, not an error: a board may reload a clean
+    line at any time.  Warned in every coherence mode but 'off', never
+    raised, never in Memory.check().
+
+    `hazards` lists the bytes concerned (pynq_alloc.Hazard, kind
+    'edge-reloaded')."""
+
+    hazards: Tuple["Hazard", ...] = ()
+    __module__ = "pynq_alloc"
+
+
+# Kinds that are notices (EdgeLineWarning), not errors.
+NOTICES = frozenset({"edge-reloaded"})
+
 # kind, as the core names it -> (what happened, the fix)
 KINDS = {
     "unflushed-read":
@@ -67,6 +85,13 @@ KINDS = {
         ("the device wrote {span} and the CPU never invalidated it: any CPU "
          "read of it saw stale data",
          "call invalidate() after the device writes, before the CPU reads"),
+    "edge-reloaded":
+        ("invalidate() of a view changed {span}, outside the view but in a "
+         "cache line it shares with it: they now hold what the device "
+         "wrote, as on an arm64 board (dc civac cleans and reloads such a "
+         "line)",
+         "nothing is wrong; to keep the CPU's copy of bytes next to a view "
+         "unchanged, align the view to the cache line size"),
 }
 
 
@@ -75,7 +100,8 @@ class Hazard(NamedTuple):
 
     kind: str
     """'unflushed-read', 'write-under-dirty', 'writeback-clobbered',
-    'discarded', 'unflushed' or 'uninvalidated'."""
+    'discarded', 'unflushed', 'uninvalidated', or the notice
+    'edge-reloaded' (see EdgeLineWarning)."""
     device_address: int
     """Device address of the allocation concerned."""
     start: int
@@ -90,7 +116,9 @@ class Hazard(NamedTuple):
         """What happened, to which buffer, and the fix."""
         what, fix = KINDS[self.kind]
         span = f"bytes {self.start} to {self.stop}"
-        return f"{what.format(span=span)}, in {_describe(self)}. Fix: {fix}."
+        label = "Note" if self.kind in NOTICES else "Fix"
+        return (f"{what.format(span=span)}, in {_describe(self)}. "
+                f"{label}: {fix}.")
 
     def __repr__(self) -> str:
         return fields_repr(self, message=self.message)
@@ -136,9 +164,16 @@ def hazards(records: Sequence[Any]) -> List[Hazard]:
 
 def report(records: Sequence[Any], lost: int, mode: str) -> None:
     """Warns (mode 'warn') or raises (mode 'raise') of the hazards one
-    operation met."""
+    operation met; notices are warned in either mode (EdgeLineWarning)."""
     __tracebackhide__ = True    # pytest shows the user's line, not this
-    found = tuple(hazards(records))
+    everything = hazards(records)
+    notices = tuple(h for h in everything if h.kind in NOTICES)
+    found = tuple(h for h in everything if h.kind not in NOTICES)
+    if notices:
+        notice = EdgeLineWarning("\n".join(h.message for h in notices))
+        notice.hazards = notices
+        # The caller's frame: report() is called from C, which adds none.
+        warnings.warn(notice, stacklevel=2)
     if not found and not lost:
         return
     lines = [h.message for h in found]

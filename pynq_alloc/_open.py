@@ -24,11 +24,13 @@ from ._spec import flag, number, parse_spec, path
 
 
 def _open_sim(size: Any = 256 << 20, base_address: Any = 0x1000_0000,
-              coherence: str = "warn", line_size: Any = 64) -> _core.Memory:
+              coherence: str = "warn", line_size: Any = 64,
+              watch_stores: Any = False) -> _core.Memory:
     return _core._open_sim(base_address=number("base_address", base_address),
                            size=number("size", size),
                            line_size=number("line_size", line_size),
-                           coherence=coherence)
+                           coherence=coherence,
+                           watch_stores=flag("watch_stores", watch_stores))
 
 
 # device -> its open Memory: one heap per u-dma-buf buffer, so a second

@@ -152,7 +152,10 @@ def test_warn_mode_points_at_the_callers_line():
     assert "pynq_alloc.trace(True)" in str(caught[0].message)
 
 
-def test_off_tracks_nothing_and_copies_whole_spans():
+def test_off_reports_nothing_and_moves_the_line_models_bytes():
+    """coherence='off' drops the reports, not the model: a flush writes
+    back whole dirty lines, as on a board, and the data are the line
+    model's."""
     mem = open_memory("sim", size=1 << 20, coherence="off")
     assert mem.coherence == "off"
     b = allocate(256, "u1", target=mem, cacheable=True)
@@ -162,7 +165,41 @@ def test_off_tracks_nothing_and_copies_whole_spans():
         assert mem.device_read(b.device_address, 4) == bytes(4)
         b[8:24].flush()
         seen = device(mem, b)
-    assert not seen[:8].any() and (seen[8:24] == 9).all() and not seen[24:].any()
+        mem.device_write(b.device_address + 64, bytes([5]) * 64)
+        b[70:80].invalidate()           # dirty edge line: cleaned first
+    assert (seen[:64] == 9).all() and not seen[64:].any()
+    assert (b == 9).all() and (device(mem, b, 64, 128) == 9).all()
+    assert mem.check() == []
+
+
+@pytest.mark.parametrize("mode", ["off", "warn", "raise"])
+def test_invalidate_of_a_view_reloads_its_edge_lines_in_every_mode(mode):
+    """Bytes outside the view but in a line it covers in part take the
+    device's values, as an arm64 CPU's dc civac gives them; lines it does
+    not touch keep the CPU's.  Every mode but 'off' says so."""
+    mem = open_memory("sim", size=1 << 20, coherence=mode)
+    b = allocate(192, "u1", target=mem, cacheable=True)
+    mem.device_write(b.device_address, bytes([7]) * 192)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        b[8:24].invalidate()            # line 0 only, in part
+        b[72:136].invalidate()          # lines 64 and 128, both in part
+    assert (b[:24] == 7).all() and (b[24:64] == 7).all()
+    assert (b[64:192] == 7).all()
+    assert (b[8:24] == 7).all()
+    notices = [w.message for w in caught]
+    if mode == "off":
+        assert notices == []
+        return
+    assert all(type(n) is pynq_alloc.EdgeLineWarning for n in notices)
+    assert [spans(n.hazards) for n in notices] == [
+        [("edge-reloaded", 0, 8), ("edge-reloaded", 24, 64)],
+        [("edge-reloaded", 64, 72), ("edge-reloaded", 136, 192)]]
+    assert "outside the view" in str(notices[0])
+    assert all(w.filename == __file__ for w in caught)
+    # A notice is no hazard: nothing stands, nothing is raised.
+    mem.device_write(b.device_address, bytes([8]) * 192)
+    b.invalidate()
     assert mem.check() == []
 
 
@@ -245,12 +282,21 @@ class LineModel:
         for i in self.lines(lo, hi):
             self.write_back(i)
 
+    def edge(self, lo, hi):
+        """Bytes [lo, hi) outside a span, in a line it covers in part, are
+        reloaded: those that change are noted, first to last."""
+        changed = [x for x in range(lo, hi) if self.cpu[x] != self.dev[x]]
+        if changed:
+            self.report("edge-reloaded", changed[0], changed[-1] + 1)
+
     def invalidate(self, lo, hi):
         first, last = lo // self.line, (hi - 1) // self.line
         if lo % self.line:
             self.write_back(first)
+            self.edge(first * self.line, lo)
         if hi % self.line:
             self.write_back(last)
+            self.edge(hi, (last + 1) * self.line)
         for i in range(first, last + 1):
             if self.dirty(i):
                 self.report("discarded", *self.bounds(i))
@@ -308,6 +354,9 @@ def steps(draw):
 def test_matches_the_reference_model(line, program):
     mem = open_memory("sim", size=1 << 20, line_size=line)
     buf = allocate(NBYTES, "u1", target=mem, cacheable=True)
+    # The plain model runs the same program: it must give the same data.
+    off = open_memory("sim", size=1 << 20, line_size=line, coherence="off")
+    plain = allocate(NBYTES, "u1", target=off, cacheable=True)
     model = LineModel(NBYTES, line)
     seen = set()
     # One operation reports at most PA_HAZARDS_KEPT separate ranges and
@@ -315,33 +364,40 @@ def test_matches_the_reference_model(line, program):
     # part of what the model found.
     some_lost = False
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CoherenceWarning)
+        warnings.simplefilter("always")
         for kind, where, value in program:
-            view = buf[where]
+            view, twin = buf[where], plain[where]
             lo, hi = byte_span(view)
             lo += where.start
             hi += where.start
             if kind == "cpu":
                 view[...] = value
+                twin[...] = value
                 model.cpu[where] = bytes([value]) * len(model.cpu[where])
             elif kind == "flush":
                 view.flush()
+                twin.flush()
                 model.flush(lo, hi)
             elif kind == "invalidate":
                 view.invalidate()
+                twin.invalidate()
                 model.invalidate(lo, hi)
             elif kind == "read":
                 mem.device_read(buf.device_address + lo, hi - lo)
+                off.device_read(plain.device_address + lo, hi - lo)
                 model.device_read(lo, hi)
             else:
-                mem.device_write(buf.device_address + lo,
-                                 bytes([value]) * (hi - lo))
+                data = bytes([value]) * (hi - lo)
+                mem.device_write(buf.device_address + lo, data)
+                off.device_write(plain.device_address + lo, data)
                 model.device_write(lo, hi, value)
             for w in caught:
                 seen |= as_bytes(w.message.hazards)
                 some_lost |= "more range" in str(w.message)
             caught.clear()
-            assert bytes(buf) == bytes(model.cpu)
+            assert bytes(buf) == bytes(model.cpu) == bytes(plain)
+            assert (off.device_read(plain.device_address, NBYTES)
+                    == bytes(model.dev))
     assert seen <= model.found if some_lost else seen == model.found
     assert as_bytes(mem.check()) == model.standing()
     with warnings.catch_warnings():

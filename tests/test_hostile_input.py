@@ -139,18 +139,18 @@ def test_a_free_that_cannot_detach_its_views_is_kept_not_lost():
 
 
 def test_as_strided_views_are_device_memory_with_their_exact_span():
-    # The plain model copies exactly the span; the line model, whole lines.
-    mem = open_memory("sim", size=1 << 20, coherence="off")
+    # Both models write back whole lines: 16 bytes here.
+    mem = open_memory("sim", size=1 << 20, coherence="off", line_size=16)
     b = allocate(64, "u4", target=mem, cacheable=True)
     b[:] = np.arange(64)
     s = as_strided(b[4:], shape=(5,), strides=(32,), subok=True)
     assert type(s) is Buffer and s.device_address == b.device_address + 16
     w = sliding_window_view(b, 8, subok=True)[3]
     assert w.device_address == b.device_address + 12
-    s.flush()                                   # bytes 16 to 148
+    s.flush()                          # bytes 16 to 148: lines 16 to 160
     seen = np.frombuffer(mem.device_read(b.device_address, 256), "u4")
-    assert (seen[4:37] == np.arange(4, 37)).all()
-    assert not seen[:4].any() and not seen[37:].any()
+    assert (seen[4:40] == np.arange(4, 40)).all()
+    assert not seen[:4].any() and not seen[40:].any()
     # A span past the allocation's 4096 bytes (as_strided reads anywhere).
     beyond = as_strided(b, shape=(1025,), strides=(4,), subok=True)
     with pytest.raises(ValueError, match="spans bytes 0 to 4100"):

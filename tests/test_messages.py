@@ -71,7 +71,7 @@ def test_an_unknown_option_lists_the_valid_ones():
         open_memory("sim", sz=1)
     assert str(info.value) == (
         "'sim' memory has no option 'sz' (did you mean 'size'?); its options "
-        "are size, base_address, coherence, line_size")
+        "are size, base_address, coherence, line_size, watch_stores")
     with pytest.raises(ValueError, match=r"no option 'colour'; its options "
                                          r"are size, base_address"):
         open_memory("sim", colour="red")

@@ -23,7 +23,7 @@ def sources(folder, suffix):
 
 
 def test_hazard_kinds_are_named_by_the_core_and_worded_by_the_package():
-    assert len(_core.HAZARD_KINDS) == 6
+    assert len(_core.HAZARD_KINDS) == 7
     assert set(_core.HAZARD_KINDS) == set(_coherence.KINDS)
 
 

@@ -213,3 +213,34 @@ def test_hazards_left_at_the_end_fail_the_test(pytester):
         "(mark the test @pytest.mark.pynq_memory(coherence='warn') or 'off' "
         "to allow them):",
         "*the device wrote bytes 0 to 64 and the CPU never invalidated it*"])
+
+
+def test_stores_are_watched_where_the_kernel_allows(pytester):
+    """out[:] = 0 changes no byte: only a memory that watches stores sees
+    that the device's write lands under dirty lines."""
+    from test_coherence_stores import WHY_NOT
+    result = run(pytester, """
+        import pytest
+
+        def clear_then_device_write(memory):
+            out = memory.allocate(1024, "u4", cacheable=True)
+            out[:] = 0
+            memory.device_write(out.device_address, bytes(4096))
+            out.invalidate()
+
+        def test_default(pynq_memory):
+            clear_then_device_write(pynq_memory)
+
+        @pytest.mark.pynq_memory(watch_stores=False)
+        def test_turned_off(pynq_memory):
+            clear_then_device_write(pynq_memory)
+    """)
+    if WHY_NOT is None:
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines([
+            "*CoherenceError: the device wrote bytes 0 to 4096 while the CPU "
+            "held those cache lines dirty*"])
+    else:
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(
+            ["pynq_alloc: pynq_memory did not watch stores: *"])

@@ -14,9 +14,10 @@ static const char *const kind_names[PA_HAZARD_KINDS + 1] = {
     [PA_HAZARD_DISCARDED] = "discarded",
     [PA_HAZARD_UNFLUSHED] = "unflushed",
     [PA_HAZARD_UNINVALIDATED] = "uninvalidated",
+    [PA_HAZARD_EDGE_RELOADED] = "edge-reloaded",
 };
 
-_Static_assert(PA_HAZARD_UNINVALIDATED == PA_HAZARD_KINDS,
+_Static_assert(PA_HAZARD_EDGE_RELOADED == PA_HAZARD_KINDS,
                "PA_HAZARD_KINDS counts the kinds");
 _Static_assert(PA_COHERENCE_RAISE + 1
                == sizeof(mode_names) / sizeof(mode_names[0]),

@@ -41,14 +41,18 @@ enum {
     PA_HAZARD_UNINVALIDATED,        /* check: device writes never
                                        invalidated (a CPU read of them was
                                        stale) */
+    PA_HAZARD_EDGE_RELOADED,        /* a notice, not an error: invalidate
+                                       reloaded a line its span covers in
+                                       part, and bytes outside the span
+                                       took what the device wrote */
 };
 
 /* Kinds are numbered 1 to PA_HAZARD_KINDS. */
-#define PA_HAZARD_KINDS 6
+#define PA_HAZARD_KINDS 7
 
 /* "unflushed-read", "write-under-dirty", "writeback-clobbered",
- * "discarded", "unflushed" or "uninvalidated"; NULL for a number that
- * names no kind. */
+ * "discarded", "unflushed", "uninvalidated" or "edge-reloaded"; NULL for
+ * a number that names no kind. */
 const char *pa_hazard_kind_name(int kind);
 
 typedef struct pa_hazard {

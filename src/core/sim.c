@@ -87,8 +87,11 @@ sim_alloc(pa_memory *m, uint64_t size, uint64_t align, uint64_t limit,
         blk->cacheable = (uint8_t)cacheable;
         blk->coherent = (uint8_t)!cacheable;
         note_mapping(s, blk->map_base, blk->map_length);
-        sim_lines_allocated(&s->lines, pool_offset(s, blk, 0), size,
-                            cacheable);
+        rc = sim_lines_allocated(&s->lines, pool_offset(s, blk, 0), size,
+                                 cacheable, blk->cpu);
+        if (rc != 0) {
+            pa_window_free(s->sys, s->heap, blk, 0);
+        }
     }
     return rc;
 }
@@ -313,6 +316,10 @@ pa_sim_invalid_option(uint64_t base_address, uint64_t size,
     if (o->coherence < PA_COHERENCE_OFF || o->coherence > PA_COHERENCE_RAISE) {
         return "coherence";
     }
+    if (o->watch_stores != 0
+            && (o->watch_stores != 1 || o->coherence == PA_COHERENCE_OFF)) {
+        return "watch_stores";
+    }
     if (size == 0 || size % page != 0 || size > (uint64_t)INT64_MAX) {
         return "size";
     }
@@ -360,7 +367,8 @@ pa_sim_open(const pa_sys *sys, uint64_t base_address, uint64_t size,
         note_mapping(s, s->device, size);
         note_mapping(s, s->cache, size);
         rc = sim_lines_init(&s->lines, sys, base_address, size, s->device,
-                            s->cache, opt.line_size, opt.coherence);
+                            s->cache, opt.line_size, opt.coherence,
+                            opt.watch_stores);
     }
     if (rc == 0) {
         rc = pa_memory_create(sim_lines_tracking(&s->lines)

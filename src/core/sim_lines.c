@@ -15,6 +15,17 @@
  * bits are cleared when the device first writes one of its lines.  So a
  * cacheable block costs the model a bit per page until it is used, not a
  * bit per line.
+ *
+ * With watch_stores, the CPU's stores are seen a page at a time
+ * (sim_stores.h) and kept as a bit per page, `stored`: the CPU stored
+ * somewhere in the page and no sync touched it since.  Where bytes differ
+ * the lines say more, so a page speaks only when none of its lines is
+ * dirty (a store of the value already there), and only where it is sure:
+ * when what happens covers every line of the page, so that the store,
+ * wherever it was, is concerned.  A sync of part of a page forgets the
+ * page's store, since it may have been in the part synced.  So a correct
+ * program is never reported, and a store that changes nothing is reported
+ * where its page is wholly read, written, discarded or checked.
  */
 #include "sim_lines.h"
 #include "pa_assert.h"
@@ -169,6 +180,9 @@ static void
 note(int kind, const sim_lines *l, const pa_block *blk, uint64_t lo,
      uint64_t hi)
 {
+    if (!sim_lines_tracking(l)) {
+        return;                     /* the plain model reports nothing */
+    }
     pa_hazard_note(kind, blk->device_address, l->base + lo, l->base + hi);
 }
 
@@ -247,6 +261,146 @@ any_written(const sim_lines *l, uint64_t first, uint64_t count)
     return 0;
 }
 
+/* ---- stores seen (watch_stores; all with l->lock held) ------------- */
+
+static int
+watching(const sim_lines *l)
+{
+    return l->stored != NULL && sim_stores_here(&l->stores);
+}
+
+static uint64_t
+page_down(uint64_t at)
+{
+    return at & ~(pa_page_size() - 1);
+}
+
+static uint64_t
+page_up(uint64_t at)
+{
+    return (at + pa_page_size() - 1) & ~(pa_page_size() - 1);
+}
+
+typedef struct taking {
+    sim_lines *l;
+    uint64_t at;            /* pool offset of the range taken */
+} taking;
+
+static void
+mark_stored(void *arg, uint64_t lo, uint64_t hi)
+{
+    taking *t = arg;
+    uint64_t page = pa_page_size();
+    set_bits(t->l->stored, (t->at + lo) / page, (hi - lo) / page, 1);
+}
+
+/* The CPU's stores to the pages of [lo, hi) (pool offsets in blk), seen
+ * since they were last taken, go into `stored`, or are forgotten (keep
+ * 0). */
+static void
+take_stores(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi,
+            int keep)
+{
+    if (!watching(l) || lo >= hi) {
+        return;
+    }
+    uint64_t start = blk->device_address - l->base;
+    uintptr_t cpu = l->windows[start / pa_page_size()];
+    if (cpu == 0) {
+        return;             /* mapped before watching, or by another */
+    }
+    lo = page_down(lo);
+    hi = page_up(hi);
+    PA_ASSERT(lo >= start && hi <= start + blk->size);
+    taking t = {l, lo};
+    /* A scan that fails (no memory for page tables) only loses sight of
+     * stores: nothing is reported that did not happen. */
+    void *at = (void *)(cpu + (uintptr_t)(lo - start));
+    (void)sim_stores_take(&l->stores, at, hi - lo,
+                          keep ? mark_stored : NULL, &t);
+}
+
+static int line_dirty(const sim_lines *l, uint64_t at);
+static uint64_t line_down(const sim_lines *l, uint64_t at);
+static uint64_t line_up(const sim_lines *l, uint64_t at);
+
+/* Whether the CPU stored in page p (its index in the pool) and changed no
+ * byte of it: its store is somewhere in the page, and nothing says where. */
+static int
+silently_stored(const sim_lines *l, uint64_t p)
+{
+    if (l->stored == NULL || !bit(l->stored, p)) {
+        return 0;
+    }
+    uint64_t page = pa_page_size();
+    for (uint64_t at = p * page; at < (p + 1) * page; at += l->line) {
+        if (line_dirty(l, at)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether every line of page p was written by the device since synced. */
+static int
+page_written(const sim_lines *l, uint64_t p)
+{
+    for (uint64_t i = p * l->lines_per_page;
+         i < (p + 1) * l->lines_per_page; i++) {
+        if (!line_written(l, i)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A sync of the lines [lo, hi) meets the stored pages there: those whose
+ * every line lies in [sure_lo, sure_hi) and that changed no byte are
+ * reported as `kind` (if kind is not 0 and the page passes `also`);
+ * every page touched forgets its store, synced or not. */
+static void
+sync_stored(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi,
+            uint64_t sure_lo, uint64_t sure_hi, int kind,
+            int (*also)(const sim_lines *l, uint64_t p))
+{
+    if (l->stored == NULL || lo >= hi) {
+        return;
+    }
+    uint64_t page = pa_page_size();
+    take_stores(l, blk, lo, hi, 1);
+    for (uint64_t p = next_bit(l->stored, lo / page, page_up(hi) / page);
+         p < page_up(hi) / page;
+         p = next_bit(l->stored, p + 1, page_up(hi) / page)) {
+        if (kind != 0 && p * page >= sure_lo && (p + 1) * page <= sure_hi
+                && silently_stored(l, p) && (also == NULL || also(l, p))) {
+            note(kind, l, blk, p * page, (p + 1) * page);
+        }
+        set_bits(l->stored, p, 1, 0);
+    }
+}
+
+/* The device touches bytes [lo, hi): the stored pages of which it touches
+ * every line, and that changed no byte, are reported as `kind`. */
+static void
+device_meets_stored(sim_lines *l, const pa_block *blk, uint64_t lo,
+                    uint64_t hi, int kind)
+{
+    if (l->stored == NULL) {
+        return;
+    }
+    uint64_t page = pa_page_size();
+    take_stores(l, blk, lo, hi, 1);
+    uint64_t first = page_down(lo) / page, last = page_up(hi) / page;
+    for (uint64_t p = next_bit(l->stored, first, last); p < last;
+         p = next_bit(l->stored, p + 1, last)) {
+        if (line_down(l, lo) <= p * page && line_up(l, hi) >= (p + 1) * page
+                && silently_stored(l, p)) {
+            note(kind, l, blk, p * page > lo ? p * page : lo,
+                 (p + 1) * page < hi ? (p + 1) * page : hi);
+        }
+    }
+}
+
 /* ---- the line model (all with l->lock held) ------------------------ */
 
 /* Whether [lo, hi) is whole lines of the pool. */
@@ -296,20 +450,6 @@ chunk_end(uint64_t at, uint64_t hi)
 {
     uint64_t end = (at & ~(uint64_t)(CHUNK - 1)) + CHUNK;
     return end < hi ? end : hi;
-}
-
-/* The plain model's copy of a span: only the chunks that differ are
- * written, which changes nothing in the result and spares a warm flush
- * its writes. */
-static void
-copy_changed(uint8_t *dst, const uint8_t *src, uint64_t at, uint64_t len)
-{
-    for (uint64_t end, hi = at + len; at < hi; at = end) {
-        end = chunk_end(at, hi);
-        if (memcmp(dst + at, src + at, end - at) != 0) {
-            memcpy(dst + at, src + at, end - at);
-        }
-    }
 }
 
 /* Writes one dirty line back to the device (dc cvac). */
@@ -398,6 +538,25 @@ device_access(sim_lines *l, const pa_block *blk, uint64_t lo, uint64_t hi,
     }
 }
 
+/* invalidate is about to reload a line its span covers only in part, of
+ * which [lo, hi) lies outside the span: the bytes there that differ from
+ * memory take memory's values, as on an arm64 CPU.  That is said (a clean
+ * line may be reloaded at any time on a board, so it is no error). */
+static void
+note_edge_change(sim_lines *l, const pa_block *blk, uint64_t lo,
+                 uint64_t hi)
+{
+    while (lo < hi && l->cache[lo] == l->device[lo]) {
+        lo++;
+    }
+    while (hi > lo && l->cache[hi - 1] == l->device[hi - 1]) {
+        hi--;
+    }
+    if (lo < hi) {
+        note(PA_HAZARD_EDGE_RELOADED, l, blk, lo, hi);
+    }
+}
+
 static int
 in_cacheable_block(const sim_lines *l, uint64_t at)
 {
@@ -416,28 +575,42 @@ offset_of(const sim_lines *l, const pa_block *blk)
 
 /* ---- what sim.c asks ----------------------------------------------- */
 
-void
-sim_lines_allocated(sim_lines *l, uint64_t at, uint64_t size, int cacheable)
+int
+sim_lines_allocated(sim_lines *l, uint64_t at, uint64_t size, int cacheable,
+                    void *cpu)
 {
-    if (!sim_lines_tracking(l)) {
-        return;
-    }
     uint64_t page = pa_page_size();
     PA_ASSERT(at % page == 0 && size % page == 0 && size <= l->size - at);
+    int rc = 0;
     sim_lines_lock(l);
     set_bits(l->cached_pages, at / page, size / page, cacheable);
+    if (cacheable && !sim_lines_tracking(l)) {
+        /* What the device wrote to a block released here is no longer
+         * the device's writes: the new block's copies are as they are
+         * (tracking, every cacheable block is zeroed, and that says so). */
+        clear_written(l, at / l->line, size / l->line);
+    }
+    if (cacheable && watching(l)) {
+        set_bits(l->stored, at / page, size / page, 0);
+        rc = sim_stores_watch(&l->stores, cpu, size);
+        l->windows[at / page] = rc == 0 ? (uintptr_t)cpu : 0;
+    }
     sim_lines_unlock(l);
+    return rc;
 }
 
 void
 sim_lines_zeroed(sim_lines *l, uint64_t at, uint64_t size)
 {
-    if (!sim_lines_tracking(l)) {
-        return;
-    }
     PA_ASSERT(whole_lines(l, at, at + size));
     sim_lines_lock(l);
     clear_written(l, at / l->line, size / l->line);
+    if (l->stored != NULL) {
+        /* A block used again starts with no store seen. */
+        pa_block blk = {.device_address = l->base + at, .size = size};
+        take_stores(l, &blk, at, at + size, 0);
+        set_bits(l->stored, at / pa_page_size(), size / pa_page_size(), 0);
+    }
     sim_lines_unlock(l);
 }
 
@@ -446,12 +619,13 @@ sim_lines_flush(sim_lines *l, const pa_block *blk, uint64_t at,
                 uint64_t len)
 {
     PA_ASSERT(at <= l->size && len <= l->size - at);
-    if (!sim_lines_tracking(l)) {
-        copy_changed(l->device, l->cache, at, len);
-        return;
-    }
+    uint64_t lo = line_down(l, at), hi = line_up(l, at + len);
     sim_lines_lock(l);
-    write_back(l, blk, line_down(l, at), line_up(l, at + len));
+    /* A silent store's write-back is sure to undo the device's writes
+     * only where the device wrote every line of its page. */
+    sync_stored(l, blk, lo, hi, lo, hi, PA_HAZARD_WRITEBACK_CLOBBERED,
+                page_written);
+    write_back(l, blk, lo, hi);
     sim_lines_unlock(l);
 }
 
@@ -460,20 +634,23 @@ sim_lines_invalidate(sim_lines *l, const pa_block *blk, uint64_t at,
                      uint64_t len)
 {
     PA_ASSERT(at <= l->size && len <= l->size - at);
-    if (!sim_lines_tracking(l)) {
-        copy_changed(l->cache, l->device, at, len);
-        return;
-    }
     uint64_t lo = line_down(l, at), hi = line_up(l, at + len);
     sim_lines_lock(l);
+    /* Only the lines the span covers whole are discarded. */
+    sync_stored(l, blk, lo, hi, line_up(l, at), line_down(l, at + len),
+                PA_HAZARD_DISCARDED, NULL);
     /* Lines the span covers only in part are cleaned first (dc civac):
      * the CPU's bytes outside the span must survive. */
     uint64_t last = hi - l->line;
     if (lo != at) {
         write_back_line(l, blk, lo);
+        note_edge_change(l, blk, lo, at);
     }
-    if (hi != at + len && !(last == lo && lo != at)) {
-        write_back_line(l, blk, last);
+    if (hi != at + len) {
+        if (!(last == lo && lo != at)) {
+            write_back_line(l, blk, last);
+        }
+        note_edge_change(l, blk, at + len, last + l->line);
     }
     discard(l, blk, lo, hi);
     sim_lines_unlock(l);
@@ -485,10 +662,11 @@ sim_lines_device_io(sim_lines *l, const pa_block *blk, uint64_t at,
 {
     PA_ASSERT(at <= l->size && n <= l->size - at);
     sim_lines_lock(l);
-    if (n > 0 && sim_lines_tracking(l) && in_cacheable_block(l, at)) {
-        device_access(l, blk, at, at + n,
-                      in != NULL ? PA_HAZARD_WRITE_UNDER_DIRTY
-                                 : PA_HAZARD_UNFLUSHED_READ, in != NULL);
+    if (n > 0 && in_cacheable_block(l, at)) {
+        int kind = in != NULL ? PA_HAZARD_WRITE_UNDER_DIRTY
+                              : PA_HAZARD_UNFLUSHED_READ;
+        device_meets_stored(l, blk, at, at + n, kind);
+        device_access(l, blk, at, at + n, kind, in != NULL);
     }
     if (in != NULL) {
         memcpy(l->device + at, in, n);
@@ -515,19 +693,29 @@ sim_lines_check(sim_lines *l, const pa_block *blk, int kind, uint64_t from)
 {
     PA_ASSERT(sim_lines_tracking(l) && blk->cacheable && from < blk->size);
     uint64_t lo = offset_of(l, blk), hi = lo + blk->size;
-    uint64_t stop = hi;
+    uint64_t stop = hi, page = pa_page_size();
     sim_lines_lock(l);
+    int stores = kind == PA_HAZARD_UNFLUSHED && l->stored != NULL;
+    if (stores) {
+        take_stores(l, blk, line_down(l, lo + from), hi, 1);
+    }
     for (uint64_t at = line_down(l, lo + from), end; at < stop; at = end) {
         end = chunk_end(at, hi);
         int busy = kind == PA_HAZARD_UNFLUSHED
                    ? chunk_busy(l, at, end)
+                     || (stores && any_bit(l->stored, at / page,
+                                           (end - 1) / page - at / page + 1))
                    : any_written(l, at / l->line, (end - at) / l->line);
         if (!busy) {
             continue;
         }
+        int silent = 0;
         for (uint64_t line = at; line < end; line += l->line) {
+            if (stores && (line == at || line % page == 0)) {
+                silent = silently_stored(l, line / page);
+            }
             int found = kind == PA_HAZARD_UNFLUSHED
-                        ? line_dirty(l, line)
+                        ? silent || line_dirty(l, line)
                         : line_written(l, line / l->line);
             if (found && !note_fits(kind, l, blk, line)) {
                 stop = line;
@@ -564,19 +752,44 @@ sim_pool_map(const pa_sys *sys, const char *name, uint64_t size, int *fd,
     return 0;
 }
 
-int
-sim_lines_init(sim_lines *l, const pa_sys *sys, uint64_t base, uint64_t size,
-               uint8_t *device, uint8_t *cache, uint64_t line, int mode)
+/* What watch_stores adds: the kernel's side, a bit per page of stores
+ * seen, and this process's table of where its cacheable blocks are. */
+static int
+watch_init(sim_lines *l)
 {
-    *l = (sim_lines){.sys = sys, .base = base, .size = size,
-                     .device = device, .cache = cache, .mode = mode,
-                     .line = line, .shadow_fd = -1};
-    int rc = new_shared_lock(sys, &l->lock);
+    int rc = sim_stores_open(&l->stores, l->sys);
     if (rc != 0) {
         return rc;
     }
-    if (!sim_lines_tracking(l)) {
-        return 0;
+    uint64_t pages = l->size / pa_page_size();
+    l->stored = new_bitmap(l->sys, pages);
+    if (l->stored == NULL) {
+        return pa_mmap_error(errno);
+    }
+    /* Private: each process maps its blocks where it does. */
+    void *p = l->sys->mmap(NULL, (size_t)(pages * sizeof(uintptr_t)),
+                           PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                           0);
+    if (p == MAP_FAILED) {
+        return pa_mmap_error(errno);
+    }
+    l->windows = p;
+    return 0;
+}
+
+int
+sim_lines_init(sim_lines *l, const pa_sys *sys, uint64_t base, uint64_t size,
+               uint8_t *device, uint8_t *cache, uint64_t line, int mode,
+               int watch)
+{
+    *l = (sim_lines){.sys = sys, .base = base, .size = size,
+                     .device = device, .cache = cache, .mode = mode,
+                     .line = line, .shadow_fd = -1,
+                     .stores = {.uffd = -1, .pagemap = -1}};
+    int rc = new_shared_lock(sys, &l->lock);
+    if (rc != 0) {
+        return rc;
     }
     l->lines_per_page = pa_page_size() / line;
     l->written = new_bitmap(sys, size / line);
@@ -591,8 +804,9 @@ sim_lines_init(sim_lines *l, const pa_sys *sys, uint64_t base, uint64_t size,
     if (l->cached_pages == NULL) {
         return pa_mmap_error(errno);
     }
-    return sim_pool_map(sys, "pynq_alloc-sim-shadow", size, &l->shadow_fd,
-                        &l->shadow);
+    rc = sim_pool_map(sys, "pynq_alloc-sim-shadow", size, &l->shadow_fd,
+                      &l->shadow);
+    return rc == 0 && watch ? watch_init(l) : rc;
 }
 
 void
@@ -617,6 +831,16 @@ sim_lines_destroy(sim_lines *l)
     if (l->cached_pages != NULL) {
         l->sys->munmap(l->cached_pages,
                        bitmap_bytes(l->size / pa_page_size()));
+    }
+    if (l->stores.sys != NULL) {
+        sim_stores_close(&l->stores);
+    }
+    if (l->stored != NULL) {
+        l->sys->munmap(l->stored, bitmap_bytes(l->size / pa_page_size()));
+    }
+    if (l->windows != NULL) {
+        l->sys->munmap(l->windows, (size_t)(l->size / pa_page_size()
+                                            * sizeof(uintptr_t)));
     }
     if (l->lock != NULL) {
         /* Not destroyed: a forked child may still use it; it goes with

@@ -10,14 +10,16 @@
  * the parent's model too; the lock is process-shared and robust (a
  * process that dies holding it leaves it to the next taker).
  *
- * Offsets are into the pool.  With tracking off (PA_COHERENCE_OFF) flush
- * and invalidate copy exactly their span and nothing else is kept.
+ * Offsets are into the pool.  The model moves the bytes in every mode, so
+ * that every mode gives a program the same data; with PA_COHERENCE_OFF it
+ * records no hazards.
  */
 #ifndef PA_SIM_LINES_H
 #define PA_SIM_LINES_H
 
 #include "hazard.h"
 #include "memory.h"
+#include "sim_stores.h"
 #include "sys.h"
 
 #include <pthread.h>
@@ -31,7 +33,6 @@ typedef struct sim_lines {
     uint8_t *cache;         /* the CPU's cached copy of it (sim.c's) */
     int mode;               /* PA_COHERENCE_* */
     uint64_t line;          /* bytes per cache line */
-    /* With tracking on only, else -1/NULL: */
     int shadow_fd;
     uint8_t *shadow;        /* what the CPU last synced of lines that the
                                device has written since (sparse) */
@@ -45,6 +46,12 @@ typedef struct sim_lines {
     pthread_mutex_t *lock;  /* the model's bits and copies, and the
                                device's accesses: in shared memory, held
                                across processes; NULL until made */
+    /* With watch_stores only, else NULL (sim_stores.h): */
+    sim_stores stores;
+    uint64_t *stored;       /* a bit per page: the CPU stored somewhere in
+                               it and synced none of it since (shared) */
+    uintptr_t *windows;     /* per pool page, this process's address of
+                               the cacheable block that starts there */
 } sim_lines;
 
 /* A sparse file of `size` bytes (a memfd named `name`) mapped shared
@@ -54,12 +61,14 @@ int sim_pool_map(const pa_sys *sys, const char *name, uint64_t size,
                  int *fd, uint8_t **map);
 
 /* Sets up the model of a pool of `size` bytes at device address base
- * whose two copies are device and cache; line is valid (sim.h).  0 or
- * -errno; sim_lines_destroy then undoes what was made.  A zeroed
- * sim_lines that was never initialised may be destroyed too. */
+ * whose two copies are device and cache; line is valid (sim.h); watch:
+ * see the CPU's stores to cacheable blocks (sim_stores.h).  0 or -errno
+ * (sim_stores_open's where watching cannot be had); sim_lines_destroy
+ * then undoes what was made.  A zeroed sim_lines that was never
+ * initialised may be destroyed too. */
 int sim_lines_init(sim_lines *l, const pa_sys *sys, uint64_t base,
                    uint64_t size, uint8_t *device, uint8_t *cache,
-                   uint64_t line, int mode);
+                   uint64_t line, int mode, int watch);
 void sim_lines_destroy(sim_lines *l);
 
 /* Take and give back the model's lock (as every function below does).  A
@@ -68,15 +77,18 @@ void sim_lines_destroy(sim_lines *l);
 void sim_lines_lock(sim_lines *l);
 void sim_lines_unlock(sim_lines *l);
 
+/* Whether hazards are recorded (the mode is not PA_COHERENCE_OFF). */
 static inline int
 sim_lines_tracking(const sim_lines *l)
 {
     return l->mode != PA_COHERENCE_OFF;
 }
 
-/* The block at [at, at + size) was allocated, cacheable or not. */
-void sim_lines_allocated(sim_lines *l, uint64_t at, uint64_t size,
-                         int cacheable);
+/* The block at [at, at + size) was allocated, cacheable or not, and
+ * this process maps it at cpu.  0, or -errno if its stores cannot be
+ * watched. */
+int sim_lines_allocated(sim_lines *l, uint64_t at, uint64_t size,
+                        int cacheable, void *cpu);
 
 /* Both copies of the cacheable block at [at, at + size) were zeroed: it
  * starts clean. */

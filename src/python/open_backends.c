@@ -103,18 +103,20 @@ static PyObject *
 open_sim(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"base_address", "size", "line_size",
-                             "coherence", NULL};
+                             "coherence", "watch_stores", NULL};
     unsigned long long base, size, line = 64;
     PyObject *coherence = NULL;
-    pa_sim_options options = {0, PA_COHERENCE_WARN};
+    int watch = 0;
+    pa_sim_options options = {0, PA_COHERENCE_WARN, 0};
     pa_memory *mem;
     int rc;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|O&O:_open_sim", kwlist,
-                                     to_u64, &base, to_u64, &size, to_u64,
-                                     &line, &coherence)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|O&Op:_open_sim",
+                                     kwlist, to_u64, &base, to_u64, &size,
+                                     to_u64, &line, &coherence, &watch)) {
         return NULL;
     }
+    options.watch_stores = watch;
     if (coherence != NULL
             && (options.coherence = parse_coherence(coherence)) < 0) {
         return NULL;
@@ -130,6 +132,11 @@ open_sim(PyObject *module, PyObject *args, PyObject *kwds)
                             "%u to %llu bytes (the page size), not %llu",
                             (unsigned)PA_SIM_LINE_MIN, page, line);
         }
+        if (strcmp(bad, "watch_stores") == 0) {
+            return pa_raise(-EINVAL, NULL, "watch_stores=True needs "
+                            "coherence 'warn' or 'raise': with 'off' "
+                            "nothing is reported");
+        }
         return pa_raise(-EINVAL, NULL, "the simulated memory needs a size above 0 "
                         "and a base_address that are multiples of the page "
                         "size (%llu) and end below 2**64; got size=%llu, "
@@ -142,6 +149,16 @@ open_sim(PyObject *module, PyObject *args, PyObject *kwds)
         return pa_raise(rc, NULL, "cannot create a simulated memory of %llu "
                         "bytes: this process cannot map that much (it is "
                         "out of address space or memory mappings)", size);
+    }
+    if (watch && (rc == -EOPNOTSUPP || rc == -ENOSYS || rc == -EPERM)) {
+        return pa_raise(rc, NULL, "watch_stores=True cannot be had here: "
+                        "it needs userfaultfd's asynchronous write "
+                        "protection of shared memory and PAGEMAP_SCAN "
+                        "(Linux 6.7 or later, CONFIG_USERFAULTFD)%s; open "
+                        "the simulated memory without it, where a line is "
+                        "dirty only when its bytes changed",
+                        rc == -EPERM ? ", which this process may not use "
+                        "(vm.unprivileged_userfaultfd)" : "");
     }
     if (rc != 0) {
         return pa_raise(rc, NULL, "cannot create a simulated memory of %llu "

@@ -25,7 +25,9 @@ test_kind_names(void)
     CHECK(same(pa_hazard_kind_name(PA_HAZARD_UNINVALIDATED),
                "uninvalidated"));
     CHECK_EQ(PA_HAZARD_UNFLUSHED_READ, 1);
-    CHECK_EQ(PA_HAZARD_UNINVALIDATED, PA_HAZARD_KINDS);
+    CHECK(same(pa_hazard_kind_name(PA_HAZARD_EDGE_RELOADED),
+               "edge-reloaded"));
+    CHECK_EQ(PA_HAZARD_EDGE_RELOADED, PA_HAZARD_KINDS);
     CHECK(pa_hazard_kind_name(0) == NULL);
     CHECK(pa_hazard_kind_name(PA_HAZARD_KINDS + 1) == NULL);
     CHECK(pa_hazard_kind_name(-1) == NULL);

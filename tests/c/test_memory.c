@@ -26,7 +26,7 @@ open_sim(uint64_t size)
 static pa_memory *
 open_plain_sim(uint64_t size)
 {
-    static const pa_sim_options untracked = {0, PA_COHERENCE_OFF};
+    static const pa_sim_options untracked = {0, PA_COHERENCE_OFF, 0};
     pa_memory *m = NULL;
     CHECK_EQ(pa_sim_open(NULL, BASE, size, &untracked, &m), 0);
     return m;
@@ -74,8 +74,9 @@ test_cacheable_block_is_not_coherent(void)
     CHECK_EQ(((uint8_t *)b.cpu)[39], 0x5A);
     CHECK_EQ(((uint8_t *)b.cpu)[40], 0xAB);   /* outside the write */
     pa_hazard h[PA_HAZARDS_KEPT];
-    CHECK_EQ(pa_hazards_take(h, PA_HAZARDS_KEPT, NULL), 1);
+    CHECK_EQ(pa_hazards_take(h, PA_HAZARDS_KEPT, NULL), 2);
     CHECK_EQ(h[0].kind, PA_HAZARD_UNFLUSHED_READ);   /* the first read */
+    CHECK_EQ(h[1].kind, PA_HAZARD_EDGE_RELOADED);    /* bytes 36 to 40 */
     CHECK_EQ(pa_memory_flush(m, &b, PAGE - 8, 16), -EINVAL);
     CHECK_EQ(pa_memory_invalidate(m, &b, PAGE + 1, 0), -EINVAL);
     pa_memory_release(m, &b);

@@ -18,7 +18,7 @@
 static pa_memory *
 open_model(uint64_t line, int coherence)
 {
-    pa_sim_options o = {line, coherence};
+    pa_sim_options o = {line, coherence, 0};
     pa_memory *m = NULL;
     CHECK_EQ(pa_sim_open(NULL, BASE, 4 * MiB, &o, &m), 0);
     return m;
@@ -293,17 +293,17 @@ test_line_size_option(void)
     pa_memory_close(m);
     static const uint64_t bad[] = {PA_SIM_LINE_MIN / 2, 48, 2 * PAGE};
     for (size_t i = 0; i < 3; i++) {
-        pa_sim_options o = {bad[i], PA_COHERENCE_WARN};
+        pa_sim_options o = {bad[i], PA_COHERENCE_WARN, 0};
         pa_memory *x = NULL;
         CHECK_EQ(pa_sim_open(NULL, BASE, MiB, &o, &x), -EINVAL);
     }
-    pa_sim_options o = {64, 3};
+    pa_sim_options o = {64, 3, 0};
     pa_memory *x = NULL;
     CHECK_EQ(pa_sim_open(NULL, BASE, MiB, &o, &x), -EINVAL);
     /* The limits themselves are lines; no options is the default line. */
     static const uint64_t good[] = {PA_SIM_LINE_MIN, PAGE};
     for (size_t i = 0; i < 2; i++) {
-        o = (pa_sim_options){good[i], PA_COHERENCE_WARN};
+        o = (pa_sim_options){good[i], PA_COHERENCE_WARN, 0};
         CHECK_EQ(pa_sim_open(NULL, BASE, MiB, &o, &x), 0);
         CHECK_EQ(pa_memory_line_size(x), good[i]);
         pa_memory_close(x);
@@ -314,7 +314,8 @@ test_line_size_option(void)
     pa_memory_close(x);
 }
 
-/* Off: the plain two-copy model, whole spans copied, nothing recorded. */
+/* Off: the line model's bytes, nothing recorded: a flush writes back the
+ * whole dirty line, and invalidate reloads the clean edge lines. */
 static void
 test_tracking_off(void)
 {
@@ -325,9 +326,13 @@ test_tracking_off(void)
     memset(cpu, 0xAB, 64);
     CHECK_EQ(device_byte(m, &b, 0), 0);
     CHECK_EQ(pa_memory_flush(m, &b, 8, 16), 0);
-    CHECK_EQ(device_byte(m, &b, 7), 0);
-    CHECK_EQ(device_byte(m, &b, 8), 0xAB);
-    CHECK_EQ(device_byte(m, &b, 24), 0);
+    CHECK_EQ(device_byte(m, &b, 0), 0xAB);
+    CHECK_EQ(device_byte(m, &b, 63), 0xAB);
+    CHECK_EQ(device_byte(m, &b, 64), 0);
+    device_fill(m, &b, 64, 64, 7);
+    CHECK_EQ(pa_memory_invalidate(m, &b, 72, 8), 0);
+    CHECK_EQ(cpu[64], 7);
+    CHECK_EQ(cpu[127], 7);
     check(m, &b, 1);
     take();
     CHECK_EQ(ngot, 0);
@@ -651,7 +656,7 @@ test_a_child_that_dies_holding_the_lock(void)
                           &pools[1]), 0);
     sim_lines l;
     CHECK_EQ(sim_lines_init(&l, &pa_sys_real, BASE, PAGE, pools[0],
-                            pools[1], 64, PA_COHERENCE_WARN), 0);
+                            pools[1], 64, PA_COHERENCE_WARN, 0), 0);
     in_child(child_dies_holding, &l);
     pa_block b = {.device_address = BASE, .size = PAGE};
     uint8_t in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8] = {0};
@@ -689,7 +694,7 @@ test_invalid_options_are_named(void)
          "base_address"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        pa_sim_options o = {cases[i].line, cases[i].coherence};
+        pa_sim_options o = {cases[i].line, cases[i].coherence, 0};
         const char *named = pa_sim_invalid_option(cases[i].base,
                                                   cases[i].size, &o);
         CHECK(named == cases[i].named
