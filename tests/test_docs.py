@@ -4,6 +4,7 @@ the README and the documents under docs/ hold to the code: the API table,
 the backends, the memory specs they show, their links, and no citation of
 anything that is not in the repository."""
 import doctest
+import errno
 import inspect
 import pathlib
 import pydoc
@@ -125,7 +126,16 @@ def test_the_memory_specs_shown_are_accepted():
         accepted = inspect.signature(BACKENDS[kind]).parameters
         assert set(options) <= set(accepted), spec
         if kind == "sim":
-            assert pynq_alloc.open_memory(spec).kind == "sim"
+            try:
+                memory = pynq_alloc.open_memory(spec)
+            except OSError as e:
+                # watch_stores needs Linux 6.7 (the arm64 guest runs 6.1);
+                # elsewhere the spec is refused, and the refusal says so.
+                assert "watch_stores" in options, spec
+                assert e.errno == errno.ENOTSUP, spec
+                assert "watch_stores=True cannot be had here" in str(e)
+                continue
+            assert memory.kind == "sim"
 
 
 @pytest.mark.parametrize("doc", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
