@@ -524,6 +524,14 @@ cacheable_block(const pa_memory *m, const pa_block *blk)
     return m->ops->reuse_blocks && blk->size <= CACHE_MAX_BLOCK;
 }
 
+/* Keeps blk for reuse; the lock is held and there is room. */
+static void
+cache_append(pa_memory *m, const pa_block *blk)
+{
+    m->cache[m->cached++] = *blk;
+    m->cached_bytes += blk->size;
+}
+
 int
 pa_memory_try_keep(pa_memory *m, pa_block *blk)
 {
@@ -535,8 +543,7 @@ pa_memory_try_keep(pa_memory *m, pa_block *blk)
     int kept = cache_has_room(m, blk);
     if (kept) {
         m->live--;
-        m->cache[m->cached++] = *blk;
-        m->cached_bytes += blk->size;
+        cache_append(m, blk);
     }
     pthread_mutex_unlock(&m->lock);
     if (kept) {
@@ -569,8 +576,7 @@ put_back(pa_memory *m, pa_block *blk)
         m->cached_bytes -= freed;
         memmove(&m->cache[0], &m->cache[drop],
                 (size_t)m->cached * sizeof(pa_block));
-        m->cache[m->cached++] = *blk;
-        m->cached_bytes += blk->size;
+        cache_append(m, blk);
     }
     else {
         m->ops->free(m, blk, 0);
@@ -662,8 +668,7 @@ pa_memory_try_keep_retired(pa_memory *m, pa_block *blk)
     int kept = blk->parked && owned(blk) && cache_has_room(m, blk)
                && unlist_parked(m, blk);
     if (kept) {
-        m->cache[m->cached++] = *blk;
-        m->cached_bytes += blk->size;
+        cache_append(m, blk);
     }
     pthread_mutex_unlock(&m->lock);
     if (kept) {
